@@ -1,0 +1,154 @@
+package sterad
+
+import (
+	"context"
+	"time"
+)
+
+// IdempotencyRecord binds an Idempotency-Key to the transaction it created
+// and to a keyed fingerprint of the request body (never the body itself:
+// it may carry a card number).
+type IdempotencyRecord struct {
+	Key         string    `json:"key"`
+	Fingerprint string    `json:"fingerprint"`
+	TxnID       string    `json:"txn_id"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// SealCard asks the store to keep a card encrypted under an owner: a
+// transaction ID, or a vault entry ("vault:" + reference).
+type SealCard struct {
+	Owner string
+	Card  *Card
+}
+
+// QueueKind says what a store-and-forward item sends.
+type QueueKind string
+
+// Queue kinds, in forwarding priority order.
+const (
+	QueueReversal QueueKind = "reversal" // 0420, then 0421 until answered
+	QueueVoid     QueueKind = "void"     // 0400 repeated until answered
+	QueueAdvice   QueueKind = "advice"   // 0220, then 0221 until answered (completions, stand-ins)
+	QueueRequest  QueueKind = "request"  // a deferred request (refund, no-show) sent as its normal message
+)
+
+// QueueItem is one message owed to the acquirer.
+type QueueItem struct {
+	Seq         uint64    `json:"seq"` // assigned by the store: FIFO order
+	TxnID       string    `json:"txn_id"`
+	Kind        QueueKind `json:"kind"`
+	CreatedAt   time.Time `json:"created_at"`
+	Attempts    int       `json:"attempts"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Parked      bool      `json:"parked,omitempty"` // older than max_age: kept, shown, not dropped
+}
+
+// Batch states.
+const (
+	BatchOpen    = "open"
+	BatchClosing = "closing"
+	BatchClosed  = "closed"
+)
+
+// TerminalTotals are one terminal ID's totals in a batch and what the host
+// answered for them.
+type TerminalTotals struct {
+	TerminalID string `json:"terminal_id"`
+	Totals     Totals `json:"totals"`
+	Result     string `json:"result,omitempty"`   // DE 39 of the last 0500
+	Uploaded   int    `json:"uploaded,omitempty"` // 0320s sent
+}
+
+// Batch is one settlement batch (DE 60).
+type Batch struct {
+	Number    int              `json:"number"`
+	State     string           `json:"state"`
+	OpenedAt  time.Time        `json:"opened_at"`
+	ClosingAt time.Time        `json:"closing_at,omitzero"`
+	ClosedAt  time.Time        `json:"closed_at,omitzero"`
+	Terminals []TerminalTotals `json:"terminals,omitempty"`
+	Attempts  int              `json:"attempts,omitempty"`
+	LastError string           `json:"last_error,omitempty"`
+}
+
+// VaultEntry is a guaranteed reservation's card kept for a possible
+// no-show charge. The card itself is sealed under "vault:" + Reference.
+type VaultEntry struct {
+	Reference   string    `json:"reference"`
+	MaskedPAN   string    `json:"masked_pan"`
+	Brand       Brand     `json:"brand"`
+	Stay        Stay      `json:"stay"`
+	Token       string    `json:"token,omitempty"`
+	CheckTxn    string    `json:"check_txn,omitempty"` // the card check that vaulted it
+	CreatedAt   time.Time `json:"created_at"`
+	RetainUntil time.Time `json:"retain_until"`
+}
+
+// VaultOwner returns the card owner key of a vault entry.
+func VaultOwner(reference string) string { return "vault:" + reference }
+
+// Change is one atomic, durable write: when Apply returns nil, all of it
+// is on disk; when it returns an error, none of it is.
+type Change struct {
+	Put          []*Transaction     // create or replace
+	Idempotency  *IdempotencyRecord // bind a key; fails with EConflict if bound
+	SealCards    []SealCard         // encrypt and keep
+	DestroyCards []string           // owners whose cards are destroyed beyond recovery
+	Enqueue      []QueueItem        // append to the store-and-forward queue
+	UpdateQueue  []QueueItem        // replace items (attempts, parked) by Seq
+	Dequeue      []uint64           // remove by Seq
+	PutBatches   []*Batch
+	PutVault     []*VaultEntry
+	DeleteVault  []string // references
+}
+
+// TransactionFilter selects transactions. Zero fields match everything.
+type TransactionFilter struct {
+	Reference string
+	Status    Status
+	Op        Op
+	Original  string
+	Batch     int
+	Date      Date           // local creation date
+	Location  *time.Location // for Date; UTC when nil
+	Limit     int
+}
+
+// Store keeps sterad's state durably. Implementations must be safe for
+// concurrent use.
+type Store interface {
+	// Apply writes a change atomically and durably.
+	Apply(ctx context.Context, c Change) error
+
+	Transaction(ctx context.Context, id string) (*Transaction, error)
+	Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, error)
+	// Unfinished returns transactions whose step is not done, for recovery.
+	Unfinished(ctx context.Context) ([]*Transaction, error)
+
+	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
+	// MAC returns a keyed hash of data: fingerprints that must not reveal
+	// the card numbers they cover.
+	MAC(data []byte) string
+
+	// OpenCard decrypts the card sealed under owner; ErrNotFound when it
+	// was never kept or has been destroyed.
+	OpenCard(ctx context.Context, owner string) (*Card, error)
+
+	// NextSTAN returns a STAN for terminalID that has not been used on the
+	// UTC day of now, durably: never reused after a restart.
+	NextSTAN(ctx context.Context, terminalID string, now time.Time) (STAN, error)
+
+	Queue(ctx context.Context) ([]QueueItem, error)
+
+	// CurrentBatch returns the open batch, creating batch 1 on first use.
+	CurrentBatch(ctx context.Context) (*Batch, error)
+	Batch(ctx context.Context, number int) (*Batch, error)
+	Batches(ctx context.Context) ([]*Batch, error)
+
+	Vault(ctx context.Context) ([]*VaultEntry, error)
+	VaultEntry(ctx context.Context, reference string) (*VaultEntry, error)
+
+	Close() error
+}

@@ -1,0 +1,212 @@
+package sterad
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Op is what a transaction does.
+type Op string
+
+// Operations, as the API names them.
+const (
+	OpPreauth     Op = "preauth"     // pre-authorization at check-in (0100, DE 25 = 06)
+	OpIncremental Op = "incremental" // more authorization on a pre-auth (0100, MI=IA)
+	OpCompletion  Op = "completion"  // final amount at check-out (0220)
+	OpSale        Op = "sale"        // card-present or keyed sale (0200)
+	OpRefund      Op = "refund"      // refund of a sale (0200, DE 3 = 200000)
+	OpVoid        Op = "void"        // cancel before the batch closes (0400)
+	OpCardCheck   Op = "cardcheck"   // account verification (0100, DE 4 = 0, DE 25 = 51)
+	OpNoShow      Op = "noshow"      // no-show charge of a guaranteed reservation (0200, MI=NS)
+)
+
+// Ops lists every operation.
+var Ops = []Op{OpPreauth, OpIncremental, OpCompletion, OpSale, OpRefund, OpVoid, OpCardCheck, OpNoShow}
+
+// ParseOp returns the op named s.
+func ParseOp(s string) (Op, error) {
+	if slices.Contains(Ops, Op(s)) {
+		return Op(s), nil
+	}
+	return "", Errorf(EInvalid, "unknown_op", "unknown op %q: use one of preauth, incremental, completion, sale, refund, void, cardcheck, noshow", s)
+}
+
+// Financial reports whether the op moves money and so belongs in the
+// batch totals: sales, completions and no-show charges are debits, refunds
+// are credits.
+func (o Op) Financial() bool {
+	switch o {
+	case OpSale, OpCompletion, OpNoShow, OpRefund:
+		return true
+	}
+	return false
+}
+
+// Credit reports whether the op is a credit to the cardholder.
+func (o Op) Credit() bool { return o == OpRefund }
+
+// NeedsOriginal reports whether the op refers to an earlier transaction.
+func (o Op) NeedsOriginal() bool {
+	switch o {
+	case OpIncremental, OpCompletion, OpRefund, OpVoid:
+		return true
+	}
+	return false
+}
+
+// Status is a transaction's state as clients see it.
+type Status string
+
+// Statuses.
+const (
+	StatusPending   Status = "pending"   // in progress, or queued for the acquirer
+	StatusApproved  Status = "approved"  // approved by the acquirer (85 for a card check)
+	StatusDeclined  Status = "declined"  // declined; the card was not charged
+	StatusStoodIn   Status = "stood_in"  // approved locally while the acquirer was unreachable
+	StatusReversed  Status = "reversed"  // the outcome was unknown and the acquirer confirmed a reversal
+	StatusVoided    Status = "voided"    // voided by the hotel before the batch closed
+	StatusCancelled Status = "cancelled" // cancelled before anything was charged
+	StatusUnknown   Status = "unknown"   // outcome unknown; a reversal is under way or an operator must look
+)
+
+// Final reports whether no further change of status is possible.
+func (s Status) Final() bool {
+	switch s {
+	case StatusDeclined, StatusReversed, StatusVoided, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// transitions is the state machine: the statuses each status may move to.
+// A status may always stay as it is (a step changes within it).
+var transitions = map[Status][]Status{
+	StatusPending:  {StatusApproved, StatusDeclined, StatusStoodIn, StatusCancelled, StatusUnknown, StatusReversed},
+	StatusUnknown:  {StatusReversed, StatusApproved, StatusDeclined},
+	StatusStoodIn:  {StatusApproved, StatusDeclined, StatusVoided, StatusReversed},
+	StatusApproved: {StatusVoided, StatusReversed},
+}
+
+// CanTransition reports whether a transaction may move from one status to
+// another.
+func CanTransition(from, to Status) bool {
+	return from == to && !from.Final() || slices.Contains(transitions[from], to)
+}
+
+// Step records how far a transaction got, so that recovery after a crash
+// knows what may have happened outside sterad.
+type Step string
+
+// Steps, in order.
+const (
+	StepCreated  Step = "created"   // journaled; nothing sent anywhere yet
+	StepReading  Step = "reading"   // READ_CARD is (about to be) at the terminal
+	StepCardRead Step = "card_read" // the card is persisted; no request sent
+	StepSent     Step = "sent"      // the request is journaled and may have reached the host
+	StepAnswered Step = "answered"  // the host's answer is persisted
+	StepQueued   Step = "queued"    // waiting in the store-and-forward queue
+	StepReversal Step = "reversal"  // a reversal (0420/0421) is owed to the host
+	StepOutcome  Step = "outcome"   // the outcome is being shown at the terminal
+	StepDone     Step = "done"      // nothing is left to do
+)
+
+// Event is one journaled state change.
+type Event struct {
+	At     time.Time `json:"at"`
+	Status Status    `json:"status"`
+	Step   Step      `json:"step"`
+	Note   string    `json:"note,omitempty"`
+}
+
+// Transaction is one operation on a card and everything sterad keeps about
+// it. It never holds a full card number: the card lives encrypted in the
+// store while later messages need it (see CardStore).
+type Transaction struct {
+	ID           string    `json:"id"`
+	Op           Op        `json:"op"`
+	Status       Status    `json:"status"`
+	Step         Step      `json:"step"`
+	Reason       string    `json:"reason,omitempty"` // for the clerk: why declined, cancelled, reversed
+	ResponseCode string    `json:"response_code,omitempty"`
+	AuthCode     string    `json:"auth_code,omitempty"`
+	RRN          string    `json:"rrn,omitempty"`
+	HostTI       string    `json:"ti,omitempty"` // DE 48 TI returned by the host
+	Token        string    `json:"token,omitempty"`
+	Amount       Amount    `json:"amount"`
+	Currency     string    `json:"currency"`
+	MaskedPAN    string    `json:"masked_pan,omitempty"`
+	Brand        Brand     `json:"brand,omitempty"`
+	Entry        EntryMode `json:"entry,omitempty"`
+	Terminal     string    `json:"terminal,omitempty"`    // physical terminal that read the card
+	TerminalID   string    `json:"terminal_id,omitempty"` // DE 41 sent: the terminal or the virtual terminal
+	Reference    string    `json:"reference,omitempty"`
+	Stay         *Stay     `json:"stay,omitempty"`
+	Original     string    `json:"original,omitempty"`
+	Offline      bool      `json:"offline,omitempty"`
+	Batch        int       `json:"batch,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+
+	// The request as journaled before it was sent.
+	MTI         MTI       `json:"mti,omitempty"`
+	STAN        STAN      `json:"stan,omitempty"`
+	Transmitted time.Time `json:"transmitted,omitzero"` // DE 7, UTC
+	LocalCode   string    `json:"local_code,omitempty"` // stand-in authorization code
+
+	// Links between transactions.
+	AuthorizedTotal Amount `json:"authorized_total,omitzero"` // pre-auth: pre-auth plus approved incrementals
+	Refunded        Amount `json:"refunded,omitzero"`         // debits: approved and pending refunds
+	CompletedBy     string `json:"completed_by,omitempty"`
+	VoidedBy        string `json:"voided_by,omitempty"`
+
+	// The card kept encrypted for later messages, if any.
+	HasCard bool `json:"has_card,omitempty"`
+
+	// What the terminal reported at the end (RESULT).
+	TerminalResult string `json:"terminal_result,omitempty"`
+	Printed        bool   `json:"printed,omitempty"`
+
+	IdempotencyKey string  `json:"idempotency_key,omitempty"`
+	Events         []Event `json:"events,omitempty"`
+}
+
+// Clone returns a deep copy of t.
+func (t *Transaction) Clone() *Transaction {
+	c := *t
+	if t.Stay != nil {
+		s := *t.Stay
+		c.Stay = &s
+	}
+	c.Events = slices.Clone(t.Events)
+	return &c
+}
+
+// Transition moves t to status and step at time at, journaling an event. It
+// returns an *Error of kind EConflict when the state machine forbids it.
+func (t *Transaction) Transition(to Status, step Step, at time.Time, note string) error {
+	if !CanTransition(t.Status, to) {
+		return Errorf(EConflict, "invalid_state", "transaction %s is %s and cannot become %s", t.ID, t.Status, to)
+	}
+	t.Status, t.Step, t.UpdatedAt = to, step, at
+	t.Events = append(t.Events, Event{At: at, Status: to, Step: step, Note: note})
+	return nil
+}
+
+// IsDebit reports whether t is an approved (or stood-in) debit that can be
+// refunded or voided.
+func (t *Transaction) IsDebit() bool {
+	return t.Op.Financial() && !t.Op.Credit()
+}
+
+// Counted reports whether t counts in its batch's reconciliation totals:
+// a financial transaction approved by the host (or stood in and since
+// accepted) and not reversed or voided.
+func (t *Transaction) Counted() bool {
+	return t.Op.Financial() && t.Status == StatusApproved
+}
+
+// String is a short, card-safe description for logs.
+func (t *Transaction) String() string {
+	return fmt.Sprintf("%s %s %s %s", t.ID, t.Op, t.Status, t.Amount)
+}
