@@ -90,13 +90,17 @@ type VaultEntry struct {
 func VaultOwner(reference string) string { return "vault:" + reference }
 
 // Change is one atomic, durable write: when Apply returns nil, all of it
-// is on disk; when it returns an error, none of it is.
+// is on disk; when it returns an error, none of it is. Its parts apply in
+// the order of the fields. Apply fails with EConflict "idempotency_conflict"
+// when the key is bound, EConflict "batch_open" when a second batch would
+// be open, ENotFound "queue_item_not_found" when UpdateQueue names a
+// missing item.
 type Change struct {
 	Put          []*Transaction     // create or replace
 	Idempotency  *IdempotencyRecord // bind a key; fails with EConflict if bound
 	SealCards    []SealCard         // encrypt and keep
 	DestroyCards []string           // owners whose cards are destroyed beyond recovery
-	Enqueue      []QueueItem        // append to the store-and-forward queue
+	Enqueue      []QueueItem        // append to the queue; Apply sets each item's Seq in place
 	UpdateQueue  []QueueItem        // replace items (attempts, parked) by Seq
 	Dequeue      []uint64           // remove by Seq
 	PutBatches   []*Batch
@@ -142,7 +146,9 @@ type Store interface {
 
 	Queue(ctx context.Context) ([]QueueItem, error)
 
-	// CurrentBatch returns the open batch, creating batch 1 on first use.
+	// CurrentBatch returns the open batch, creating the next one (batch 1
+	// in a new store) when none is open. Batch(n) returns the newest batch
+	// numbered n (numbers wrap after 999999).
 	CurrentBatch(ctx context.Context) (*Batch, error)
 	Batch(ctx context.Context, number int) (*Batch, error)
 	Batches(ctx context.Context) ([]*Batch, error)

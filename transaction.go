@@ -152,7 +152,13 @@ type Transaction struct {
 	MTI         MTI       `json:"mti,omitempty"`
 	STAN        STAN      `json:"stan,omitempty"`
 	Transmitted time.Time `json:"transmitted,omitzero"` // DE 7, UTC
+	Condition   string    `json:"condition,omitempty"`  // DE 25 sent
 	LocalCode   string    `json:"local_code,omitempty"` // stand-in authorization code
+
+	// A reversal owed or sent for this transaction (RR and its own DE 7,
+	// kept so that 0421 repeats carry the same DE 7 as the first 0420).
+	ReversalReason      string    `json:"reversal_reason,omitempty"`
+	ReversalTransmitted time.Time `json:"reversal_transmitted,omitzero"`
 
 	// Links between transactions.
 	AuthorizedTotal Amount `json:"authorized_total,omitzero"` // pre-auth: pre-auth plus approved incrementals

@@ -1,0 +1,327 @@
+package api
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/sterad/sterad"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 64 << 10
+
+// statusOf is the one table from domain error kinds to HTTP statuses.
+var statusOf = map[string]int{
+	sterad.EInvalid:     http.StatusBadRequest,
+	sterad.ENotFound:    http.StatusNotFound,
+	sterad.EConflict:    http.StatusConflict,
+	sterad.EUnavailable: http.StatusServiceUnavailable,
+	sterad.EInternal:    http.StatusInternalServerError,
+	"unauthorized":      http.StatusUnauthorized,
+}
+
+// Server serves the HTTP API of a gateway.
+type Server struct {
+	Gateway *sterad.Gateway
+	Token   string       // bearer token required on everything but /healthz
+	Logger  *slog.Logger // default: discard
+	Version string
+
+	// Optional handlers mounted by the daemon.
+	Metrics   http.Handler // GET /metrics
+	Simulator http.Handler // /v1/sim/… in serve --simulate
+	// Extra routes (batches, reports, vault), keyed by pattern
+	// ("GET /v1/batches"); added by the packages that own them.
+	Extra map[string]http.HandlerFunc
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	auth := func(h http.HandlerFunc) http.Handler { return s.authorize(h) }
+	mux.Handle("POST /v1/transactions", auth(s.createTransaction))
+	mux.Handle("GET /v1/transactions", auth(s.listTransactions))
+	mux.Handle("GET /v1/transactions/{id}", auth(s.getTransaction))
+	mux.Handle("GET /v1/terminals", auth(s.terminals))
+	mux.Handle("GET /v1/queue", auth(s.queue))
+	mux.Handle("POST /v1/queue/flush", auth(s.flush))
+	mux.Handle("GET /v1/status", auth(s.status))
+	for pattern, h := range s.Extra {
+		mux.Handle(pattern, auth(h))
+	}
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.authorize(s.Metrics.ServeHTTP))
+	}
+	if s.Simulator != nil {
+		mux.Handle("/v1/sim/", s.authorize(http.StripPrefix("/v1/sim", s.Simulator).ServeHTTP))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, sterad.Errorf(sterad.ENotFound, "no_route", "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return s.recoverPanics(mux)
+}
+
+func (s *Server) authorize(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sterad"`)
+			WriteError(w, &sterad.Error{Kind: "unauthorized", Code: "unauthorized", Message: "missing or wrong bearer token"})
+			return
+		}
+		h(w, r)
+	})
+}
+
+// recoverPanics turns a panic into a 500 without its value: a panic's
+// text could hold request data.
+func (s *Server) recoverPanics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Logger.Error("panic in API handler", "method", r.Method, "path", r.URL.Path)
+				WriteError(w, errors.New("panic"))
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) createTransaction(w http.ResponseWriter, r *http.Request) {
+	var body TransactionRequest
+	if err := DecodeJSON(r, &body); err != nil {
+		WriteError(w, err)
+		return
+	}
+	req := body.Domain()
+	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
+	req.Wait = r.URL.Query().Get("wait") != "false"
+	t, replay, err := s.Gateway.Submit(r.Context(), req)
+	if err != nil {
+		if t != nil {
+			writeJSON(w, statusFor(err), ErrorBody{Error: ErrorDetail{Code: sterad.ErrorCode(err), Message: sterad.ErrorMessage(err), Transaction: View(t, false)}})
+			return
+		}
+		WriteError(w, err)
+		return
+	}
+	code := http.StatusCreated
+	switch {
+	case replay:
+		code = http.StatusOK
+	case t.Status == sterad.StatusPending && (!req.Wait || r.Context().Err() != nil):
+		code = http.StatusAccepted
+	}
+	w.Header().Set("Location", "/v1/transactions/"+t.ID)
+	writeJSON(w, code, View(t, false))
+}
+
+func (s *Server) getTransaction(w http.ResponseWriter, r *http.Request) {
+	t, err := s.Gateway.Transaction(r.Context(), r.PathValue("id"))
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, View(t, true))
+}
+
+func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := sterad.TransactionFilter{Reference: q.Get("reference"), Status: sterad.Status(q.Get("status")), Original: q.Get("original")}
+	if v := q.Get("op"); v != "" {
+		op, err := sterad.ParseOp(v)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		f.Op = op
+	}
+	if v := q.Get("status"); v != "" && !validStatus(v) {
+		WriteError(w, sterad.Errorf(sterad.EInvalid, "invalid_status", "unknown status %q", v))
+		return
+	}
+	if v := q.Get("date"); v != "" {
+		d, err := sterad.ParseDate(v)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		f.Date = d
+	}
+	if v := q.Get("batch"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			WriteError(w, sterad.Errorf(sterad.EInvalid, "invalid_batch", "batch must be a number"))
+			return
+		}
+		f.Batch = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			WriteError(w, sterad.Errorf(sterad.EInvalid, "invalid_limit", "limit must be a positive number"))
+			return
+		}
+		f.Limit = n
+	}
+	txns, err := s.Gateway.Transactions(r.Context(), f)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	out := make([]*Transaction, 0, len(txns))
+	for _, t := range txns {
+		out = append(out, View(t, false))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"transactions": out})
+}
+
+func validStatus(s string) bool {
+	switch sterad.Status(s) {
+	case sterad.StatusPending, sterad.StatusApproved, sterad.StatusDeclined, sterad.StatusStoodIn,
+		sterad.StatusReversed, sterad.StatusVoided, sterad.StatusCancelled, sterad.StatusUnknown:
+		return true
+	}
+	return false
+}
+
+func (s *Server) terminals(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"terminals": s.Gateway.Terminals()})
+}
+
+func (s *Server) queue(w http.ResponseWriter, r *http.Request) {
+	items, err := s.Gateway.Queue(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if items == nil {
+		items = []sterad.QueueItem{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queue": items, "summary": summarize(items)})
+}
+
+func summarize(items []sterad.QueueItem) QueueSummary {
+	s := QueueSummary{Depth: len(items)}
+	for _, it := range items {
+		if it.Parked {
+			s.Parked++
+		}
+	}
+	return s
+}
+
+func (s *Server) flush(w http.ResponseWriter, r *http.Request) {
+	n, err := s.Gateway.Flush(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	items, err := s.Gateway.Queue(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, FlushResult{Sent: n, Depth: len(items)})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st := Status{Acquirer: s.Gateway.Acquirer(), Terminals: s.Gateway.Terminals(), Version: s.Version}
+	items, err := s.Gateway.Queue(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	st.Queue = summarize(items)
+	if b, err := s.Gateway.OpenBatch(r.Context()); err == nil {
+		st.Batch = b
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// DecodeJSON reads a JSON body strictly: one object, known fields only,
+// at most MaxBodyBytes. Errors are *sterad.Error of kind EInvalid and
+// never quote the body (it may hold a card number).
+func DecodeJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return sterad.Errorf(sterad.EInvalid, "malformed_json", "could not read the request body")
+	}
+	if len(body) > MaxBodyBytes {
+		return sterad.Errorf(sterad.EInvalid, "body_too_large", "request body exceeds %d bytes", MaxBodyBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return sterad.Errorf(sterad.EInvalid, "malformed_json", "malformed JSON: %s", scrubJSONError(err))
+	}
+	if dec.More() {
+		return sterad.Errorf(sterad.EInvalid, "malformed_json", "malformed JSON: more than one value in the body")
+	}
+	return nil
+}
+
+// scrubJSONError describes a decoding error without quoting input.
+func scrubJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q must be a %s", typ.Field, typ.Type)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "json: unknown field") {
+		return strings.TrimPrefix(msg, "json: ")
+	}
+	if strings.HasPrefix(msg, "card:") || strings.HasPrefix(msg, "amount must") {
+		return msg
+	}
+	return "not a valid request object"
+}
+
+// WriteError answers with the error's status and body. Internal errors
+// are logged by the caller; their text is not shown.
+func WriteError(w http.ResponseWriter, err error) {
+	writeJSON(w, statusFor(err), ErrorBody{Error: ErrorDetail{Code: sterad.ErrorCode(err), Message: sterad.ErrorMessage(err)}})
+}
+
+func statusFor(err error) int {
+	if code, ok := statusOf[sterad.ErrorKind(err)]; ok {
+		return code
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteJSON answers with v as JSON.
+func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sterad/sterad"
+)
+
+// Config is sterad's YAML configuration (interface.md "Configuration").
+type Config struct {
+	MerchantID        string           `yaml:"merchant_id"`
+	VirtualTerminalID string           `yaml:"virtual_terminal_id"`
+	DataDir           string           `yaml:"data_dir"`
+	API               APIConfig        `yaml:"api"`
+	Acquirer          AcquirerConfig   `yaml:"acquirer"`
+	Terminals         []TerminalConfig `yaml:"terminals"`
+	Offline           OfflineConfig    `yaml:"offline"`
+	Settlement        SettlementConfig `yaml:"settlement"`
+	Reservations      ReservationConfig `yaml:"reservations"`
+	Log               LogConfig        `yaml:"log"`
+}
+
+// APIConfig is the HTTP API.
+type APIConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// AcquirerConfig is the acquirer link.
+type AcquirerConfig struct {
+	Address    string   `yaml:"address"`
+	TLS        bool     `yaml:"tls"`
+	CAFile     string   `yaml:"ca_file"`     // PEM roots for the host certificate (default: system roots)
+	ServerName string   `yaml:"server_name"` // host name to verify (default: from address)
+	Timeout    Duration `yaml:"timeout"`
+}
+
+// TerminalConfig is one card terminal.
+type TerminalConfig struct {
+	ID   string     `yaml:"id"`
+	Kind string     `yaml:"kind"`
+	Port string     `yaml:"port"`
+	Baud int        `yaml:"baud"`
+	USB  *USBConfig `yaml:"usb"`
+}
+
+// USBConfig finds a USB terminal by vendor and product id (and serial).
+type USBConfig struct {
+	VID    string `yaml:"vid"`
+	PID    string `yaml:"pid"`
+	Serial string `yaml:"serial"`
+}
+
+// OfflineConfig are the stand-in limits while the acquirer is unreachable.
+type OfflineConfig struct {
+	FloorLimit string   `yaml:"floor_limit"`
+	TotalLimit string   `yaml:"total_limit"`
+	MaxCount   int      `yaml:"max_count"`
+	MaxAge     Duration `yaml:"max_age"`
+}
+
+// SettlementConfig is the nightly batch and the fee report.
+type SettlementConfig struct {
+	Cutoff   string            `yaml:"cutoff"`
+	Timezone string            `yaml:"timezone"`
+	FeeRates map[string]string `yaml:"fee_rates"`
+	Holidays string            `yaml:"holidays"` // a newer bank-holiday calendar file
+}
+
+// ReservationConfig governs guaranteed reservations.
+type ReservationConfig struct {
+	NoShowCutoff string   `yaml:"noshow_cutoff"` // local time on the arrival day, default 18:00
+	Retention    Duration `yaml:"retention"`     // after check-out, default 7 days
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Duration is a time.Duration written as "15s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: duration must be a string like \"15s\"", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration like \"15s\" or \"48h\"", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// DefaultConfig is the configuration without a file: the simulator's
+// merchant, the default addresses and the domain documents' fee rates.
+func DefaultConfig() Config {
+	return Config{
+		MerchantID:        "HOTEL0000000001",
+		VirtualTerminalID: "VIRT0001",
+		DataDir:           "/var/lib/sterad",
+		API:               APIConfig{Listen: "127.0.0.1:7583"},
+		Acquirer:          AcquirerConfig{Address: "127.0.0.1:8583", Timeout: Duration(15 * time.Second)},
+		Offline:           OfflineConfig{FloorLimit: "50000", TotalLimit: "500000", MaxCount: 100, MaxAge: Duration(48 * time.Hour)},
+		Settlement: SettlementConfig{Cutoff: "02:00", Timezone: "Asia/Tokyo", FeeRates: map[string]string{
+			"visa": "2.58", "mastercard": "2.58", "unionpay": "2.90", "jcb": "2.48", "amex": "3.25", "diners": "3.25",
+		}},
+		Reservations: ReservationConfig{NoShowCutoff: "18:00", Retention: Duration(7 * 24 * time.Hour)},
+		Log:          LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// LoadConfig reads a YAML file over the defaults. Unknown keys are errors:
+// a misspelt option must not be silently ignored.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
+		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
+	}
+	return cfg, nil
+}
+
+// ApplyEnv overrides options from the environment.
+func (c *Config) ApplyEnv() {
+	for env, dst := range map[string]*string{
+		"STERAD_DATA_DIR":         &c.DataDir,
+		"STERAD_API_LISTEN":       &c.API.Listen,
+		"STERAD_ACQUIRER_ADDRESS": &c.Acquirer.Address,
+		"STERAD_MERCHANT_ID":      &c.MerchantID,
+	} {
+		if v := os.Getenv(env); v != "" {
+			*dst = v
+		}
+	}
+}
+
+var (
+	ansRe  = regexp.MustCompile(`^[ -~]+$`)
+	timeRe = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+)
+
+// Validate checks every option and returns all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.MerchantID == "" || len(c.MerchantID) > 15 || !ansRe.MatchString(c.MerchantID) {
+		bad("merchant_id must be 1–15 printable ASCII characters (DE 42)")
+	}
+	if c.VirtualTerminalID == "" || len(c.VirtualTerminalID) > 8 || !ansRe.MatchString(c.VirtualTerminalID) {
+		bad("virtual_terminal_id must be 1–8 printable ASCII characters (DE 41)")
+	}
+	if c.DataDir == "" {
+		bad("data_dir is required")
+	}
+	if c.API.Listen == "" {
+		bad("api.listen is required")
+	}
+	if c.Acquirer.Address == "" {
+		bad("acquirer.address is required")
+	}
+	if c.Acquirer.Timeout.D() <= 0 {
+		bad("acquirer.timeout must be more than zero")
+	}
+	seenID := map[string]bool{c.VirtualTerminalID: true}
+	seenDev := map[string]string{}
+	for i, t := range c.Terminals {
+		where := fmt.Sprintf("terminals[%d]", i)
+		if t.ID == "" || len(t.ID) > 8 || !ansRe.MatchString(t.ID) {
+			bad("%s: id must be 1–8 printable ASCII characters (DE 41)", where)
+		} else if seenID[t.ID] {
+			bad("%s: id %s is used twice (terminal IDs and the virtual terminal ID must differ)", where, t.ID)
+		}
+		seenID[t.ID] = true
+		if t.Kind != sterad.KindFixed && t.Kind != sterad.KindHandheld {
+			bad("%s (%s): unknown kind %q: use fixed or handheld", where, t.ID, t.Kind)
+		}
+		if (t.Port == "") == (t.USB == nil) {
+			bad("%s (%s): give exactly one of port or usb", where, t.ID)
+		}
+		dev := t.Port
+		if t.USB != nil {
+			if t.USB.VID == "" || t.USB.PID == "" {
+				bad("%s (%s): usb needs vid and pid", where, t.ID)
+			}
+			dev = "usb:" + strings.ToLower(t.USB.VID+":"+t.USB.PID+"/"+t.USB.Serial)
+		}
+		if dev != "" {
+			if other, dup := seenDev[dev]; dup {
+				bad("%s (%s): device %s is already used by terminal %s", where, t.ID, dev, other)
+			}
+			seenDev[dev] = t.ID
+		}
+		switch t.Baud {
+		case 0, 9600, 19200, 38400, 115200:
+		default:
+			bad("%s (%s): baud %d: use 9600, 19200, 38400 or 115200", where, t.ID, t.Baud)
+		}
+	}
+	for name, v := range map[string]string{"offline.floor_limit": c.Offline.FloorLimit, "offline.total_limit": c.Offline.TotalLimit} {
+		if _, err := sterad.ParseAmount(v, sterad.JPY); err != nil {
+			bad("%s: %s", name, sterad.ErrorMessage(err))
+		}
+	}
+	if c.Offline.MaxCount < 0 {
+		bad("offline.max_count must not be negative")
+	}
+	if !timeRe.MatchString(c.Settlement.Cutoff) {
+		bad("settlement.cutoff %q is not a time like \"02:00\"", c.Settlement.Cutoff)
+	}
+	if _, err := time.LoadLocation(c.Settlement.Timezone); err != nil || c.Settlement.Timezone == "" {
+		bad("settlement.timezone %q is not a known time zone", c.Settlement.Timezone)
+	}
+	for brand, rate := range c.Settlement.FeeRates {
+		if _, ok := sterad.ParseBrand(brand); !ok {
+			bad("settlement.fee_rates: unknown brand %q: use visa, mastercard, jcb, amex, diners, unionpay", brand)
+		}
+		if d, err := decimal.NewFromString(rate); err != nil || d.IsNegative() || d.GreaterThan(decimal.NewFromInt(100)) {
+			bad("settlement.fee_rates.%s: %q is not a percentage", brand, rate)
+		}
+	}
+	if !timeRe.MatchString(c.Reservations.NoShowCutoff) {
+		bad("reservations.noshow_cutoff %q is not a time like \"18:00\"", c.Reservations.NoShowCutoff)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format %q: use text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// Location returns the settlement time zone (validated).
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Settlement.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}

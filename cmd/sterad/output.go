@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sterad/sterad/api"
+)
+
+// printJSON writes v indented.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// yen formats a decimal amount string as ¥12,800.
+func yen(s string) string {
+	if s == "" {
+		return ""
+	}
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	intPart, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, c := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if frac != "" {
+		b.WriteString("." + frac)
+	}
+	if neg {
+		return "-¥" + b.String()
+	}
+	return "¥" + b.String()
+}
+
+// printTransaction writes a transaction for a person.
+func printTransaction(w io.Writer, t *api.Transaction) {
+	fmt.Fprintf(w, "%s  %s %s", strings.ToUpper(t.Status), t.Op, yen(t.Amount))
+	if t.MaskedPAN != "" {
+		fmt.Fprintf(w, "  %s %s", t.Brand, t.MaskedPAN)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "  %s\t%s\n", k, v)
+		}
+	}
+	row("id", t.ID)
+	row("reason", t.Reason)
+	row("response code", t.ResponseCode)
+	row("auth code", t.AuthCode)
+	row("rrn", t.RRN)
+	row("stan", t.STAN)
+	if t.Batch != nil {
+		row("batch", *t.Batch)
+	}
+	if t.Terminal != nil {
+		row("terminal", *t.Terminal)
+	}
+	row("reference", t.Reference)
+	if t.Original != nil {
+		row("original", *t.Original)
+	}
+	if t.Token != nil {
+		row("token", *t.Token)
+	}
+	if t.AuthorizedTotal != "" {
+		row("authorized total", yen(t.AuthorizedTotal))
+	}
+	if t.Refunded != "" {
+		row("refunded", yen(t.Refunded))
+	}
+	row("completed by", t.CompletedBy)
+	row("voided by", t.VoidedBy)
+	if t.Offline {
+		row("offline", "yes")
+	}
+	row("terminal result", t.TerminalResult)
+	row("created", t.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+	tw.Flush()
+	if len(t.Events) > 0 {
+		fmt.Fprintln(w, "  journal:")
+		for _, e := range t.Events {
+			fmt.Fprintf(w, "    %s  %-9s %-10s %s\n", e.At.Local().Format("15:04:05.000"), e.Status, e.Step, e.Note)
+		}
+	}
+}
+
+// printTransactionList writes one line per transaction.
+func printTransactionList(w io.Writer, txns []*api.Transaction) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CREATED\tID\tOP\tSTATUS\tAMOUNT\tCARD\tTERMINAL\tREFERENCE\tCODE")
+	for _, t := range txns {
+		term := ""
+		if t.Terminal != nil {
+			term = *t.Terminal
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.CreatedAt.Local().Format("01-02 15:04:05"), t.ID, t.Op,
+			t.Status, yen(t.Amount), t.MaskedPAN, term, t.Reference, t.ResponseCode)
+	}
+	tw.Flush()
+}

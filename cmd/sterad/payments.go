@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/api"
+)
+
+// paymentOptions are the flags of the commands that start a transaction.
+type paymentOptions struct {
+	terminal, amount, ref, checkin, checkout string
+	txn, pan, expiry, token, idemKey         string
+	noWait                                   bool
+}
+
+func (o *paymentOptions) request(op sterad.Op) api.TransactionRequest {
+	r := api.TransactionRequest{Op: string(op), Terminal: o.terminal, Amount: api.FlexAmount(o.amount),
+		Reference: o.ref, Original: o.txn, Token: o.token}
+	if o.pan != "" || o.expiry != "" {
+		r.Card = &api.CardInput{PAN: sterad.PAN(o.pan), Expiry: o.expiry}
+	}
+	if o.checkin != "" || o.checkout != "" {
+		r.Stay = &api.StayInput{CheckIn: o.checkin, CheckOut: o.checkout}
+	}
+	return r
+}
+
+// newPaymentCommands returns preauth, sale, incremental, complete, refund,
+// void, cardcheck and noshow.
+func newPaymentCommands(g *globalOptions) []*cobra.Command {
+	type flagSet struct{ terminal, amount, ref, stay, txn, card, token bool }
+	specs := []struct {
+		use, short string
+		op         sterad.Op
+		flags      flagSet
+	}{
+		{"preauth", "Pre-authorize at check-in (card at a terminal, or keyed)", sterad.OpPreauth, flagSet{terminal: true, amount: true, ref: true, stay: true, card: true}},
+		{"sale", "Charge a card at a terminal, or a keyed card (telephone or mail order)", sterad.OpSale, flagSet{terminal: true, amount: true, ref: true, card: true}},
+		{"incremental", "Add to a pre-authorization when the guest extends the stay", sterad.OpIncremental, flagSet{amount: true, txn: true}},
+		{"complete", "Complete a pre-authorization at check-out with the final amount", sterad.OpCompletion, flagSet{amount: true, txn: true}},
+		{"refund", "Refund part or all of a charge", sterad.OpRefund, flagSet{terminal: true, amount: true, txn: true}},
+		{"void", "Void a transaction before the batch closes", sterad.OpVoid, flagSet{txn: true}},
+		{"cardcheck", "Check the card of a guaranteed reservation (no charge)", sterad.OpCardCheck, flagSet{terminal: true, ref: true, stay: true, card: true}},
+		{"noshow", "Charge the no-show fee of a guaranteed reservation (card not present)", sterad.OpNoShow, flagSet{amount: true, ref: true, stay: true, card: true, token: true}},
+	}
+	var cmds []*cobra.Command
+	for _, s := range specs {
+		o := &paymentOptions{}
+		cmd := &cobra.Command{
+			Use:   s.use,
+			Short: s.short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				t, code, err := c.CreateTransaction(cmd.Context(), o.request(s.op), api.CreateOptions{IdempotencyKey: o.idemKey, NoWait: o.noWait})
+				if err != nil {
+					if ae, ok := err.(*api.Error); ok && ae.Transaction != nil {
+						printTransaction(cmd.ErrOrStderr(), ae.Transaction)
+					}
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), t)
+				}
+				if code == 200 {
+					fmt.Fprintln(cmd.OutOrStdout(), "(replayed: this Idempotency-Key was used before; nothing new was sent)")
+				}
+				printTransaction(cmd.OutOrStdout(), t)
+				return nil
+			},
+		}
+		f := cmd.Flags()
+		if s.flags.terminal {
+			f.StringVar(&o.terminal, "terminal", "", "terminal that reads the card (e.g. FRONT001)")
+		}
+		if s.flags.amount {
+			f.StringVar(&o.amount, "amount", "", "amount in yen, e.g. 12800")
+		}
+		if s.flags.ref {
+			f.StringVar(&o.ref, "ref", "", "reservation or folio reference")
+		}
+		if s.flags.stay {
+			f.StringVar(&o.checkin, "checkin", "", "check-in date YYYY-MM-DD")
+			f.StringVar(&o.checkout, "checkout", "", "check-out date YYYY-MM-DD")
+		}
+		if s.flags.txn {
+			f.StringVar(&o.txn, "txn", "", "the original transaction id")
+		}
+		if s.flags.card {
+			f.StringVar(&o.pan, "pan", "", "card number keyed from the reservation")
+			f.StringVar(&o.expiry, "expiry", "", "card expiry YYMM")
+		}
+		if s.flags.token {
+			f.StringVar(&o.token, "token", "", "card token from a card check, instead of a card number")
+		}
+		f.StringVar(&o.idemKey, "idempotency-key", "", "retry-safe key: the same key never charges twice")
+		f.BoolVar(&o.noWait, "no-wait", false, "return at once instead of waiting for the final result")
+		cmds = append(cmds, cmd)
+	}
+	return cmds
+}

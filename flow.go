@@ -1,0 +1,476 @@
+package sterad
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// checkOriginal checks that op may be applied to its original and records
+// the link on both: run under the original's lock, before the commit that
+// creates t.
+func (g *Gateway) checkOriginal(p *plan, t *Transaction) error {
+	o := p.original
+	t.Original = o.ID
+	if t.Reference == "" {
+		t.Reference = o.Reference
+	}
+	t.Stay = o.Stay
+	if p.term == nil {
+		// Not read at a terminal: the message belongs to the original's
+		// terminal ID, so the host finds it in the same batch.
+		t.TerminalID = o.TerminalID
+	}
+	t.MaskedPAN, t.Brand = o.MaskedPAN, o.Brand
+	switch p.op {
+	case OpIncremental, OpCompletion:
+		if o.Op != OpPreauth {
+			return Errorf(EConflict, "wrong_original", "a %s needs a pre-authorization, not a %s", p.op, o.Op)
+		}
+		if o.Status != StatusApproved {
+			return Errorf(EConflict, "wrong_state", "pre-authorization %s is %s, not approved", o.ID, o.Status)
+		}
+		if o.CompletedBy != "" {
+			return Errorf(EConflict, "already_completed", "pre-authorization %s was already completed by %s", o.ID, o.CompletedBy)
+		}
+		t.Entry = o.Entry
+		if p.op == OpIncremental {
+			t.Entry = EntryKeyed
+			return nil
+		}
+		limit := o.AuthorizedTotal.Value.Mul(g.cfg.CompletionTolerance)
+		if t.Amount.Value.GreaterThan(limit) {
+			return Errorf(EConflict, "exceeds_authorization",
+				"final amount %s is more than the authorized total %s × %s = %s: add an incremental authorization first",
+				t.Amount, o.AuthorizedTotal, g.cfg.CompletionTolerance, limit.StringFixed(t.Amount.Currency.Exponent))
+		}
+		o.CompletedBy = t.ID
+	case OpRefund:
+		if !o.IsDebit() {
+			return Errorf(EConflict, "wrong_original", "only a sale, completion or no-show charge can be refunded, not a %s", o.Op)
+		}
+		if o.Status != StatusApproved && o.Status != StatusStoodIn {
+			return Errorf(EConflict, "wrong_state", "transaction %s is %s: only an approved charge can be refunded", o.ID, o.Status)
+		}
+		left := o.Amount.Sub(o.Refunded)
+		if t.Amount.Cmp(left) > 0 {
+			return Errorf(EConflict, "exceeds_refundable", "refund of %s is more than what is left to refund on %s: %s (charged %s, refunded %s)",
+				t.Amount, o.ID, left, o.Amount, o.Refunded.orZero(o.Amount.Currency))
+		}
+		o.Refunded = o.Refunded.orZero(o.Amount.Currency).Add(t.Amount)
+		if p.term == nil {
+			t.Entry = EntryKeyed
+		}
+	case OpVoid:
+		switch {
+		case o.Op == OpVoid || o.Op == OpCardCheck:
+			return Errorf(EConflict, "wrong_original", "a %s cannot be voided", o.Op)
+		case o.Status == StatusVoided:
+			return Errorf(EConflict, "already_voided", "transaction %s is already voided", o.ID)
+		case o.VoidedBy != "":
+			return Errorf(EConflict, "void_in_progress", "transaction %s is being voided by %s", o.ID, o.VoidedBy)
+		case o.Status != StatusApproved:
+			return Errorf(EConflict, "wrong_state", "transaction %s is %s: only an approved transaction can be voided", o.ID, o.Status)
+		case o.Op == OpPreauth && o.CompletedBy != "":
+			return Errorf(EConflict, "already_completed", "pre-authorization %s was completed by %s: void the completion instead", o.ID, o.CompletedBy)
+		case o.Op == OpIncremental:
+			return Errorf(EConflict, "wrong_original", "void the pre-authorization %s, not its incremental authorization", o.Original)
+		}
+		if o.Batch != 0 {
+			b, err := g.store.CurrentBatch(g.ctx)
+			if err != nil {
+				return err
+			}
+			if o.Batch != b.Number {
+				return Errorf(EConflict, "batch_closed", "batch %06d of transaction %s has closed: it can no longer be voided, use a refund", o.Batch, o.ID)
+			}
+		}
+		t.Amount, t.Entry = o.Amount, o.Entry
+		o.VoidedBy = t.ID
+	}
+	return nil
+}
+
+// orZero returns a, or zero in cur when a was never set.
+func (a Amount) orZero(cur Currency) Amount {
+	if a.Currency.Code == "" {
+		return Amount{Currency: cur}
+	}
+	return a
+}
+
+// cardForNew returns the card a request without a terminal sends: the
+// keyed card, or the card of its original while the store still holds it.
+func (g *Gateway) cardForNew(ctx context.Context, p *plan) (*Card, error) {
+	if p.card != nil {
+		return p.card, nil
+	}
+	if p.original == nil {
+		return nil, nil
+	}
+	c, err := g.store.OpenCard(ctx, p.original.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil // linked by TI only
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open card of %s: %w", p.original.ID, err)
+	}
+	c.Entry = EntryKeyed
+	return c, nil
+}
+
+// prepare assigns the request's MTI, STAN, DE 7, condition and batch, marks
+// it sent and returns the message. The caller journals t before sending.
+func (g *Gateway) prepare(ctx context.Context, t *Transaction, card *Card, orig *Transaction, now time.Time) (*HostMessage, error) {
+	now = now.UTC().Truncate(time.Second)
+	switch t.Op {
+	case OpPreauth, OpIncremental, OpCardCheck:
+		t.MTI = MTIAuthorization
+	case OpCompletion:
+		t.MTI = MTIAdvice
+	case OpVoid:
+		t.MTI = MTIVoid
+	default:
+		t.MTI = MTIFinancial
+	}
+	if card != nil && t.Entry == "" {
+		t.Entry = card.Entry
+	}
+	if t.Entry == "" {
+		t.Entry = EntryKeyed
+	}
+	if card != nil && t.MaskedPAN == "" {
+		t.MaskedPAN, t.Brand = card.PAN.Masked(), card.Brand
+	}
+	t.Condition = g.condition(t)
+	if t.Op == OpVoid {
+		// A void carries the original's STAN; its DE 7 must differ from
+		// the original's so the host cannot take it for a duplicate.
+		t.STAN = orig.STAN
+		t.Transmitted = laterThan(now, orig.Transmitted)
+	} else {
+		stan, err := g.store.NextSTAN(ctx, t.TerminalID, now)
+		if err != nil {
+			return nil, fmt.Errorf("assign STAN: %w", err)
+		}
+		t.STAN, t.Transmitted = stan, now
+	}
+	if t.MTI.Class() != "01" {
+		b, err := g.store.CurrentBatch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.Batch = b.Number
+	}
+	t.Step, t.UpdatedAt = StepSent, now
+	return g.message(t, card, orig), nil
+}
+
+// laterThan returns now, or one second after prev when now is not later.
+func laterThan(now, prev time.Time) time.Time {
+	if !now.After(prev) {
+		return prev.Add(time.Second)
+	}
+	return now
+}
+
+// condition returns DE 25 for t.
+func (g *Gateway) condition(t *Transaction) string {
+	switch t.Op {
+	case OpPreauth, OpIncremental, OpCompletion:
+		return CondPreauth
+	case OpCardCheck:
+		return CondVerification
+	case OpNoShow:
+		return CondMailPhone
+	case OpSale:
+		if t.Terminal == "" {
+			return CondMailPhone // keyed: telephone or mail order
+		}
+	}
+	return CondNormal
+}
+
+// run is the flow of one transaction, on the daemon's context.
+func (g *Gateway) run(s *started) {
+	t := s.txn
+	defer g.finish(t)
+	defer s.card.Wipe()
+	ctx := g.ctx
+	if s.plan.term != nil {
+		g.runAtTerminal(ctx, s)
+		return
+	}
+	g.exchange(ctx, t.ID, s.msg)
+}
+
+// exchange sends a journaled request and records what came of it. When
+// the outcome is unknown the reversal is attempted at once (and repeated
+// by the forwarder until answered).
+func (g *Gateway) exchange(ctx context.Context, id string, msg *HostMessage) *Transaction {
+	resp, err := g.acquirer.Exchange(ctx, msg)
+	t, c, uerr := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		now := g.clock.Now()
+		switch {
+		case errors.Is(err, ErrHostUnavailable):
+			return g.notSent(t, c, now)
+		case err != nil:
+			reason := "no answer from the acquirer"
+			if !errors.Is(err, ErrNoResponse) {
+				reason = "the request could not be completed: " + ErrorMessage(err)
+				g.log.Error("acquirer exchange failed", "txn", t.ID, "err", err)
+			}
+			return g.unknownOutcome(t, c, now, reason)
+		}
+		return g.applyResponse(ctx, t, c, resp, now)
+	})
+	if uerr != nil {
+		g.log.Error("record acquirer response", "txn", id, "err", uerr)
+		return t
+	}
+	for _, item := range c.Enqueue {
+		if item.Kind == QueueReversal {
+			if r := g.forwardItem(ctx, item); r != nil {
+				t = r
+			}
+		}
+	}
+	g.wake()
+	return t
+}
+
+// notSent records a request that certainly never reached the host.
+func (g *Gateway) notSent(t *Transaction, c *txChange, now time.Time) error {
+	if t.MTI == MTIAdvice || t.MTI == MTIVoid {
+		// An advice or a void is owed to the host whatever happens: it is
+		// sent as soon as the link is back.
+		t.Reason = "the acquirer is unreachable: it will be sent when the link is back"
+		c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: queueKindOf(t), CreatedAt: now})
+		return t.Transition(StatusPending, StepQueued, now, t.Reason)
+	}
+	g.undo(c, t)
+	t.ResponseCode = ""
+	t.Reason = "the acquirer is unreachable: nothing was charged"
+	return g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
+}
+
+func queueKindOf(t *Transaction) QueueKind {
+	if t.MTI == MTIVoid {
+		return QueueVoid
+	}
+	return QueueAdvice
+}
+
+// applyResponse records a response the host sent to t's request.
+func (g *Gateway) applyResponse(ctx context.Context, t *Transaction, c *txChange, resp *HostMessage, now time.Time) error {
+	info := LookupResponse(resp.ResponseCode)
+	t.ResponseCode = resp.ResponseCode
+	switch info.Outcome {
+	case OutcomeUnknown:
+		return g.unknownOutcome(t, c, now, fmt.Sprintf("%s (%s)", info.Message, info.Code))
+	case OutcomeApproved:
+		if resp.AuthCode != "" {
+			t.AuthCode = resp.AuthCode
+		}
+		if resp.RRN != "" {
+			t.RRN = resp.RRN
+		}
+		if resp.TI != "" {
+			t.HostTI = resp.TI
+		}
+		if resp.Token != "" {
+			t.Token = resp.Token
+		}
+		t.Reason = ""
+		return g.approve(ctx, t, c, g.nextStep(t), now)
+	}
+	if info.Code == "30" {
+		g.log.Error("acquirer answered format error: a gateway bug", "txn", t.ID, "mti", t.MTI, "stan", t.STAN)
+	}
+	g.undo(c, t)
+	t.Reason = fmt.Sprintf("declined: %s (%s)", info.Message, info.Code)
+	return g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
+}
+
+// nextStep is where a transaction goes once the host is done with it: the
+// terminal still has to show the outcome, or nothing is left.
+func (g *Gateway) nextStep(t *Transaction) Step {
+	if t.Terminal != "" && t.TerminalResult == "" {
+		return StepOutcome
+	}
+	return StepDone
+}
+
+// unknownOutcome handles a request whose outcome is unknown: an
+// authorization or financial request is reversed (never resent); an
+// advice or a void is repeated until answered.
+func (g *Gateway) unknownOutcome(t *Transaction, c *txChange, now time.Time, reason string) error {
+	switch t.MTI {
+	case MTIAdvice, MTIVoid:
+		t.Reason = reason + ": it will be repeated until the acquirer answers"
+		c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: queueKindOf(t), CreatedAt: now, Attempts: 1, LastAttempt: now, LastError: reason})
+		return t.Transition(StatusPending, StepQueued, now, reason)
+	}
+	t.Reason = reason + ": the authorization is being reversed and the card will not be charged"
+	t.ReversalReason = RRTimeout
+	t.ReversalTransmitted = laterThan(now.UTC().Truncate(time.Second), t.Transmitted)
+	c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: QueueReversal, CreatedAt: now})
+	return t.Transition(StatusUnknown, StepReversal, now, reason)
+}
+
+// approve records an approval and its effect on the original.
+func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next Step, now time.Time) error {
+	switch t.Op {
+	case OpPreauth:
+		t.AuthorizedTotal = t.Amount
+	case OpIncremental:
+		o, err := g.lockedOriginal(ctx, t, c)
+		if err != nil {
+			return err
+		}
+		o.AuthorizedTotal = o.AuthorizedTotal.Add(t.Amount)
+		// The incremental's own card copy is only for its reversal.
+		c.DestroyCards = append(c.DestroyCards, t.ID)
+		t.HasCard = false
+	case OpCardCheck:
+		c.DestroyCards = append(c.DestroyCards, t.ID)
+		t.HasCard = false
+	case OpVoid:
+		o, err := g.lockedOriginal(ctx, t, c)
+		if err != nil {
+			return err
+		}
+		if err := o.Transition(StatusVoided, StepDone, now, "voided by "+t.ID); err != nil {
+			return err
+		}
+		if o.HasCard {
+			c.DestroyCards = append(c.DestroyCards, o.ID)
+			o.HasCard = false
+		}
+		if err := g.afterVoid(ctx, o, c, now); err != nil {
+			return err
+		}
+	}
+	return t.Transition(StatusApproved, next, now, "approved "+t.ResponseCode)
+}
+
+// afterVoid undoes what a voided transaction did to its own original.
+func (g *Gateway) afterVoid(ctx context.Context, o *Transaction, c *txChange, now time.Time) error {
+	switch o.Op {
+	case OpRefund, OpCompletion:
+		orig, err := g.lockedOriginal(ctx, o, c)
+		if err != nil {
+			return err
+		}
+		if o.Op == OpRefund {
+			orig.Refunded = orig.Refunded.Sub(o.Amount)
+		} else {
+			orig.CompletedBy = ""
+		}
+	case OpPreauth:
+		incs, err := g.store.Transactions(ctx, TransactionFilter{Original: o.ID, Op: OpIncremental})
+		if err != nil {
+			return err
+		}
+		for _, inc := range incs {
+			if inc.Status == StatusApproved {
+				if err := inc.Transition(StatusVoided, StepDone, now, "pre-authorization voided"); err != nil {
+					return err
+				}
+				c.Put = append(c.Put, inc)
+			}
+		}
+	}
+	return nil
+}
+
+// undo reverses, on the original, what t's creation did to it (refund
+// total, completion link, void link) when t ends without effect.
+func (g *Gateway) undo(c *txChange, t *Transaction) {
+	if t.Original == "" {
+		return
+	}
+	o, err := g.lockedOriginal(g.ctx, t, c)
+	if err != nil {
+		g.log.Error("undo link on original", "txn", t.ID, "original", t.Original, "err", err)
+		return
+	}
+	switch t.Op {
+	case OpRefund:
+		o.Refunded = o.Refunded.Sub(t.Amount)
+	case OpCompletion:
+		if o.CompletedBy == t.ID {
+			o.CompletedBy = ""
+		}
+	case OpVoid:
+		if o.VoidedBy == t.ID {
+			o.VoidedBy = ""
+		}
+	}
+}
+
+// end moves t to a final status and destroys its card: nothing will need
+// it. A transaction already in that status (a reversal decided earlier and
+// now confirmed) only moves on to step.
+func (g *Gateway) end(t *Transaction, c *txChange, status Status, step Step, now time.Time, note string) error {
+	if t.HasCard {
+		c.DestroyCards = append(c.DestroyCards, t.ID)
+		t.HasCard = false
+	}
+	if t.Status == status {
+		t.Step, t.UpdatedAt = step, now
+		t.Events = append(t.Events, Event{At: now, Status: status, Step: step, Note: note})
+		return nil
+	}
+	return t.Transition(status, step, now, note)
+}
+
+// lockedOriginal loads t's original into the change. The caller holds t's
+// lock; the original's lock is taken for the rest of the modify call.
+func (g *Gateway) lockedOriginal(ctx context.Context, t *Transaction, c *txChange) (*Transaction, error) {
+	for _, x := range c.Put {
+		if x.ID == t.Original {
+			return x, nil
+		}
+	}
+	unlock := g.locks.lock("txn:" + t.Original)
+	c.unlocks = append(c.unlocks, unlock)
+	o, err := g.store.Transaction(ctx, t.Original)
+	if err != nil {
+		return nil, fmt.Errorf("load original %s: %w", t.Original, err)
+	}
+	c.Put = append(c.Put, o)
+	return o, nil
+}
+
+// txChange is a Change being built under transaction locks.
+type txChange struct {
+	Change
+	unlocks []func()
+}
+
+// modify loads transaction id under its lock, lets fn change it (and add
+// to the change), and commits. It returns the transaction as committed
+// and the change (whose Enqueue items carry the Seq the store assigned).
+func (g *Gateway) modify(ctx context.Context, id string, fn func(t *Transaction, c *txChange) error) (*Transaction, *txChange, error) {
+	unlock := g.locks.lock("txn:" + id)
+	defer unlock()
+	t, err := g.store.Transaction(ctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", id, err)
+	}
+	c := &txChange{Change: Change{Put: []*Transaction{t}}}
+	defer func() {
+		for _, u := range c.unlocks {
+			u()
+		}
+	}()
+	if err := fn(t, c); err != nil {
+		return t, c, err
+	}
+	if err := g.store.Apply(ctx, c.Change); err != nil {
+		return t, c, err
+	}
+	return t, c, nil
+}

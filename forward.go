@@ -1,0 +1,205 @@
+package sterad
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// The forwarder sends what the gateway owes the acquirer: reversals of
+// unknown outcomes (0420, then 0421 until answered), voids and advices
+// whose answer was lost (repeated until answered). Each queued item reaches
+// the host until it answers; it is removed in the same commit that records
+// the answer.
+
+// wake makes the forwarder look at the queue now.
+func (g *Gateway) wake() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// LinkChanged tells the gateway that the acquirer link changed state; when
+// it comes back, the queue drains at once.
+func (g *Gateway) LinkChanged(s LinkStatus) {
+	if s.Online {
+		g.wake()
+	}
+}
+
+func (g *Gateway) forwardLoop(ctx context.Context) {
+	t := time.NewTicker(g.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		g.drain(ctx, false)
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// queuePriority orders the queue: reversals first, then voids, advices
+// and deferred requests; FIFO within each.
+var queuePriority = map[QueueKind]int{QueueReversal: 0, QueueVoid: 1, QueueAdvice: 2, QueueRequest: 3}
+
+// drain forwards every due item while the link is up. With now set, items
+// are due regardless of when they were last tried (queue flush).
+func (g *Gateway) drain(ctx context.Context, now bool) (sent int) {
+	if !g.acquirer.Status().Online {
+		return 0
+	}
+	items, err := g.store.Queue(ctx)
+	if err != nil {
+		g.log.Error("read queue", "err", err)
+		return 0
+	}
+	slices.SortStableFunc(items, func(a, b QueueItem) int {
+		return cmp.Or(cmp.Compare(queuePriority[a.Kind], queuePriority[b.Kind]), cmp.Compare(a.Seq, b.Seq))
+	})
+	clock := g.clock.Now()
+	for _, it := range items {
+		if ctx.Err() != nil || !g.acquirer.Status().Online {
+			return sent
+		}
+		if it.Parked || (!now && it.Attempts > 0 && clock.Sub(it.LastAttempt) < g.cfg.RetryInterval) {
+			continue
+		}
+		g.forwardItem(ctx, it)
+		sent++
+	}
+	return sent
+}
+
+// Flush forwards every queued item now (parked ones included is not
+// implied: parked items wait for an operator) and returns how many were
+// sent.
+func (g *Gateway) Flush(ctx context.Context) (int, error) {
+	if !g.acquirer.Status().Online {
+		return 0, ErrHostUnavailable
+	}
+	return g.drain(ctx, true), nil
+}
+
+// Queue lists the store-and-forward queue.
+func (g *Gateway) Queue(ctx context.Context) ([]QueueItem, error) { return g.store.Queue(ctx) }
+
+// forwardItem sends one queued item once and records the answer (or the
+// attempt). It returns the transaction as recorded, nil if the item was
+// already being forwarded.
+func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
+	g.mu.Lock()
+	if g.forwarding == nil {
+		g.forwarding = map[string]bool{}
+	}
+	if g.forwarding[it.TxnID] {
+		g.mu.Unlock()
+		return nil
+	}
+	g.forwarding[it.TxnID] = true
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.forwarding, it.TxnID)
+		g.mu.Unlock()
+	}()
+
+	t, err := g.store.Transaction(ctx, it.TxnID)
+	if err != nil {
+		g.log.Error("queued transaction", "txn", it.TxnID, "err", err)
+		return nil
+	}
+	msg, err := g.queuedMessage(ctx, t, it)
+	if err != nil {
+		g.log.Error("build queued message", "txn", t.ID, "kind", it.Kind, "err", err)
+		return t
+	}
+	resp, xerr := g.acquirer.Exchange(ctx, msg)
+	if xerr == nil && LookupResponse(resp.ResponseCode).Outcome == OutcomeUnknown {
+		xerr = fmt.Errorf("%w: %s", ErrNoResponse, LookupResponse(resp.ResponseCode).Message)
+	}
+	t, _, err = g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
+		now := g.clock.Now()
+		if xerr != nil {
+			it.Attempts++
+			it.LastAttempt = now
+			it.LastError = ErrorMessage(xerr)
+			if errors.Is(xerr, ErrHostUnavailable) {
+				it.Attempts-- // never sent: the next send is not a repeat
+				it.LastError = "the acquirer is unreachable"
+			}
+			c.UpdateQueue = append(c.UpdateQueue, it)
+			return nil
+		}
+		c.Dequeue = append(c.Dequeue, it.Seq)
+		if it.Kind != QueueReversal {
+			return g.applyResponse(ctx, t, c, resp, now)
+		}
+		if resp.ResponseCode != "00" {
+			// The host refused the reversal: a person must look.
+			g.log.Error("reversal refused by the acquirer", "txn", t.ID, "code", resp.ResponseCode)
+			t.Reason = fmt.Sprintf("the acquirer refused the reversal (%s): check with the acquirer", resp.ResponseCode)
+			return t.Transition(t.Status, g.nextStep(t), now, t.Reason)
+		}
+		g.undo(c, t)
+		t.Reason = "reversed: the card was not charged"
+		return g.end(t, c, StatusReversed, g.nextStep(t), now, "reversal confirmed")
+	})
+	if err != nil {
+		g.log.Error("record queued answer", "txn", it.TxnID, "err", err)
+	}
+	return t
+}
+
+// queuedMessage rebuilds the message an item sends.
+func (g *Gateway) queuedMessage(ctx context.Context, t *Transaction, it QueueItem) (*HostMessage, error) {
+	var orig *Transaction
+	if t.Original != "" {
+		o, err := g.store.Transaction(ctx, t.Original)
+		if err != nil {
+			return nil, fmt.Errorf("load original %s: %w", t.Original, err)
+		}
+		orig = o
+	}
+	card, err := g.cardOf(ctx, t, orig)
+	if err != nil {
+		return nil, err
+	}
+	defer card.Wipe()
+	switch it.Kind {
+	case QueueReversal:
+		b, err := g.store.CurrentBatch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return g.reversalMessage(t, card, it.Attempts > 0, b.Number), nil
+	case QueueVoid:
+		return g.voidMessage(t, orig, card), nil
+	default:
+		return g.repeatMessage(t, card, orig, it.Attempts > 0), nil
+	}
+}
+
+// cardOf opens the card a later message of t carries: t's own copy, or its
+// original's (a void uses the voided transaction's card). nil when the
+// store no longer holds one.
+func (g *Gateway) cardOf(ctx context.Context, t, orig *Transaction) (*Card, error) {
+	owner := t.ID
+	if t.Op == OpVoid && orig != nil {
+		owner = orig.ID
+	}
+	c, err := g.store.OpenCard(ctx, owner)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open card of %s: %w", owner, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,453 @@
+package sterad
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Defaults of GatewayConfig.
+const (
+	DefaultMCC = "7011" // lodging
+	// DefaultTerminalWait is how long a flow waits for a terminal whose
+	// link failed mid-transaction to come back before leaving the
+	// transaction to an operator.
+	DefaultTerminalWait = 30 * time.Second
+	// DefaultRetryInterval is how often queued reversals and advices are
+	// retried while the acquirer does not answer them.
+	DefaultRetryInterval = 5 * time.Second
+)
+
+// DefaultCompletionTolerance: a completion may exceed the authorized
+// total by at most 15 %.
+var DefaultCompletionTolerance = decimal.RequireFromString("1.15")
+
+// GatewayConfig is the merchant's configuration of the flows.
+type GatewayConfig struct {
+	MerchantID          string          // DE 42
+	VirtualTerminalID   string          // DE 41 of transactions not made at a terminal
+	Currency            Currency        // default JPY
+	Location            *time.Location  // merchant local time (DE 12/13, dates); default Asia/Tokyo
+	MCC                 string          // DE 18; default 7011
+	CompletionTolerance decimal.Decimal // final amount ≤ authorized total × this; default 1.15
+	TerminalWait        time.Duration   // default DefaultTerminalWait
+	RetryInterval       time.Duration   // default DefaultRetryInterval
+}
+
+// Deps are the adapters the gateway drives.
+type Deps struct {
+	Store     Store
+	Acquirer  Acquirer
+	Terminals []Terminal
+	Clock     Clock
+	Logger    *slog.Logger
+	NewID     func() string // unique, sortable transaction IDs
+}
+
+// Gateway runs the flows: it validates requests, journals transactions,
+// drives terminals and the acquirer, and recovers after a crash.
+type Gateway struct {
+	cfg      GatewayConfig
+	store    Store
+	acquirer Acquirer
+	terms    map[string]Terminal
+	termIDs  []string
+	clock    Clock
+	log      *slog.Logger
+	newID    func() string
+
+	ctx    context.Context // lifetime of flows: the daemon's, not a request's
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	busy     map[string]string        // terminal ID → transaction in progress
+	inflight map[string]chan struct{} // transaction ID → closed when its flow ends
+	locks    keyedMutex               // per transaction, per idempotency key
+
+	// batchMu orders batch assignment against batch close: requests hold
+	// it shared from reading the open batch until their journal commit.
+	batchMu sync.RWMutex
+
+	kick       chan struct{}   // wakes the forwarder
+	forwarding map[string]bool // transactions whose queued message is in flight (under mu)
+}
+
+// NewGateway checks the configuration and returns a gateway. Call Start
+// before submitting requests.
+func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
+	if d.Store == nil || d.Acquirer == nil || d.NewID == nil {
+		return nil, errors.New("gateway: store, acquirer and NewID are required")
+	}
+	if cfg.MerchantID == "" || cfg.VirtualTerminalID == "" {
+		return nil, errors.New("gateway: merchant ID and virtual terminal ID are required")
+	}
+	if cfg.Currency.Code == "" {
+		cfg.Currency = JPY
+	}
+	if cfg.Location == nil {
+		loc, err := time.LoadLocation("Asia/Tokyo")
+		if err != nil {
+			return nil, fmt.Errorf("gateway: load Asia/Tokyo: %w", err)
+		}
+		cfg.Location = loc
+	}
+	if cfg.MCC == "" {
+		cfg.MCC = DefaultMCC
+	}
+	if cfg.CompletionTolerance.IsZero() {
+		cfg.CompletionTolerance = DefaultCompletionTolerance
+	}
+	if cfg.TerminalWait <= 0 {
+		cfg.TerminalWait = DefaultTerminalWait
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if d.Clock == nil {
+		d.Clock = SystemClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{
+		cfg: cfg, store: d.Store, acquirer: d.Acquirer, clock: d.Clock, log: d.Logger, newID: d.NewID,
+		terms: map[string]Terminal{}, busy: map[string]string{}, inflight: map[string]chan struct{}{},
+		kick: make(chan struct{}, 1),
+	}
+	for _, t := range d.Terminals {
+		id := t.Info().ID
+		if _, dup := g.terms[id]; dup {
+			return nil, fmt.Errorf("gateway: terminal %s configured twice", id)
+		}
+		g.terms[id] = t
+		g.termIDs = append(g.termIDs, id)
+	}
+	slices.Sort(g.termIDs)
+	return g, nil
+}
+
+// Start recovers the transactions a crash interrupted and starts the
+// store-and-forward loop. Flows run until ctx ends; Stop waits for them.
+func (g *Gateway) Start(ctx context.Context) error {
+	g.ctx, g.cancel = context.WithCancel(ctx)
+	if _, err := g.store.CurrentBatch(ctx); err != nil {
+		return fmt.Errorf("open batch: %w", err)
+	}
+	if err := g.recover(g.ctx); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.forwardLoop(g.ctx)
+	}()
+	return nil
+}
+
+// Stop ends the flows and waits for them.
+func (g *Gateway) Stop() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
+}
+
+// Config returns the effective configuration.
+func (g *Gateway) Config() GatewayConfig { return g.cfg }
+
+// Transaction returns a transaction by ID.
+func (g *Gateway) Transaction(ctx context.Context, id string) (*Transaction, error) {
+	t, err := g.store.Transaction(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, Errorf(ENotFound, "unknown_transaction", "unknown transaction %q", id)
+	}
+	return t, err
+}
+
+// Transactions searches transactions.
+func (g *Gateway) Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, error) {
+	if f.Location == nil {
+		f.Location = g.cfg.Location
+	}
+	return g.store.Transactions(ctx, f)
+}
+
+// Terminals describes every configured terminal, in ID order.
+func (g *Gateway) Terminals() []TerminalInfo {
+	out := make([]TerminalInfo, 0, len(g.termIDs))
+	for _, id := range g.termIDs {
+		info := g.terms[id].Info()
+		g.mu.Lock()
+		if txn := g.busy[id]; txn != "" && info.State != TerminalOffline {
+			info.State, info.CurrentTxn = TerminalBusy, txn
+		}
+		g.mu.Unlock()
+		out = append(out, info)
+	}
+	return out
+}
+
+// OpenBatch returns the batch new financial transactions go to.
+func (g *Gateway) OpenBatch(ctx context.Context) (*Batch, error) { return g.store.CurrentBatch(ctx) }
+
+// Acquirer returns the acquirer link's status.
+func (g *Gateway) Acquirer() LinkStatus { return g.acquirer.Status() }
+
+// Wait blocks until the flow of transaction id has ended (or ctx ends) and
+// returns the transaction as it is then.
+func (g *Gateway) Wait(ctx context.Context, id string) (*Transaction, error) {
+	g.mu.Lock()
+	done := g.inflight[id]
+	g.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	return g.Transaction(context.WithoutCancel(ctx), id)
+}
+
+// Submit validates a request, journals the new transaction and starts its
+// flow. With r.Wait it returns once the transaction is final; otherwise at
+// once. replay is true when an Idempotency-Key returned an existing
+// transaction: nothing new was started.
+func (g *Gateway) Submit(ctx context.Context, r Request) (t *Transaction, replay bool, err error) {
+	now := g.clock.Now()
+	p, err := g.validate(r, now)
+	if err != nil {
+		return nil, false, err
+	}
+
+	var idem *IdempotencyRecord
+	if r.IdempotencyKey != "" {
+		if len(r.IdempotencyKey) > 255 {
+			return nil, false, Errorf(EInvalid, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
+		}
+		unlock := g.locks.lock("idem:" + r.IdempotencyKey)
+		defer unlock()
+		fp := g.store.MAC(r.fingerprint())
+		rec, err := g.store.Idempotency(ctx, r.IdempotencyKey)
+		switch {
+		case err == nil:
+			if rec.Fingerprint != fp {
+				return nil, false, Errorf(EConflict, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
+			}
+			unlock()
+			if r.Wait {
+				t, err = g.Wait(ctx, rec.TxnID)
+			} else {
+				t, err = g.Transaction(ctx, rec.TxnID)
+			}
+			return t, true, err
+		case !errors.Is(err, ErrNotFound):
+			return nil, false, err
+		}
+		idem = &IdempotencyRecord{Key: r.IdempotencyKey, Fingerprint: fp, CreatedAt: now}
+	}
+
+	start, err := g.begin(ctx, p, now, idem)
+	if err != nil {
+		return nil, false, err
+	}
+	t = start.txn
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.run(start)
+	}()
+	if !r.Wait {
+		return t, false, nil
+	}
+	t, err = g.Wait(ctx, t.ID)
+	if err == nil && start.err() != nil {
+		return t, false, start.err()
+	}
+	return t, false, err
+}
+
+// started is a journaled transaction and what its flow needs.
+type started struct {
+	txn  *Transaction
+	plan *plan
+	msg  *HostMessage // the journaled request, for ops that need no card read
+	card *Card        // in memory only: keyed card or the original's card
+
+	mu      sync.Mutex
+	failure error // an error the API returns along with the transaction (terminal busy)
+}
+
+func (s *started) setErr(err error) {
+	s.mu.Lock()
+	s.failure = err
+	s.mu.Unlock()
+}
+
+func (s *started) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure
+}
+
+// begin checks the request against stored state and journals the new
+// transaction, with the request itself when no card has to be read first.
+// Nothing is stored when it fails.
+func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *IdempotencyRecord) (*started, error) {
+	t := &Transaction{
+		ID: g.newID(), Op: p.op, Status: StatusPending, Step: StepCreated,
+		Amount: p.amount, Currency: p.amount.Currency.Code,
+		Terminal: p.termID, TerminalID: p.termID, Reference: p.reference, Stay: p.stay,
+		Token: p.token, CreatedAt: now, UpdatedAt: now,
+	}
+	if t.TerminalID == "" {
+		t.TerminalID = g.cfg.VirtualTerminalID
+	}
+	if idem != nil {
+		idem.TxnID = t.ID
+		t.IdempotencyKey = idem.Key
+	}
+	s := &started{txn: t, plan: p, card: p.card}
+	change := Change{Idempotency: idem}
+
+	// The terminal: known, online, and free.
+	if p.term != nil {
+		if p.term.Info().State == TerminalOffline {
+			return nil, ErrTerminalOffline
+		}
+		g.mu.Lock()
+		if g.busy[p.termID] != "" {
+			g.mu.Unlock()
+			return nil, ErrTerminalBusy
+		}
+		g.busy[p.termID] = t.ID
+		g.mu.Unlock()
+	}
+	release := func() {
+		if p.term != nil {
+			g.mu.Lock()
+			delete(g.busy, p.termID)
+			g.mu.Unlock()
+		}
+	}
+
+	// Ops on an original: lock it, check its state, and update it in the
+	// same commit that creates this transaction.
+	if p.op.NeedsOriginal() {
+		unlock := g.locks.lock("txn:" + p.originalID)
+		defer unlock()
+		orig, err := g.store.Transaction(ctx, p.originalID)
+		if errors.Is(err, ErrNotFound) {
+			release()
+			return nil, Errorf(ENotFound, "unknown_original", "unknown original transaction %q", p.originalID)
+		}
+		if err != nil {
+			release()
+			return nil, err
+		}
+		p.original = orig
+		if err := g.checkOriginal(p, t); err != nil {
+			release()
+			return nil, err
+		}
+		change.Put = append(change.Put, orig)
+	}
+	change.Put = append([]*Transaction{t}, change.Put...)
+
+	// Requests that need no card read are journaled now, with their
+	// STAN and DE 7, in the same commit that creates them.
+	if p.term == nil {
+		g.batchMu.RLock()
+		defer g.batchMu.RUnlock()
+		card, err := g.cardForNew(ctx, p)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		s.card = card
+		msg, err := g.prepare(ctx, t, card, p.original, now)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		s.msg = msg
+		if card != nil && keepsOwnCard(t.Op) {
+			change.SealCards = append(change.SealCards, SealCard{Owner: t.ID, Card: card})
+			t.HasCard = true
+		}
+	} else {
+		t.Step = StepReading
+	}
+	t.Events = append(t.Events, Event{At: now, Status: t.Status, Step: t.Step, Note: "created"})
+	if err := g.store.Apply(ctx, change); err != nil {
+		release()
+		return nil, err
+	}
+	g.mu.Lock()
+	g.inflight[t.ID] = make(chan struct{})
+	g.mu.Unlock()
+	return s, nil
+}
+
+// keepsOwnCard reports whether a transaction keeps its own encrypted copy
+// of the card: everything whose own later messages (reversal, batch
+// upload) carry DE 2. A void uses its original's card.
+func keepsOwnCard(op Op) bool { return op != OpVoid }
+
+// finish ends a flow: the terminal is free and waiters wake up.
+func (g *Gateway) finish(t *Transaction) {
+	g.mu.Lock()
+	if t.Terminal != "" && g.busy[t.Terminal] == t.ID {
+		delete(g.busy, t.Terminal)
+	}
+	if ch := g.inflight[t.ID]; ch != nil {
+		close(ch)
+		delete(g.inflight, t.ID)
+	}
+	g.mu.Unlock()
+}
+
+// keyedMutex is a set of mutexes created on demand, one per key.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock locks key and returns an idempotent unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.m[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			e.mu.Unlock()
+			k.mu.Lock()
+			e.refs--
+			if e.refs == 0 {
+				delete(k.m, key)
+			}
+			k.mu.Unlock()
+		})
+	}
+}

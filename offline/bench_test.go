@@ -1,0 +1,142 @@
+package offline_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/offline"
+)
+
+// Benchmarks run with fsync on: they measure the real commit path.
+
+// runWorkers runs fn(i) for i in 0..b.N-1 on n goroutines and returns the
+// wall time.
+func runWorkers(b *testing.B, n int, fn func(i int)) time.Duration {
+	b.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				fn(int(i))
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	return el
+}
+
+// BenchmarkApplyParallel: 32 goroutines each applying a Put and an
+// Idempotency binding of a realistic transaction.
+func BenchmarkApplyParallel(b *testing.B) {
+	for _, group := range []bool{true, false} {
+		b.Run(map[bool]string{true: "group=on", false: "group=off"}[group], func(b *testing.B) {
+			ctx := context.Background()
+			o := offline.DefaultOptions()
+			o.GroupCommit = group
+			db, _ := open(b, o)
+			fp := db.MAC([]byte(`{"op":"preauth","amount":"38500"}`))
+			el := runWorkers(b, 32, func(int) {
+				id := newID()
+				err := db.Apply(ctx, sterad.Change{
+					Put:         []*sterad.Transaction{txn(id, time.Now())},
+					Idempotency: &sterad.IdempotencyRecord{Key: "idem-" + id, Fingerprint: fp, TxnID: id, CreatedAt: time.Now()},
+				})
+				if err != nil {
+					b.Error(err)
+				}
+			})
+			st := db.Stats()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "applies/s")
+			b.ReportMetric(float64(st.Commits)/float64(st.Applies), "commits/apply")
+		})
+	}
+}
+
+// BenchmarkNextSTAN draws STANs back to back. With the default block
+// (100) that is bounded by the reservation commits, one per 100 STANs;
+// with a large block it measures the in-memory path.
+func BenchmarkNextSTAN(b *testing.B) {
+	ctx := context.Background()
+	// now moves to a new day every 500,000 calls so that no day runs out.
+	now := func(i int64) time.Time { return t0.Add(time.Duration(i/500_000) * 24 * time.Hour) }
+	for _, block := range []int{offline.DefaultSTANBlock, 100_000} {
+		opts := offline.DefaultOptions()
+		opts.STANBlock = block
+		b.Run(fmt.Sprintf("block=%d/serial", block), func(b *testing.B) {
+			db, _ := open(b, opts)
+			var i int64
+			for b.Loop() {
+				if _, err := db.NextSTAN(ctx, "TRM00001", now(i)); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(db.Stats().Commits)/float64(b.N), "commits/op")
+		})
+		for _, terminals := range []int{1, 8} {
+			b.Run(fmt.Sprintf("block=%d/parallel/terminals=%d", block, terminals), func(b *testing.B) {
+				db, _ := open(b, opts)
+				var n, g atomic.Int64
+				b.RunParallel(func(pb *testing.PB) {
+					term := fmt.Sprintf("TRM%05d", g.Add(1)%int64(terminals))
+					for pb.Next() {
+						if _, err := db.NextSTAN(ctx, term, now(n.Add(1))); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkSealOpenDestroy: seal a card (one commit), open it, destroy it
+// (another commit). parallel32 shows the slot fsyncs shared by a group.
+func BenchmarkSealOpenDestroy(b *testing.B) {
+	ctx := context.Background()
+	pan := testPAN()
+	cycle := func(b *testing.B, db *offline.DB, i int) {
+		owner := fmt.Sprintf("owner-%d", i)
+		if err := db.Apply(ctx, sterad.Change{SealCards: []sterad.SealCard{{Owner: owner, Card: testCard(pan)}}}); err != nil {
+			b.Error(err)
+			return
+		}
+		if _, err := db.OpenCard(ctx, owner); err != nil {
+			b.Error(err)
+			return
+		}
+		if err := db.Apply(ctx, sterad.Change{DestroyCards: []string{owner}}); err != nil {
+			b.Error(err)
+		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		db, _ := open(b, offline.DefaultOptions())
+		i := 0
+		for b.Loop() {
+			cycle(b, db, i)
+			i++
+		}
+	})
+	b.Run("parallel32", func(b *testing.B) {
+		db, _ := open(b, offline.DefaultOptions())
+		el := runWorkers(b, 32, func(i int) { cycle(b, db, i) })
+		st := db.Stats()
+		b.ReportMetric(float64(b.N)/el.Seconds(), "cycles/s")
+		b.ReportMetric(float64(st.SlotSyncs)/float64(b.N), "slotsyncs/cycle")
+	})
+}

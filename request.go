@@ -1,0 +1,191 @@
+package sterad
+
+import (
+	"strings"
+	"time"
+)
+
+// Request is a clerk's or the property system's request to start a
+// transaction, as it arrived: strings not yet validated. Gateway.Submit
+// validates all of it before anything is stored or sent.
+type Request struct {
+	Op        string
+	Terminal  string // card read at this terminal; empty for keyed, token or linked ops
+	Amount    string // major units ("30000")
+	Currency  string // default JPY
+	Reference string // folio or reservation number
+	Original  string // transaction ID for incremental, completion, refund, void
+	PAN       string // keyed card number
+	Expiry    string // keyed card expiry, YYMM
+	Token     string // host token instead of a card (no-show)
+	CheckIn   string // YYYY-MM-DD
+	CheckOut  string // YYYY-MM-DD
+
+	// IdempotencyKey: the same key and body return the same transaction
+	// and never send anything twice; the same key with another body is a
+	// conflict.
+	IdempotencyKey string
+	// Wait makes Submit return only when the transaction is final (or ctx
+	// ends); otherwise it returns as soon as the transaction is journaled.
+	Wait bool
+}
+
+// fingerprint is the canonical form of everything that defines the
+// request (not how the caller waits for it). It contains the card number:
+// only a keyed MAC of it is ever stored.
+func (r Request) fingerprint() []byte {
+	return []byte(strings.Join([]string{
+		"v1", r.Op, r.Terminal, strings.TrimSpace(r.Amount), strings.ToUpper(r.Currency), r.Reference,
+		r.Original, r.PAN, r.Expiry, r.Token, r.CheckIn, r.CheckOut,
+	}, "\x1f"))
+}
+
+// plan is a validated request: everything Submit needs to start it.
+type plan struct {
+	op         Op
+	amount     Amount
+	term       Terminal // nil unless the card is read at a terminal
+	termID     string   // physical terminal ID, "" when keyed
+	card       *Card    // keyed card
+	token      string
+	reference  string
+	stay       *Stay
+	originalID string
+	original   *Transaction // loaded by begin
+}
+
+// validate checks everything that does not depend on stored state: the
+// op, the amount, the card, the dates, which fields the op needs.
+func (g *Gateway) validate(r Request, now time.Time) (*plan, error) {
+	op, err := ParseOp(strings.TrimSpace(r.Op))
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{op: op, reference: strings.TrimSpace(r.Reference), token: strings.TrimSpace(r.Token), originalID: strings.TrimSpace(r.Original)}
+
+	cur := g.cfg.Currency
+	if r.Currency != "" {
+		c, ok := LookupCurrency(r.Currency)
+		if !ok || c.Code != g.cfg.Currency.Code {
+			return nil, Errorf(EInvalid, "invalid_currency", "currency %q is not accepted: this merchant settles in %s", r.Currency, g.cfg.Currency.Code)
+		}
+		cur = c
+	}
+
+	// Amount: required and positive for everything that moves or holds
+	// money; absent (or zero) for card checks and voids.
+	switch op {
+	case OpCardCheck, OpVoid:
+		if strings.TrimSpace(r.Amount) != "" {
+			a, err := ParseAmount(r.Amount, cur)
+			if err != nil {
+				return nil, err
+			}
+			if !a.IsZero() {
+				return nil, Errorf(EInvalid, "unexpected_amount", "a %s takes no amount: it is not a charge", op)
+			}
+		}
+		p.amount = Amount{Currency: cur}
+	default:
+		a, err := ParseAmount(r.Amount, cur)
+		if err != nil {
+			return nil, err
+		}
+		if a.IsZero() {
+			return nil, Errorf(EInvalid, "invalid_amount", "amount must be more than zero")
+		}
+		if a.Value.Cmp(MaxAmount) >= 0 {
+			return nil, Errorf(EInvalid, "invalid_amount", "amount %s is too large: the acquirer accepts less than %s", a, MaxAmount.StringFixed(cur.Exponent))
+		}
+		p.amount = a
+	}
+
+	if r.Terminal != "" {
+		t, ok := g.terms[r.Terminal]
+		if !ok {
+			return nil, Errorf(ENotFound, "unknown_terminal", "unknown terminal %q", r.Terminal)
+		}
+		p.term, p.termID = t, r.Terminal
+	}
+	if r.PAN != "" || r.Expiry != "" {
+		c := &Card{PAN: PAN(strings.TrimSpace(r.PAN)), Entry: EntryKeyed}
+		if err := ValidatePAN(string(c.PAN)); err != nil {
+			return nil, err
+		}
+		e, err := ParseExpiry(strings.TrimSpace(r.Expiry))
+		if err != nil {
+			return nil, err
+		}
+		c.Expiry = e
+		if err := c.Validate(now.In(g.cfg.Location)); err != nil {
+			return nil, err
+		}
+		c.Brand = BrandOf(string(c.PAN))
+		p.card = c
+	}
+	if r.CheckIn != "" || r.CheckOut != "" {
+		in, err := ParseDate(r.CheckIn)
+		if err != nil {
+			return nil, Errorf(EInvalid, "invalid_stay", "check-in: %s", ErrorMessage(err))
+		}
+		out, err := ParseDate(r.CheckOut)
+		if err != nil {
+			return nil, Errorf(EInvalid, "invalid_stay", "check-out: %s", ErrorMessage(err))
+		}
+		if out.Before(in) {
+			return nil, Errorf(EInvalid, "invalid_stay", "check-out %s is before check-in %s", out, in)
+		}
+		p.stay = &Stay{CheckIn: in, CheckOut: out}
+	}
+	if len(p.reference) > 25 {
+		return nil, Errorf(EInvalid, "invalid_reference", "reference is longer than 25 characters")
+	}
+	for _, c := range p.reference {
+		if c < 0x20 || c > 0x7e {
+			return nil, Errorf(EInvalid, "invalid_reference", "reference must be printable ASCII")
+		}
+	}
+
+	// Which inputs each op takes.
+	if op.NeedsOriginal() {
+		if strings.TrimSpace(r.Original) == "" {
+			return nil, Errorf(EInvalid, "missing_original", "a %s needs the original transaction id", op)
+		}
+		if p.card != nil || p.token != "" {
+			return nil, Errorf(EInvalid, "unexpected_card", "a %s uses the card of the original transaction", op)
+		}
+		if p.term != nil && op != OpRefund {
+			return nil, Errorf(EInvalid, "unexpected_terminal", "a %s does not read a card at a terminal", op)
+		}
+	} else if r.Original != "" {
+		return nil, Errorf(EInvalid, "unexpected_original", "a %s does not refer to an original transaction", op)
+	}
+	switch op {
+	case OpPreauth, OpSale, OpCardCheck:
+		if p.term == nil && p.card == nil {
+			return nil, Errorf(EInvalid, "missing_card", "a %s needs a terminal to read the card, or a keyed card", op)
+		}
+		if p.term != nil && p.card != nil {
+			return nil, Errorf(EInvalid, "ambiguous_card", "give a terminal or a keyed card, not both")
+		}
+		if p.token != "" {
+			return nil, Errorf(EInvalid, "unexpected_token", "a token is used only by a no-show charge")
+		}
+	case OpNoShow:
+		if p.term != nil {
+			return nil, Errorf(EInvalid, "unexpected_terminal", "a no-show charge is card-not-present: it uses no terminal")
+		}
+		if p.card != nil && p.token != "" {
+			return nil, Errorf(EInvalid, "ambiguous_card", "give a keyed card or a token, not both")
+		}
+	}
+	if op == OpPreauth || op == OpNoShow {
+		if p.reference == "" {
+			return nil, Errorf(EInvalid, "missing_reference", "a %s needs the reservation reference", op)
+		}
+		if p.stay == nil {
+			return nil, Errorf(EInvalid, "missing_stay", "a %s needs the stay dates (check-in and check-out)", op)
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,421 @@
+package sterad
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// entriesFor returns the entry modes a READ_CARD offers for op.
+func entriesFor(op Op) []EntryMode {
+	if op == OpCardCheck {
+		return []EntryMode{EntryKeyed, EntryChip, EntryContactless, EntrySwipe}
+	}
+	return []EntryMode{EntryChip, EntryContactless, EntrySwipe}
+}
+
+// promptFor is what the terminal shows the customer.
+func promptFor(t *Transaction) string {
+	switch t.Op {
+	case OpCardCheck:
+		return "カードチェック / Card check"
+	case OpRefund:
+		return fmt.Sprintf("返金 / Refund ¥%s", groupDigits(t.Amount.String()))
+	case OpPreauth:
+		return fmt.Sprintf("仮売上 / Pre-authorization ¥%s", groupDigits(t.Amount.String()))
+	}
+	return fmt.Sprintf("お支払い / Payment ¥%s", groupDigits(t.Amount.String()))
+}
+
+// runAtTerminal is the flow of a card-present transaction (terminal-link.md
+// §5): READ_CARD, the card journaled before its ACK, the request journaled
+// and sent, the OUTCOME shown and printed, the RESULT journaled.
+func (g *Gateway) runAtTerminal(ctx context.Context, s *started) {
+	t, term := s.txn, s.plan.term
+	req := CardRequest{TxnID: t.ID, Op: t.Op, Amount: t.Amount, Entry: entriesFor(t.Op), Text: promptFor(t)}
+	card, err := term.ReadCard(ctx, req, func(c *Card) error { return g.cardRead(ctx, t.ID, c) })
+	if err != nil {
+		g.cardNotRead(ctx, s, err)
+		return
+	}
+	s.card = card
+	g.authorizeRead(ctx, t.ID, card)
+	g.showOutcome(ctx, t.ID, 0)
+}
+
+// cardRead journals a card read at the terminal, encrypted, before the
+// terminal is told it arrived.
+func (g *Gateway) cardRead(ctx context.Context, id string, c *Card) error {
+	if c.Brand == "" || c.Brand == BrandUnknown {
+		c.Brand = BrandOf(string(c.PAN))
+	}
+	_, _, err := g.modify(ctx, id, func(t *Transaction, ch *txChange) error {
+		if t.Step != StepReading {
+			return nil // a retransmitted CARD: already journaled
+		}
+		t.MaskedPAN, t.Brand, t.Entry, t.HasCard = c.PAN.Masked(), c.Brand, c.Entry, true
+		ch.SealCards = append(ch.SealCards, SealCard{Owner: t.ID, Card: c})
+		return t.Transition(StatusPending, StepCardRead, g.clock.Now(), "card read: "+c.PAN.Masked())
+	})
+	return err
+}
+
+// authorizeRead checks a card read at the terminal, journals the request
+// and exchanges it with the acquirer.
+func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
+	var msg *HostMessage
+	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		now := g.clock.Now()
+		if reason := g.refuseRead(ctx, t, card, now); reason != "" {
+			g.undo(c, t)
+			t.Reason = reason
+			return g.end(t, c, StatusDeclined, StepOutcome, now, reason)
+		}
+		var orig *Transaction
+		if t.Original != "" {
+			o, err := g.store.Transaction(ctx, t.Original)
+			if err != nil {
+				return err
+			}
+			orig = o
+		}
+		g.batchMu.RLock()
+		defer g.batchMu.RUnlock()
+		m, err := g.prepare(ctx, t, card, orig, now)
+		if err != nil {
+			return err
+		}
+		msg = m
+		t.Events = append(t.Events, Event{At: now, Status: t.Status, Step: StepSent, Note: "request journaled"})
+		return nil
+	})
+	if err != nil {
+		g.log.Error("journal request", "txn", id, "err", err)
+		g.failBeforeSend(ctx, id, "the transaction could not be journaled: nothing was charged")
+		return
+	}
+	if msg != nil {
+		g.exchange(ctx, id, msg)
+	}
+}
+
+// refuseRead returns why a card read at the terminal must not be sent
+// ("" when it may).
+func (g *Gateway) refuseRead(ctx context.Context, t *Transaction, card *Card, now time.Time) string {
+	if err := ValidatePAN(string(card.PAN)); err != nil {
+		return "the terminal sent an invalid card number: " + ErrorMessage(err)
+	}
+	if !card.Expiry.IsZero() && card.Expiry.Expired(now.In(g.cfg.Location)) {
+		return "declined: the card has expired"
+	}
+	if t.Op == OpRefund && t.Original != "" {
+		if orig, err := g.store.OpenCard(ctx, t.Original); err == nil {
+			same := orig.PAN == card.PAN
+			orig.Wipe()
+			if !same {
+				return "a refund goes back to the card of the original charge: this is another card"
+			}
+		} else if t.MaskedPAN != "" && t.MaskedPAN != card.PAN.Masked() {
+			return "a refund goes back to the card of the original charge: this is another card"
+		}
+	}
+	return ""
+}
+
+// failBeforeSend ends a transaction that never reached the host.
+func (g *Gateway) failBeforeSend(ctx context.Context, id, reason string) {
+	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		if t.Status.Final() || t.Step == StepSent {
+			return nil
+		}
+		g.undo(c, t)
+		t.Reason = reason
+		return g.end(t, c, StatusCancelled, g.nextStep(t), g.clock.Now(), reason)
+	})
+	if err != nil {
+		g.log.Error("cancel transaction", "txn", id, "err", err)
+	}
+}
+
+// cardNotRead ends a READ_CARD that brought no card.
+func (g *Gateway) cardNotRead(ctx context.Context, s *started, err error) {
+	id := s.txn.ID
+	var reason string
+	switch {
+	case errors.Is(err, ErrCustomerCancelled):
+		reason = "cancelled at the terminal: nothing was charged"
+	case errors.Is(err, ErrTerminalTimeout):
+		reason = "no card was presented in time: nothing was charged"
+	case errors.Is(err, ErrTerminalBusy):
+		reason = "the terminal is busy with another transaction: nothing was charged"
+		s.setErr(ErrTerminalBusy)
+	case errors.Is(err, ErrTerminalOffline):
+		reason = "the terminal went offline before reading a card: nothing was charged"
+		s.setErr(ErrTerminalOffline)
+	case ctx.Err() != nil:
+		return // shutting down: recovery finishes it after the restart
+	case errors.Is(err, ErrLinkFailed):
+		g.reconcile(ctx, id)
+		return
+	default:
+		reason = "the terminal could not read the card: " + ErrorMessage(err) + ": nothing was charged"
+	}
+	_, _, uerr := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		if t.Status.Final() {
+			return nil
+		}
+		g.undo(c, t)
+		t.Reason, t.TerminalResult = reason, "cancelled"
+		return g.end(t, c, StatusCancelled, StepDone, g.clock.Now(), reason)
+	})
+	if uerr != nil {
+		g.log.Error("cancel transaction", "txn", id, "err", uerr)
+	}
+}
+
+// showOutcome shows the outcome at the terminal and journals the RESULT.
+// attempt counts how often the link failed while doing so.
+func (g *Gateway) showOutcome(ctx context.Context, id string, attempt int) {
+	t, err := g.store.Transaction(ctx, id)
+	if err != nil {
+		g.log.Error("load transaction", "txn", id, "err", err)
+		return
+	}
+	if t.Step != StepOutcome && !(t.Step == StepReversal && t.TerminalResult == "") {
+		return
+	}
+	term := g.terms[t.Terminal]
+	if term == nil {
+		return
+	}
+	res, err := term.ShowOutcome(ctx, g.outcome(t), func(r TerminalResult) error { return g.terminalResult(ctx, id, r) })
+	switch {
+	case err == nil:
+		g.afterResult(ctx, id, res)
+	case ctx.Err() != nil:
+	case errors.Is(err, ErrLinkFailed) && attempt < 2:
+		g.reconcile(ctx, id)
+	default:
+		g.log.Warn("outcome not shown at the terminal", "txn", id, "err", err)
+		g.leaveForOperator(ctx, id, "the terminal did not confirm the outcome: check the terminal's slip")
+	}
+}
+
+// terminalResult journals a RESULT before it is acknowledged.
+func (g *Gateway) terminalResult(ctx context.Context, id string, r TerminalResult) error {
+	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		if t.TerminalResult != "" {
+			return nil
+		}
+		t.TerminalResult, t.Printed = r.Status, r.Printed
+		step := StepDone
+		if t.Step == StepReversal {
+			step = StepReversal
+		}
+		note := "terminal result " + r.Status
+		if r.Reason != "" {
+			note += ": " + r.Reason
+		}
+		return t.Transition(t.Status, step, g.clock.Now(), note)
+	})
+	return err
+}
+
+// afterResult acts on the RESULT of an outcome: a customer who cancelled
+// at the terminal after an approval is never charged.
+func (g *Gateway) afterResult(ctx context.Context, id string, r TerminalResult) {
+	if r.Status != "cancelled" {
+		return
+	}
+	g.reverseApproved(ctx, id, RRCustomerCancel, "the customer cancelled at the terminal after the approval")
+}
+
+// reverseApproved reverses an approved authorization whose customer never
+// completed the transaction at the terminal.
+func (g *Gateway) reverseApproved(ctx context.Context, id, rr, reason string) {
+	_, c, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		if t.Status != StatusApproved || t.MTI == MTIAdvice {
+			return nil
+		}
+		now := g.clock.Now()
+		t.Reason = reason + ": the authorization is being reversed and the card will not be charged"
+		t.ReversalReason = rr
+		t.ReversalTransmitted = laterThan(now.UTC().Truncate(time.Second), t.Transmitted)
+		c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: QueueReversal, CreatedAt: now})
+		return t.Transition(StatusReversed, StepReversal, now, reason)
+	})
+	if err != nil {
+		g.log.Error("reverse approved transaction", "txn", id, "err", err)
+		return
+	}
+	for _, it := range c.Enqueue {
+		g.forwardItem(ctx, it)
+	}
+}
+
+// leaveForOperator marks a transaction the gateway cannot finish alone.
+func (g *Gateway) leaveForOperator(ctx context.Context, id, reason string) {
+	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		t.Reason = reason
+		status := t.Status
+		if status == StatusPending {
+			status = StatusUnknown
+		}
+		return t.Transition(status, t.Step, g.clock.Now(), reason)
+	})
+	if err != nil {
+		g.log.Error("mark transaction for an operator", "txn", id, "err", err)
+	}
+}
+
+// reconcile decides what happened to a transaction whose terminal link
+// failed (terminal-link.md §6): wait for the terminal, ask it, and finish.
+func (g *Gateway) reconcile(ctx context.Context, id string) {
+	t, err := g.store.Transaction(ctx, id)
+	if err != nil {
+		g.log.Error("load transaction", "txn", id, "err", err)
+		return
+	}
+	term := g.terms[t.Terminal]
+	if term == nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, g.cfg.TerminalWait)
+	defer cancel()
+	if err := term.WaitReady(wctx); err != nil {
+		if ctx.Err() == nil {
+			g.leaveForOperator(ctx, id, "the terminal did not come back after its link failed: it will be checked when it reconnects")
+		}
+		return
+	}
+	st, err := term.Query(ctx, id)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.leaveForOperator(ctx, id, "the terminal did not answer a status query: check the terminal")
+		}
+		return
+	}
+	g.log.Info("terminal reconciliation", "txn", id, "terminal", t.Terminal, "state", st.State, "step", t.Step)
+	switch t.Step {
+	case StepCreated, StepReading, StepCardRead:
+		g.reconcileBeforeSend(ctx, t, term, st)
+	case StepSent:
+		// Recovery turns this into a reversal before reconciling.
+	default:
+		g.reconcileOutcome(ctx, t, st)
+	}
+}
+
+// reconcileBeforeSend finishes a transaction whose request never went to
+// the host: nothing was charged, whatever the terminal says.
+func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *Transaction, term Terminal, st TerminalTxnState) {
+	reason := "the terminal link failed before the card was read: nothing was charged"
+	switch st.State {
+	case "waiting_card":
+		if _, _, err := term.Cancel(ctx, t.ID); err != nil {
+			g.log.Warn("cancel at terminal", "txn", t.ID, "err", err)
+		}
+	case "card_sent":
+		if t.Step == StepCardRead {
+			reason = "interrupted before the card was sent to the acquirer: nothing was charged, please try again"
+		} else {
+			reason = "the card did not reach sterad: nothing was charged, please try again"
+		}
+		// The terminal waits for an OUTCOME: tell it.
+		out := TerminalOutcome{TxnID: t.ID, Status: "error", Amount: t.Amount, MaskedPAN: t.MaskedPAN,
+			Lines: []string{"取消 / NOT CHARGED", reason}}
+		if _, err := term.ShowOutcome(ctx, out, func(r TerminalResult) error { return nil }); err != nil {
+			g.log.Warn("show error outcome", "txn", t.ID, "err", err)
+		}
+	case "done":
+		if st.Result != nil && st.Result.Status == "cancelled" {
+			reason = "cancelled at the terminal: nothing was charged"
+		}
+	}
+	g.failBeforeSend(ctx, t.ID, reason)
+	_, _, _ = g.modify(ctx, t.ID, func(x *Transaction, c *txChange) error {
+		if x.TerminalResult == "" {
+			x.TerminalResult = "cancelled"
+		}
+		return x.Transition(x.Status, StepDone, g.clock.Now(), "reconciled with the terminal")
+	})
+}
+
+// reconcileOutcome finishes a transaction whose host outcome is known but
+// whose terminal may not have shown it.
+func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, st TerminalTxnState) {
+	switch st.State {
+	case "card_sent":
+		// Still waiting for our OUTCOME: show it again.
+		g.showOutcome(ctx, t.ID, 1)
+	case "done":
+		if st.Result != nil {
+			if err := g.terminalResult(ctx, t.ID, *st.Result); err != nil {
+				g.log.Error("journal terminal result", "txn", t.ID, "err", err)
+			}
+			g.afterResult(ctx, t.ID, *st.Result)
+		}
+	default:
+		// The terminal lost the transaction (rebooted): the customer never
+		// saw an approval, so it is reversed.
+		g.reverseApproved(ctx, t.ID, RRCustomerCancel, "the terminal lost the transaction before showing its outcome")
+		_, _, _ = g.modify(ctx, t.ID, func(x *Transaction, c *txChange) error {
+			x.TerminalResult = "lost"
+			step := StepDone
+			if x.Step == StepReversal {
+				step = StepReversal
+			}
+			return x.Transition(x.Status, step, g.clock.Now(), "terminal lost the transaction")
+		})
+	}
+}
+
+// outcome is the OUTCOME of t: what the terminal shows and prints.
+func (g *Gateway) outcome(t *Transaction) TerminalOutcome {
+	o := TerminalOutcome{TxnID: t.ID, Code: t.ResponseCode, AuthCode: t.AuthCode, RRN: t.RRN, Amount: t.Amount, MaskedPAN: t.MaskedPAN}
+	title := map[Op]string{OpSale: "売上 / SALE", OpPreauth: "仮売上 / PRE-AUTHORIZATION", OpRefund: "返品 / REFUND",
+		OpCardCheck: "カードチェック / CARD CHECK"}[t.Op]
+	lines := []string{title, fmt.Sprintf("%s %s", strings.ToUpper(string(t.Brand)), t.MaskedPAN)}
+	if t.Op != OpCardCheck {
+		lines = append(lines, fmt.Sprintf("金額 / AMOUNT ¥%s", groupDigits(t.Amount.String())))
+	}
+	switch t.Status {
+	case StatusApproved:
+		o.Status = "approved"
+		if t.Op == OpCardCheck {
+			lines = append(lines, "有効 / CARD VALID ("+t.ResponseCode+")")
+		} else {
+			lines = append(lines, "承認 / APPROVED", "承認番号 / AUTH "+t.AuthCode)
+		}
+		if t.RRN != "" {
+			lines = append(lines, "RRN "+t.RRN)
+		}
+	case StatusDeclined:
+		o.Status = "declined"
+		lines = append(lines, "お取扱いできません / DECLINED", t.Reason)
+	default:
+		o.Status = "error"
+		lines = append(lines, "取消 / NOT CHARGED", t.Reason)
+	}
+	lines = append(lines, t.CreatedAt.In(g.cfg.Location).Format("2006-01-02 15:04:05"), "TXN "+t.ID)
+	o.Lines = lines
+	return o
+}
+
+// groupDigits formats 1234567 as 1,234,567.
+func groupDigits(s string) string {
+	intPart, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, c := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if frac != "" {
+		b.WriteString("." + frac)
+	}
+	return b.String()
+}
