@@ -84,15 +84,20 @@ type Terminal interface {
 	// journaled before the terminal is told it arrived. If persist fails
 	// the frame is not acknowledged. It returns ErrCustomerCancelled,
 	// ErrTerminalTimeout (after sending CANCEL), ErrTerminalBusy,
-	// ErrTerminalOffline or ErrLinkFailed.
+	// ErrTerminalOffline, ErrLinkFailed (the terminal's state is unknown:
+	// reconcile with Query), or an *Error with code "terminal_bad_card"
+	// when the terminal sent an unusable card (it was told to cancel).
+	// When ctx ends while waiting for the card, CANCEL is sent and ctx's
+	// error is returned (or the card, if the terminal answered TOO_LATE).
 	ReadCard(ctx context.Context, req CardRequest, persist func(*Card) error) (*Card, error)
 
 	// ShowOutcome sends OUTCOME and waits for the RESULT; persist is
 	// called with the RESULT before it is acknowledged.
 	ShowOutcome(ctx context.Context, o TerminalOutcome, persist func(TerminalResult) error) (TerminalResult, error)
 
-	// Cancel sends CANCEL and returns whether the terminal accepted it and
-	// the RESULT that follows an accepted cancel.
+	// Cancel sends CANCEL and returns the CANCEL_RESP: whether the terminal
+	// accepted it and why not. The RESULT that follows an accepted cancel
+	// completes a waiting ReadCard.
 	Cancel(ctx context.Context, txnID string) (accepted bool, reason string, err error)
 
 	// Query sends STATUS_QUERY for a transaction.

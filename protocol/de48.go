@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -50,7 +49,9 @@ func encodeDE48(m *sterad.HostMessage) (string, error) {
 		if len(v) < r.min || len(v) > r.max || !isPrintableASCII(v) || (r.digits && !isDigits(v, len(v))) {
 			return formatErr(48, "tag %s must be %d to %d characters", tag, r.min, r.max)
 		}
-		fmt.Fprintf(&b, "%s%03d%s", tag, len(v), v)
+		b.WriteString(tag)
+		b.WriteString(zeroFill(int64(len(v)), 3))
+		b.WriteString(v)
 		return nil
 	}
 	flag := func(on bool) string {
@@ -103,7 +104,7 @@ func decodeDE48(s string, m *sterad.HostMessage) error {
 		if !known {
 			continue // unknown tags are ignored
 		}
-		if n < r.min || n > r.max || (r.digits && !isDigits(v, n)) {
+		if n < r.min || n > r.max || !isPrintableASCII(v) || (r.digits && !isDigits(v, n)) {
 			return formatErr(48, "tag %s must be %d to %d characters", tag, r.min, r.max)
 		}
 		switch tag {

@@ -34,10 +34,25 @@ func formatErr(de int, format string, args ...any) error {
 
 // Pack encodes m as it goes on the wire, without the 2-byte length header.
 func Pack(m *sterad.HostMessage) ([]byte, error) {
+	_, b, err := packISO(m)
+	return b, err
+}
+
+// packISO converts m and packs it, returning both forms.
+func packISO(m *sterad.HostMessage) (*iso8583.Message, []byte, error) {
 	msg, err := ToISO(m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	b, err := packChecked(msg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return msg, b, nil
+}
+
+// packChecked packs msg and enforces MaxMessageLength.
+func packChecked(msg *iso8583.Message) ([]byte, error) {
 	b, err := msg.Pack()
 	if err != nil {
 		return nil, safeErr("pack", err)
@@ -103,6 +118,10 @@ func safeErr(op string, err error) error {
 	if i := strings.Index(reason, "invalid ASCII char"); i >= 0 {
 		reason = reason[:i] + "non-ASCII byte"
 	}
+	// strconv quotes the bytes it could not parse as a length prefix.
+	if i := strings.Index(reason, "strconv."); i >= 0 {
+		reason = reason[:i] + "length prefix is not a number"
+	}
 	de, convErr := strconv.Atoi(fieldID)
 	if convErr != nil {
 		de = -1
@@ -158,7 +177,7 @@ func ToISO(m *sterad.HostMessage) (*iso8583.Message, error) {
 		if minor < 0 || minor > 999_999_999_999 || !m.Amount.Value.Shift(m.Amount.Currency.Exponent).IsInteger() {
 			add(formatErr(4, "amount out of range for n12"))
 		} else {
-			add(set(4, fmt.Sprintf("%012d", minor)))
+			add(set(4, zeroFill(minor, 12)))
 		}
 	}
 	if !m.Transmitted.IsZero() {
@@ -234,7 +253,7 @@ func ToISO(m *sterad.HostMessage) (*iso8583.Message, error) {
 		if m.Batch < 1 || m.Batch > 999999 {
 			add(formatErr(60, "batch number out of range"))
 		} else {
-			add(set(60, fmt.Sprintf("%06d", m.Batch)))
+			add(set(60, zeroFill(int64(m.Batch), 6)))
 		}
 	}
 	if m.NetworkCode != "" {
@@ -247,12 +266,11 @@ func ToISO(m *sterad.HostMessage) (*iso8583.Message, error) {
 			v     int64
 			width int
 		}{{74, t.CreditCount, 10}, {76, t.DebitCount, 10}, {86, t.CreditAmount, 16}, {88, t.DebitAmount, 16}, {97, net, 16}} {
-			s := strconv.FormatInt(f.v, 10)
-			if f.v < 0 || len(s) > f.width {
+			if f.v < 0 || f.v >= pow10[f.width] {
 				add(formatErr(f.de, "out of range"))
 				continue
 			}
-			s = strings.Repeat("0", f.width-len(s)) + s
+			s := zeroFill(f.v, f.width)
 			if f.de == 97 {
 				s = sign + s
 			}
@@ -287,6 +305,16 @@ func FromISO(msg *iso8583.Message, ref time.Time) (*sterad.HostMessage, error) {
 			first = formatErr(de, format, args...)
 		}
 	}
+	// getText reads an an/ans field: printable ASCII, trailing spaces
+	// dropped (Pack space-fills them back).
+	getText := func(de int) string {
+		v := get(de)
+		if !isPrintableASCII(v) {
+			fail(de, "must be printable ASCII")
+			return ""
+		}
+		return strings.TrimRight(v, " ")
+	}
 
 	mti := get(0)
 	if !isDigits(mti, 4) {
@@ -305,7 +333,7 @@ func FromISO(msg *iso8583.Message, ref time.Time) (*sterad.HostMessage, error) {
 		}
 	}
 	if has(41) {
-		m.TerminalID = strings.TrimRight(get(41), " ")
+		m.TerminalID = getText(41)
 	}
 	if has(7) {
 		t, err := parseMMDDhhmmss(get(7), ref)
@@ -349,6 +377,9 @@ func FromISO(msg *iso8583.Message, ref time.Time) (*sterad.HostMessage, error) {
 		} else {
 			m.HasAmount = true
 			m.Amount = sterad.AmountFromMinor(n, cur)
+			// DE 4 without DE 49 is read in JPY; say so, as Pack writes
+			// DE 49 for every amount.
+			m.Currency = cur
 		}
 	}
 	if has(12) || has(13) {
@@ -398,16 +429,20 @@ func FromISO(msg *iso8583.Message, ref time.Time) (*sterad.HostMessage, error) {
 		}
 	}
 	if has(37) {
-		m.RRN = strings.TrimRight(get(37), " ")
+		m.RRN = getText(37)
 	}
 	if has(38) {
-		m.AuthCode = strings.TrimRight(get(38), " ")
+		m.AuthCode = getText(38)
 	}
 	if has(39) {
-		m.ResponseCode = get(39)
+		if v := get(39); isPrintableASCII(v) {
+			m.ResponseCode = v
+		} else {
+			fail(39, "must be 2 printable ASCII characters")
+		}
 	}
 	if has(42) {
-		m.MerchantID = strings.TrimRight(get(42), " ")
+		m.MerchantID = getText(42)
 	}
 	if has(48) {
 		if err := decodeDE48(get(48), m); err != nil {
@@ -544,6 +579,26 @@ func absDur(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+// pow10[n] is 10ⁿ: the first value that does not fit n digits.
+var pow10 = func() (p [19]int64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// zeroFill formats v (0 ≤ v < 10^width, checked by the caller) as an n
+// field: right-justified, zero-filled to width digits.
+func zeroFill(v int64, width int) string {
+	b := make([]byte, width)
+	for i := width - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return string(b)
 }
 
 func isDigits(s string, n int) bool {

@@ -77,9 +77,9 @@ type Link struct {
 	handler Handler
 	opts    LinkOptions
 
-	sendMu  sync.Mutex // held by Send from write until ACK: one outstanding frame
-	outSeq  byte       // last SEQ sent on a data frame
-	writeMu sync.Mutex // serializes writes to rw
+	sendSem chan struct{} // held by Send from write until ACK: one outstanding frame
+	outSeq  byte          // last SEQ sent on a data frame
+	writeMu sync.Mutex    // serializes writes to rw
 
 	ackMu   sync.Mutex
 	waitSeq int            // SEQ awaiting ACK, -1 when none
@@ -105,10 +105,14 @@ type ackSignal struct {
 // to start reading.
 func NewLink(rw io.ReadWriteCloser, h Handler, opts LinkOptions) *Link {
 	opts.defaults()
+	if h == nil {
+		h = func(Frame) error { return nil }
+	}
 	return &Link{
 		rw:      rw,
 		handler: h,
 		opts:    opts,
+		sendSem: make(chan struct{}, 1),
 		waitSeq: -1,
 		ackCh:   make(chan ackSignal, 8),
 		lastIn:  -1,
@@ -199,6 +203,22 @@ func (l *Link) Run() error {
 			lastNoiseLog, noiseSinceLog = time.Now(), 0
 		}
 	}
+	drain := func() {
+		for {
+			ev, ok := dec.Next()
+			if !ok {
+				break
+			}
+			noise(ev.Discarded)
+			l.handle(ev)
+		}
+		noise(dec.TakeDiscarded())
+		if dec.Pending() {
+			t1.Reset(time.Until(dec.Deadline()))
+		} else {
+			t1.Stop()
+		}
+	}
 	for {
 		select {
 		case <-l.done:
@@ -213,25 +233,15 @@ func (l *Link) Run() error {
 				return l.err
 			}
 			dec.Feed(c.b, c.at)
-			for {
-				ev, ok := dec.Next()
-				if !ok {
-					break
-				}
-				noise(ev.Discarded)
-				l.handle(ev)
-			}
-			noise(dec.TakeDiscarded())
-			if dec.Pending() {
-				t1.Reset(time.Until(dec.Deadline()))
-			} else {
-				t1.Stop()
-			}
+			drain()
 		case now := <-t1.C:
 			if ev, ok := dec.Expire(now); ok {
 				noise(ev.Discarded)
 				l.handle(ev)
 			}
+			// Frames buffered behind the dropped one, and a re-arm if
+			// the timer fired a hair early.
+			drain()
 		}
 	}
 }
@@ -240,8 +250,13 @@ func (l *Link) handle(ev DecodeEvent) {
 	switch ev.Kind {
 	case BadFrame, DroppedFrame:
 		l.opts.Logger.Debug("bad frame on the terminal link", "link", l.opts.Name, "seq", ev.Frame.Seq, "dropped", ev.Kind == DroppedFrame)
-		l.writeControl(TypeNAK, ev.Frame.Seq)
+		if ev.Frame.Type.IsControl() {
+			// ACK and NAK are never acknowledged, not even negatively:
+			// the peer's T2 recovers a lost ACK.
+			return
+		}
 		l.stats.nakOut.Add(1)
+		l.writeControl(TypeNAK, ev.Frame.Seq)
 	case DecodedFrame:
 		f := ev.Frame
 		switch f.Type {
@@ -320,15 +335,22 @@ func (l *Link) write(b []byte) error {
 // Send sends a data frame and waits for its ACK, retransmitting the
 // identical bytes on NAK or after T2, at most MaxRetransmits times; then
 // the link has failed. HELLO and HELLO_RESP go out with SEQ 0 and restart
-// the numbering. ctx is honoured only until the frame is written: once it
-// is on the wire, Send waits for the ACK or the link's failure so that at
-// most one frame is ever unacknowledged.
+// the numbering. Concurrent Sends take turns. ctx is honoured only until
+// the frame is written (including while waiting for another Send's turn):
+// once it is on the wire, Send waits for the ACK or the link's failure so
+// that at most one frame is ever unacknowledged.
 func (l *Link) Send(ctx context.Context, t FrameType, payload []byte) error {
 	if t.IsControl() {
 		return fmt.Errorf("sfl: %s is not a data frame", t)
 	}
-	l.sendMu.Lock()
-	defer l.sendMu.Unlock()
+	select {
+	case l.sendSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return l.err
+	}
+	defer func() { <-l.sendSem }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}

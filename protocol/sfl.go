@@ -284,6 +284,11 @@ func (d *Decoder) Next() (DecodeEvent, bool) {
 // Expire drops a partial frame that has had no byte for T1 at now, and
 // returns a DroppedFrame event (answer one NAK) carrying the SEQ and TYPE
 // of the partial header when those bytes had arrived.
+//
+// The partial frame is dropped up to the first complete, valid frame
+// buffered behind it (its length may have been corrupted upwards, making
+// it swallow the frames that followed): call Next again after Expire to
+// collect those.
 func (d *Decoder) Expire(now time.Time) (DecodeEvent, bool) {
 	b := d.data()
 	if len(b) == 0 || now.Sub(d.last) < d.t1() {
@@ -296,8 +301,31 @@ func (d *Decoder) Expire(now time.Time) (DecodeEvent, bool) {
 	if len(b) >= 4 {
 		f.Type = FrameType(b[3])
 	}
-	d.consume(len(b))
+	n := len(b)
+	for i := 1; i < len(b); i++ {
+		if b[i] == STX && completeFrame(b[i:]) {
+			n = i
+			break
+		}
+	}
+	d.consume(n)
 	return d.event(DroppedFrame, f), true
+}
+
+// completeFrame reports whether b starts with a whole, valid frame.
+func completeFrame(b []byte) bool {
+	if len(b) < headerLen || b[0] != STX || b[1] != SFLVersion {
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(b[4:6]))
+	if !validHeader(b[2], FrameType(b[3]), n) {
+		return false
+	}
+	total := headerLen + n + trailerLen
+	if len(b) < total || b[headerLen+n] != ETX {
+		return false
+	}
+	return crc32.ChecksumIEEE(b[1:total-4]) == binary.BigEndian.Uint32(b[total-4:total])
 }
 
 // TakeDiscarded returns and resets the count of noise bytes skipped since

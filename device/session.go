@@ -1,0 +1,490 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/protocol"
+)
+
+// Session defaults (terminal-link.md §3, §5).
+const (
+	DefaultT3           = protocol.T3           // the terminal answers a request within T3
+	DefaultT4           = protocol.T4           // inactivity while waiting for the card
+	DefaultPingInterval = protocol.PingInterval // PING when the link has been idle this long
+	// DefaultHelloTimeout is how long HELLO_RESP may take once HELLO was
+	// acknowledged.
+	DefaultHelloTimeout = 5 * time.Second
+)
+
+// DefaultBackoff is the reconnect schedule: 0.5, 1, 2, 5 s, then 5 s.
+var DefaultBackoff = []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
+
+// SessionConfig configures a Session. Zero durations take the defaults.
+type SessionConfig struct {
+	ID        string // the terminal_id the terminal must announce in HELLO_RESP
+	Kind      string // sterad.KindFixed or sterad.KindHandheld, until HELLO_RESP says
+	Transport string // "serial" or "usb", for Info
+	Path      string // serial port, for Info and messages
+	USB       string // "vid:pid[/serial]", for Info and messages
+
+	// Open opens the transport; required.
+	Open Opener
+
+	GatewayID string // sent in HELLO
+	BootID    string // this gateway process's boot id, sent in HELLO
+
+	// Link tunes the link layer (T1, T2, retransmissions, fault hooks).
+	// Its Logger defaults to Logger and its Name to ID.
+	Link protocol.LinkOptions
+
+	T3           time.Duration   // answer to a request (default 5 s)
+	T4           time.Duration   // inactivity while waiting for the card (default 180 s)
+	PingInterval time.Duration   // PING after this much idle time (default 5 s)
+	Backoff      []time.Duration // reconnect delays; the last one repeats (default DefaultBackoff)
+	HelloTimeout time.Duration   // wait for HELLO_RESP after HELLO's ACK (default 5 s)
+
+	// Logger receives the session's logs (frame headers only, never
+	// payloads). Default: discard.
+	Logger *slog.Logger
+
+	// OnReconnect is called after every successful HELLO but the first,
+	// on its own goroutine, with the terminal's info and whether its
+	// boot_id changed (the terminal restarted). The gateway reconciles the
+	// transactions it had in flight from there (terminal-link.md §6); the
+	// session's methods may be called from it. It must return once the
+	// session is closed.
+	OnReconnect func(info sterad.TerminalInfo, bootChanged bool)
+}
+
+// Session is the gateway side of the SFL/1 link to one terminal. It
+// implements sterad.Terminal. Create it with NewSession, start Run, and
+// call Close when done. Its methods are safe for concurrent use.
+type Session struct {
+	cfg SessionConfig
+	log *slog.Logger
+
+	mu        sync.Mutex
+	conn      *conn         // the link once HELLO succeeded; nil while offline
+	readyCh   chan struct{} // closed while conn is set
+	call      *waiter       // the transaction in progress (ReadCard, ShowOutcome)
+	model     string
+	firmware  string
+	kind      string
+	caps      []string
+	bootID    string
+	helloOK   bool // a HELLO has succeeded before
+	lastSeen  time.Time
+	lastErr   string
+	lastLog   string // the last problem logged above debug level
+	remoteTxn string // the transaction HELLO_RESP said the terminal is busy with
+	running   bool
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	runDone   chan struct{}
+	callbacks sync.WaitGroup // OnReconnect goroutines
+}
+
+var _ sterad.Terminal = (*Session)(nil)
+
+// NewSession returns a session for one terminal. Nothing happens until Run.
+func NewSession(cfg SessionConfig) *Session {
+	if cfg.T3 <= 0 {
+		cfg.T3 = DefaultT3
+	}
+	if cfg.T4 <= 0 {
+		cfg.T4 = DefaultT4
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	if len(cfg.Backoff) == 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	cfg.Backoff = slices.Clone(cfg.Backoff)
+	if cfg.Transport == "" {
+		cfg.Transport = "serial"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("terminal", cfg.ID)
+	if cfg.Link.Logger == nil {
+		cfg.Link.Logger = log
+	}
+	if cfg.Link.Name == "" {
+		cfg.Link.Name = cfg.ID
+	}
+	return &Session{
+		cfg:     cfg,
+		log:     log,
+		readyCh: make(chan struct{}),
+		closed:  make(chan struct{}),
+		runDone: make(chan struct{}),
+	}
+}
+
+// where names the terminal's port for messages.
+func (s *Session) where() string {
+	switch {
+	case s.cfg.Path != "":
+		return s.cfg.Path
+	case s.cfg.USB != "":
+		return "usb " + s.cfg.USB
+	}
+	return s.cfg.Transport
+}
+
+// Run connects to the terminal and keeps the link up until ctx ends or
+// Close is called, then returns nil. Every failure (the device missing,
+// a wrong terminal, a dead link) is reported in Info().LastError and
+// retried with backoff. It returns an error only when it cannot run at
+// all: no Opener, or Run already called.
+func (s *Session) Run(ctx context.Context) error {
+	if s.cfg.Open == nil {
+		return errors.New("device: session has no transport opener")
+	}
+	s.mu.Lock()
+	select {
+	case <-s.closed:
+		s.mu.Unlock()
+		return nil
+	default:
+	}
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("device: session already running")
+	}
+	s.running = true
+	s.mu.Unlock()
+	defer close(s.runDone)
+	defer s.callbacks.Wait()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	attempt := 0
+	for {
+		ready := s.connect(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if ready {
+			attempt = 0
+		}
+		delay := s.cfg.Backoff[min(attempt, len(s.cfg.Backoff)-1)]
+		attempt++
+		s.log.Debug("reconnecting to the terminal", "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops Run, waits for it to return, and fails every call still
+// waiting. The session cannot be restarted.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	s.mu.Lock()
+	running := s.running
+	s.mu.Unlock()
+	if running {
+		<-s.runDone
+	}
+	return nil
+}
+
+// connect runs one connection: open, HELLO, keepalive until the link
+// fails. It reports whether the terminal became ready.
+func (s *Session) connect(ctx context.Context) (ready bool) {
+	rw, err := s.cfg.Open(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.problem(slog.LevelWarn, "cannot open the terminal's port", err)
+		}
+		return false
+	}
+	c := newConn(s)
+	c.link = protocol.NewLink(rw, c.handle, s.cfg.Link)
+	linkDone := make(chan struct{})
+	go func() {
+		defer close(linkDone)
+		c.link.Run()
+	}()
+	stop := context.AfterFunc(ctx, func() { c.link.Close() })
+	defer func() {
+		stop()
+		c.link.Close()
+		<-linkDone
+	}()
+
+	resp, err := c.hello(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.problem(slog.LevelWarn, "no HELLO answer from the terminal", err)
+		}
+		return false
+	}
+	if err := s.checkHello(resp); err != nil {
+		// A configuration problem: retrying will not help until someone
+		// fixes it, so say it loudly, once.
+		s.problem(slog.LevelError, "wrong terminal on the port", err)
+		return false
+	}
+	s.up(c, resp)
+	err = c.serve(ctx)
+	s.down(c, err, ctx.Err() != nil)
+	return true
+}
+
+// problem records err as the last error, offline, and logs it at level
+// when it differs from the last problem logged (debug otherwise), so a
+// missing device retried every few seconds logs once.
+func (s *Session) problem(level slog.Level, msg string, err error) {
+	s.mu.Lock()
+	s.lastErr = err.Error()
+	repeat := s.lastLog == s.lastErr
+	s.lastLog = s.lastErr
+	s.mu.Unlock()
+	if repeat {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, msg, "port", s.where(), "err", err)
+}
+
+func (s *Session) checkHello(r protocol.HelloResp) error {
+	if r.Proto != protocol.SFLProto {
+		return fmt.Errorf("terminal on %s speaks SFL proto %d, want %d", s.where(), r.Proto, protocol.SFLProto)
+	}
+	if r.TerminalID != s.cfg.ID {
+		return fmt.Errorf("terminal on %s says it is %q, configured as %q", s.where(), r.TerminalID, s.cfg.ID)
+	}
+	return nil
+}
+
+// up makes c the live link after a good HELLO_RESP.
+func (s *Session) up(c *conn, r protocol.HelloResp) {
+	s.mu.Lock()
+	reconnect, prevBoot := s.helloOK, s.bootID
+	s.helloOK = true
+	s.conn = c
+	close(s.readyCh)
+	s.model, s.firmware, s.bootID = r.Model, r.FW, r.BootID
+	s.caps = slices.Clone(r.Caps)
+	s.kind = r.Kind
+	s.lastErr, s.lastLog = "", ""
+	s.remoteTxn = ""
+	if r.Busy && r.CurrentTxn != nil {
+		s.remoteTxn = *r.CurrentTxn
+	}
+	info := s.infoLocked()
+	s.mu.Unlock()
+
+	bootChanged := reconnect && prevBoot != r.BootID
+	s.log.Info("terminal ready", "port", s.where(), "model", r.Model, "fw", r.FW, "boot_id", r.BootID,
+		"busy", r.Busy, "reconnect", reconnect, "boot_changed", bootChanged)
+	if r.Kind != "" && s.cfg.Kind != "" && r.Kind != s.cfg.Kind {
+		s.log.Warn("terminal kind differs from the configuration", "configured", s.cfg.Kind, "announced", r.Kind)
+	}
+	if reconnect && s.cfg.OnReconnect != nil {
+		s.callbacks.Add(1)
+		go func() {
+			defer s.callbacks.Done()
+			s.cfg.OnReconnect(info, bootChanged)
+		}()
+	}
+}
+
+// down takes c offline after its link failed (or the session stopped).
+func (s *Session) down(c *conn, err error, stopping bool) {
+	c.link.Close()
+	s.mu.Lock()
+	if s.conn == c {
+		s.conn = nil
+		s.readyCh = make(chan struct{})
+	}
+	if !stopping && err != nil {
+		s.lastErr = err.Error()
+		s.lastLog = ""
+	}
+	s.mu.Unlock()
+	if !stopping {
+		s.log.Warn("terminal link down", "port", s.where(), "err", err)
+	}
+}
+
+// setLastError records err as the reason the terminal is offline.
+func (s *Session) setLastError(err error) {
+	s.mu.Lock()
+	s.lastErr = err.Error()
+	s.mu.Unlock()
+}
+
+// seen records that a frame arrived.
+func (s *Session) seen(t time.Time) {
+	s.mu.Lock()
+	s.lastSeen = t
+	s.mu.Unlock()
+}
+
+// Info describes the terminal and the state of its link. Model, firmware,
+// capabilities and boot id are the last HELLO_RESP's, kept while offline.
+func (s *Session) Info() sterad.TerminalInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.infoLocked()
+}
+
+func (s *Session) infoLocked() sterad.TerminalInfo {
+	info := sterad.TerminalInfo{
+		ID:        s.cfg.ID,
+		Kind:      s.cfg.Kind,
+		Transport: s.cfg.Transport,
+		Path:      s.cfg.Path,
+		USB:       s.cfg.USB,
+		Model:     s.model,
+		Firmware:  s.firmware,
+		Caps:      slices.Clone(s.caps),
+		BootID:    s.bootID,
+		LastSeen:  s.lastSeen,
+		LastError: s.lastErr,
+	}
+	if s.kind != "" {
+		info.Kind = s.kind
+	}
+	switch {
+	case s.liveLocked() == nil:
+		info.State = sterad.TerminalOffline
+		if s.conn != nil && info.LastError == "" {
+			// The link just failed; Run has not caught up yet.
+			if err := s.conn.link.Err(); err != nil {
+				info.LastError = err.Error()
+			}
+		}
+	case s.call != nil || s.remoteTxn != "":
+		info.State = sterad.TerminalBusy
+	default:
+		info.State = sterad.TerminalReady
+	}
+	switch {
+	case s.call != nil:
+		info.CurrentTxn = s.call.txnID
+	case s.remoteTxn != "":
+		info.CurrentTxn = s.remoteTxn
+	}
+	return info
+}
+
+// liveLocked returns the live connection, or nil while offline (including
+// the moment between a link failure and Run noticing it).
+func (s *Session) liveLocked() *conn {
+	if s.conn == nil {
+		return nil
+	}
+	select {
+	case <-s.conn.link.Done():
+		return nil
+	default:
+		return s.conn
+	}
+}
+
+// live returns the live connection or ErrTerminalOffline.
+func (s *Session) live(op string) (*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.liveLocked()
+	if c == nil {
+		return nil, fmt.Errorf("%s: %w", op, sterad.ErrTerminalOffline)
+	}
+	return c, nil
+}
+
+// WaitReady blocks until HELLO has been answered (state ready or busy),
+// ctx ends, or the session is closed.
+func (s *Session) WaitReady(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		if s.conn != nil {
+			s.mu.Unlock()
+			return nil
+		}
+		ch := s.readyCh
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closed:
+			return fmt.Errorf("wait for the terminal: %w", sterad.ErrTerminalOffline)
+		}
+	}
+}
+
+// begin starts a transaction call: the terminal must be up and free.
+func (s *Session) begin(op string, w *waiter) (*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.liveLocked()
+	if c == nil {
+		return nil, fmt.Errorf("%s: %w", op, sterad.ErrTerminalOffline)
+	}
+	if s.call != nil {
+		return nil, fmt.Errorf("%s: %w", op, sterad.ErrTerminalBusy)
+	}
+	s.call = w
+	c.add(w)
+	return c, nil
+}
+
+// end finishes a transaction call.
+func (s *Session) end(c *conn, w *waiter) {
+	c.remove(w)
+	s.mu.Lock()
+	if s.call == w {
+		s.call = nil
+	}
+	s.mu.Unlock()
+}
+
+// started notes that the terminal runs txnID for a call of ours: whatever
+// HELLO_RESP said it was busy with is over.
+func (s *Session) started(txnID string) {
+	s.mu.Lock()
+	if s.remoteTxn != txnID {
+		s.remoteTxn = ""
+	}
+	s.mu.Unlock()
+}
+
+// settled notes that the terminal finished txnID (a RESULT, or a
+// STATUS_RESP saying done or unknown).
+func (s *Session) settled(txnID string) {
+	s.mu.Lock()
+	if s.remoteTxn != "" && s.remoteTxn == txnID {
+		s.remoteTxn = ""
+	}
+	s.mu.Unlock()
+}

@@ -1,0 +1,41 @@
+// Package protocol holds sterad's wire formats: ISO 8583 messages to and
+// from the acquirer, with the client that exchanges them, and the SFL/1
+// link to the card terminals. Both ends of each wire import it: the gateway,
+// and the simulators that stand in for the acquirer and the terminals.
+//
+// # Acquirer host messages (acquirer-host.md)
+//
+// Spec declares the ISO 8583:1987 layout of the acquirer host interface:
+// ASCII MTI, 8-byte binary bitmaps (the secondary one only when a field
+// 65–128 is present), ASCII n fields zero-filled, an/ans fields
+// space-filled, ASCII LLVAR/LLLVAR length prefixes, DE 48 as
+// tag-length-value. Pack and Unpack convert between the wire bytes (without
+// the 2-byte length header) and a sterad.HostMessage, validating every
+// field; ToISO, FromISO and UnpackISO expose the moov-io/iso8583 form in
+// between. Errors are *FormatError values that name the field and never
+// quote its content, which may be card data.
+//
+// Client implements sterad.Acquirer on one TCP (or TLS) connection framed
+// by a 2-byte big-endian length, on top of moov-io/iso8583-connection. Run
+// connects, signs on (0800, DE 70 = 001) and keeps the link up: an echo
+// after EchoInterval without traffic, a dead link closed and reconnected
+// with backoff. Exchange matches each response to its request by MTI class,
+// STAN and terminal ID, refuses a request whose key is outstanding, and
+// tells apart a request certainly not sent (sterad.ErrHostUnavailable) from
+// one whose outcome is unknown (sterad.ErrNoResponse). Responses that come
+// after Exchange stopped waiting are logged and counted, never used.
+// Oversized and malformed messages from the host are skipped without
+// costing the link.
+//
+// # Terminal link SFL/1 (terminal-link.md)
+//
+// Frames are STX, version, SEQ, TYPE, a big-endian payload length, a JSON
+// payload, ETX and a CRC-32 over everything between STX and the CRC.
+// AppendFrame and EncodeFrame build them; Decoder reads them from a byte
+// stream, resynchronizing after noise and dropping partial frames after T1.
+// The payload types (Hello, ReadCard, CardData, Result, …) are marshalled
+// with MarshalPayload and UnmarshalPayload; CardData masks the card number
+// however it is printed. Link runs the link layer on an io.ReadWriteCloser:
+// one unacknowledged data frame per direction, ACK/NAK, retransmission after
+// T2, duplicate detection, and failure after MaxRetransmits.
+package protocol

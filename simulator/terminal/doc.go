@@ -1,0 +1,133 @@
+// Package terminal is the card-terminal simulator: the terminal side of
+// the SFL/1 link (docs: terminal-link.md) on any byte stream (Serve) or on
+// a pseudo-terminal symlinked at a path (ListenPTY), with a control API
+// (Handler) to choose the cards customers present and to inject line
+// faults. `sterad sim terminal` and `sterad serve --simulate` run it; the
+// device package's tests and the acceptance tests talk to it.
+//
+// The link layer is protocol.Link (ACK/NAK, T1/T2, retransmission,
+// duplicates); this package is the terminal's session and transaction
+// logic on top of it, plus fault injection through LinkOptions.WriteHook
+// and Link.WriteRaw. It logs frame headers and transaction events, never
+// payloads: CARD carries the PAN, track 2 and chip data.
+//
+// # Transactions
+//
+// READ_CARD gets PROGRESS(PRESENT_CARD, timeout_s 60), or KEY_ENTRY when
+// the resolved entry mode is keyed; after the card's delay_ms (default
+// Config.PresentDelay) the customer presents the card (CARD), presses
+// cancel (RESULT cancelled, reason CUSTOMER_CANCEL) or walks away (nothing
+// happens until the gateway's CANCEL). OUTCOME gets PROGRESS(PRINTING) and
+// RESULT(done, printed) and records a slip when the terminal has the
+// "printer" capability; without it, no PRINTING, no slip, printed false.
+// CANCEL before the CARD is accepted (CANCEL_RESP, then RESULT cancelled,
+// reason CANCEL_REQUEST); afterwards it is TOO_LATE; for a txn_id the
+// terminal does not know, UNKNOWN_TXN.
+//
+// # Decisions where the spec is silent
+//
+//   - card_sent means acknowledged. A transaction is card_sent in
+//     STATUS_RESP only once the gateway acknowledged the CARD (it persists
+//     it before the ACK). If the link fails before, the transaction is back
+//     to waiting_card with the card still read: the gateway cancels it
+//     (§6), or a replayed READ_CARD sends the same CARD again. CANCEL is
+//     TOO_LATE as soon as the CARD is queued. STATUS_RESP and HELLO_RESP
+//     are built when they go on the wire, after everything queued before
+//     them was acknowledged or lost.
+//   - Replays. The same READ_CARD (compared field by field) for a finished
+//     transaction gets its stored RESULT again; for the transaction in
+//     flight it gets PROGRESS again while waiting for the card, and the
+//     same CARD again once the card was read. The same txn_id with another
+//     body gets ERROR TXN_ID_REUSED, checked before BUSY. OUTCOME for a
+//     finished transaction gets its RESULT again. CANCEL for a cancelled
+//     transaction gets CANCEL_RESP accepted and its RESULT again; for a
+//     done one, TOO_LATE.
+//   - Idle when decided. The result is journaled when it is decided
+//     (OUTCOME, CANCEL, customer cancel): STATUS_QUERY answers done and the
+//     terminal is no longer busy at once, since the gateway may send the
+//     next READ_CARD as soon as it has the RESULT, before the terminal's
+//     link has seen the ACK. GET /state shows "outcome" until the RESULT is
+//     acknowledged (or lost).
+//   - The journal of the last 100 results (JournalSize), the slips, the
+//     queued cards and the armed faults survive reboots; the transaction in flight does not (STATUS_QUERY
+//     answers unknown). The journal holds no card data; the card read is
+//     forgotten when the transaction ends.
+//   - OUTCOME for an unknown transaction, or one with no card read, gets
+//     ERROR BAD_REQUEST. Frames of the terminal's own direction (CARD,
+//     RESULT, PONG, ...) are acknowledged and ignored. Bad JSON, a txn_id
+//     missing or over 64 characters, an unknown op, an amount that is not
+//     a valid amount in the currency (required except for cardcheck), an
+//     unsupported currency (only JPY) or an entry list with no mode the
+//     terminal has all get ERROR BAD_REQUEST. HELLO with proto ≠ 1 gets
+//     ERROR UNSUPPORTED.
+//   - KEY_ENTRY is the prompt whenever the resolved entry mode is keyed
+//     (a card check or no-show allowing only keyed, or a keyed card
+//     queued), PRESENT_CARD otherwise.
+//   - Entry mode: the queued card's entry if the READ_CARD allows it and the
+//     terminal has it (a handheld has no swipe), else the first allowed
+//     mode the terminal has.
+//   - HELLO starts a new session: frames queued but not yet written for the
+//     old one are dropped (a CARD among them goes back to waiting_card).
+//     A frame already on the wire cannot be recalled: HELLO_RESP follows
+//     its ACK or its failure.
+//   - Links on a line. If the link layer fails (a frame unacknowledged after
+//     the retransmissions) while the stream is fine, the terminal starts a
+//     new link on the same stream and waits for HELLO, as on a serial port.
+//     Serve returns only when ctx ends, the stream fails, or the cable is
+//     pulled.
+//
+// # Cards
+//
+// POST /card queues what the customer does at the next READ_CARD (FIFO):
+// {"pan","expiry":"YYMM","entry":"chip|ctls|swipe|keyed",
+// "action":"present|cancel|walkaway","delay_ms":N}, all optional. The PAN
+// must be 12 to 19 digits, but the Luhn check is not enforced and expired
+// dates are allowed, so the gateway's own checks can be exercised. With
+// nothing queued the customer presents Visa 4111111111111111 by chip,
+// expiring two years from the clock's now. Swipe carries track 2
+// (PAN=YYMM101…); chip and contactless carry a small EMV TLV list in hex
+// (9F26 random cryptogram, 9F27, 9F36, 9F02, 5F2A, 9A, 9C).
+//
+// # Faults
+//
+// POST /fault {"kind","count","ms"} (count default 1):
+//
+//   - drop_ack: the ACKs of the next count new data frames are not sent
+//     (the frames are delivered); the ACK of their retransmission is. The
+//     ACK of a HELLO is never dropped (HELLO is always delivered, so a lost
+//     ACK would make a second HELLO_RESP, not a duplicate).
+//   - bad_crc: the next count data frames go out with a corrupted CRC on
+//     their first transmission; the retransmission is clean.
+//   - garbage: a burst of noise (random bytes, stray STX, impossible
+//     headers) precedes each of the next count frames written, ACKs
+//     included. The noise holds no header a decoder could accept, so a
+//     correct gateway counts it and sends no NAK.
+//   - truncate: the next count data frames are cut after the header and
+//     half the payload on their first transmission, then the terminal
+//     writes nothing for 2×T1 (its own LinkOptions.T1): the gateway NAKs
+//     once and gets the whole frame again.
+//   - silence: for ms (default 7000) input is discarded and nothing is
+//     written.
+//   - unplug: the stream is closed (under ListenPTY the master is closed,
+//     so the gateway's reads hit end of file and its writes EIO, the
+//     symlink is removed, and a new pty symlinked after ms, default 1000).
+//     Serve returns an *UnplugError; the caller may serve again after Down.
+//   - reboot: a new boot_id, the transaction in flight is lost, then as
+//     unplug with ms default 500.
+//
+// # Control API
+//
+//	POST /card     → {"queued": n}
+//	POST /fault    → the fault as armed
+//	GET  /state    → {"id","kind","model","fw","caps","boot_id",
+//	                  "state":"idle|waiting_card|card_sent|outcome",
+//	                  "current_txn","link":{frames_sent,...},"connected",
+//	                  "port","queued_cards","faults":{...}}
+//	GET  /slips    → {"slips":[{"txn_id","op","status","code","auth_code",
+//	                  "rrn","amount","currency","masked_pan","brand",
+//	                  "entry","lines","printed_at"}]}
+//	GET  /healthz  → {"status":"ok"}
+//
+// Errors are {"error":{"code","message"}}: 400 for bad input, 404, 405.
+// "link" sums the link counters over every link since New.
+package terminal
