@@ -419,8 +419,7 @@ func (g *Gateway) end(t *Transaction, c *txChange, status Status, step Step, now
 		t.HasCard = false
 	}
 	if t.Status == status {
-		t.Step, t.UpdatedAt = step, now
-		t.Events = append(t.Events, Event{At: now, Status: status, Step: step, Note: note})
+		t.Record(step, now, note)
 		return nil
 	}
 	return t.Transition(status, step, now, note)

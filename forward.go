@@ -145,7 +145,8 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 			// The host refused the reversal: a person must look.
 			g.log.Error("reversal refused by the acquirer", "txn", t.ID, "code", resp.ResponseCode)
 			t.Reason = fmt.Sprintf("the acquirer refused the reversal (%s): check with the acquirer", resp.ResponseCode)
-			return t.Transition(t.Status, g.nextStep(t), now, t.Reason)
+			t.Record(g.nextStep(t), now, t.Reason)
+			return nil
 		}
 		g.undo(c, t)
 		t.Reason = "reversed: the card was not charged"

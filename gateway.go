@@ -384,7 +384,7 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 	} else {
 		t.Step = StepReading
 	}
-	t.Events = append(t.Events, Event{At: now, Status: t.Status, Step: t.Step, Note: "created"})
+	t.Record(t.Step, now, "created")
 	if err := g.store.Apply(ctx, change); err != nil {
 		release()
 		return nil, err

@@ -208,3 +208,19 @@ func copyDir(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// A decline at the terminal is shown, printed and its RESULT journaled.
+func TestCardPresentDecline(t *testing.T) {
+	h := newHarness(t)
+	c := chipVisa
+	c.PAN = "4000000000009995"
+	h.term.present(c)
+	tx := h.mustSubmit(sterad.Request{Op: "sale", Terminal: "FRONT001", Amount: "8000"})
+	if tx.Status != sterad.StatusDeclined || tx.ResponseCode != "51" || tx.TerminalResult != "done" || tx.Step != sterad.StepDone {
+		t.Fatalf("decline: %s %s %q %s", tx.Status, tx.ResponseCode, tx.TerminalResult, tx.Step)
+	}
+	out := h.term.shown()
+	if len(out) != 1 || out[0].Status != "declined" || out[0].Code != "51" {
+		t.Fatalf("outcome %+v", out)
+	}
+}

@@ -88,7 +88,7 @@ func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
 			return err
 		}
 		msg = m
-		t.Events = append(t.Events, Event{At: now, Status: t.Status, Step: StepSent, Note: "request journaled"})
+		t.Record(StepSent, now, "request journaled")
 		return nil
 	})
 	if err != nil {
@@ -218,7 +218,8 @@ func (g *Gateway) terminalResult(ctx context.Context, id string, r TerminalResul
 		if r.Reason != "" {
 			note += ": " + r.Reason
 		}
-		return t.Transition(t.Status, step, g.clock.Now(), note)
+		t.Record(step, g.clock.Now(), note)
+		return nil
 	})
 	return err
 }
@@ -259,11 +260,11 @@ func (g *Gateway) reverseApproved(ctx context.Context, id, rr, reason string) {
 func (g *Gateway) leaveForOperator(ctx context.Context, id, reason string) {
 	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
 		t.Reason = reason
-		status := t.Status
-		if status == StatusPending {
-			status = StatusUnknown
+		if t.Status == StatusPending {
+			return t.Transition(StatusUnknown, t.Step, g.clock.Now(), reason)
 		}
-		return t.Transition(status, t.Step, g.clock.Now(), reason)
+		t.Record(t.Step, g.clock.Now(), reason)
+		return nil
 	})
 	if err != nil {
 		g.log.Error("mark transaction for an operator", "txn", id, "err", err)
@@ -339,7 +340,8 @@ func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *Transaction, term 
 		if x.TerminalResult == "" {
 			x.TerminalResult = "cancelled"
 		}
-		return x.Transition(x.Status, StepDone, g.clock.Now(), "reconciled with the terminal")
+		x.Record(StepDone, g.clock.Now(), "reconciled with the terminal")
+		return nil
 	})
 }
 
@@ -367,7 +369,8 @@ func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, st Termi
 			if x.Step == StepReversal {
 				step = StepReversal
 			}
-			return x.Transition(x.Status, step, g.clock.Now(), "terminal lost the transaction")
+			x.Record(step, g.clock.Now(), "terminal lost the transaction")
+			return nil
 		})
 	}
 }

@@ -199,6 +199,13 @@ func (t *Transaction) Transition(to Status, step Step, at time.Time, note string
 	return nil
 }
 
+// Record journals progress that does not change the status (a step, a
+// terminal result), final statuses included.
+func (t *Transaction) Record(step Step, at time.Time, note string) {
+	t.Step, t.UpdatedAt = step, at
+	t.Events = append(t.Events, Event{At: at, Status: t.Status, Step: step, Note: note})
+}
+
 // IsDebit reports whether t is an approved (or stood-in) debit that can be
 // refunded or voided.
 func (t *Transaction) IsDebit() bool {

@@ -18,16 +18,16 @@ import (
 
 // Config is sterad's YAML configuration (interface.md "Configuration").
 type Config struct {
-	MerchantID        string           `yaml:"merchant_id"`
-	VirtualTerminalID string           `yaml:"virtual_terminal_id"`
-	DataDir           string           `yaml:"data_dir"`
-	API               APIConfig        `yaml:"api"`
-	Acquirer          AcquirerConfig   `yaml:"acquirer"`
-	Terminals         []TerminalConfig `yaml:"terminals"`
-	Offline           OfflineConfig    `yaml:"offline"`
-	Settlement        SettlementConfig `yaml:"settlement"`
+	MerchantID        string            `yaml:"merchant_id"`
+	VirtualTerminalID string            `yaml:"virtual_terminal_id"`
+	DataDir           string            `yaml:"data_dir"`
+	API               APIConfig         `yaml:"api"`
+	Acquirer          AcquirerConfig    `yaml:"acquirer"`
+	Terminals         []TerminalConfig  `yaml:"terminals"`
+	Offline           OfflineConfig     `yaml:"offline"`
+	Settlement        SettlementConfig  `yaml:"settlement"`
 	Reservations      ReservationConfig `yaml:"reservations"`
-	Log               LogConfig        `yaml:"log"`
+	Log               LogConfig         `yaml:"log"`
 }
 
 // APIConfig is the HTTP API.

@@ -82,7 +82,7 @@ acquirer is unreachable, and closes the batch every night.
 Start here:  sterad serve --simulate     (daemon with simulated acquirer and terminals)
              sterad demo                 (a scripted front-desk day)`,
 		SilenceUsage:  true,
-		SilenceErrors: false,
+		SilenceErrors: true,
 		Version:       version,
 	}
 	g.AddFlags(root)

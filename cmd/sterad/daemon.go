@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/api"
+	"github.com/sterad/sterad/device"
+	"github.com/sterad/sterad/offline"
+	"github.com/sterad/sterad/protocol"
+	"github.com/sterad/sterad/simulator/acquirer"
+	"github.com/sterad/sterad/simulator/terminal"
+)
+
+// Main is the sterad daemon: it wires the store, the acquirer link, the
+// terminal sessions, the gateway and the HTTP API. Tests and the demo
+// start it in-process.
+type Main struct {
+	Config   Config
+	Simulate bool // embedded test acquirer and simulated terminals
+	Logger   *slog.Logger
+	Clock    sterad.Clock
+
+	// Tuning for tests and the demo; zero values take the defaults.
+	SimPresentDelay time.Duration        // simulated card-presentation time
+	SimLink         protocol.LinkOptions // simulated terminals' link timers
+	SessionTuning   func(*device.SessionConfig)
+	GatewayTuning   func(*sterad.GatewayConfig)
+	ClientTuning    func(*protocol.ClientOptions)
+	WrapAcquirer    func(sterad.Acquirer) sterad.Acquirer // bench: time the exchanges
+
+	// Set by Run.
+	DB           *offline.DB
+	Client       *protocol.Client
+	Sessions     map[string]*device.Session
+	Gateway      *sterad.Gateway
+	APIAddr      string // the address the API listens on
+	Token        string
+	SimHost      *acquirer.Host
+	SimTerminals map[string]*terminal.Terminal
+
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	httpSrv *http.Server
+	closers []func()
+}
+
+// Run starts everything and returns once the API listens. Close stops it.
+func (m *Main) Run(ctx context.Context) (err error) {
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.DiscardHandler)
+	}
+	if m.Clock == nil {
+		m.Clock = sterad.SystemClock{}
+	}
+	if m.Simulate && len(m.Config.Terminals) == 0 {
+		m.Config.Terminals = []TerminalConfig{
+			{ID: "FRONT001", Kind: sterad.KindFixed},
+			{ID: "HAND0001", Kind: sterad.KindHandheld},
+		}
+	}
+	cfg := &m.Config
+	if m.Simulate {
+		for i := range cfg.Terminals {
+			cfg.Terminals[i].Port = filepath.Join(cfg.DataDir, "sim", cfg.Terminals[i].ID+".tty")
+			cfg.Terminals[i].USB = nil
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	for _, t := range cfg.Terminals {
+		if t.USB != nil {
+			return fmt.Errorf("terminal %s: USB bulk-endpoint terminals are not supported by this build; use a CDC-ACM port (port: /dev/ttyACM0)", t.ID)
+		}
+	}
+	ctx, m.cancel = context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if m.Token, err = loadToken(cfg.DataDir); err != nil {
+		return err
+	}
+	if m.Simulate {
+		if err := m.startSimulators(ctx); err != nil {
+			return err
+		}
+	}
+
+	opts := offline.DefaultOptions()
+	opts.Clock, opts.Logger = m.Clock, m.Logger.With("component", "store")
+	if m.DB, err = offline.Open(cfg.DataDir, opts); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	m.closers = append(m.closers, func() { m.DB.Close() })
+
+	if err := m.startClient(ctx); err != nil {
+		return err
+	}
+	var acq sterad.Acquirer = m.Client
+	if m.WrapAcquirer != nil {
+		acq = m.WrapAcquirer(acq)
+	}
+
+	m.Sessions = map[string]*device.Session{}
+	var terms []sterad.Terminal
+	bootID := newBootID()
+	for _, t := range cfg.Terminals {
+		sc := device.SessionConfig{
+			ID: t.ID, Kind: t.Kind, Transport: "serial", Path: t.Port,
+			Open: device.SerialOpener(t.Port, t.Baud), GatewayID: cfg.MerchantID, BootID: bootID,
+			Logger: m.Logger.With("component", "terminal"),
+		}
+		id := t.ID
+		sc.OnReconnect = func(info sterad.TerminalInfo, bootChanged bool) {
+			if m.Gateway != nil {
+				m.Gateway.TerminalReconnected(id, bootChanged)
+			}
+		}
+		if m.SessionTuning != nil {
+			m.SessionTuning(&sc)
+		}
+		s := device.NewSession(sc)
+		m.Sessions[t.ID] = s
+		terms = append(terms, s)
+	}
+
+	gcfg := sterad.GatewayConfig{
+		MerchantID: cfg.MerchantID, VirtualTerminalID: cfg.VirtualTerminalID, Location: cfg.Location(),
+	}
+	if m.GatewayTuning != nil {
+		m.GatewayTuning(&gcfg)
+	}
+	m.Gateway, err = sterad.NewGateway(gcfg, sterad.Deps{
+		Store: m.DB, Acquirer: acq, Terminals: terms, Clock: m.Clock,
+		Logger: m.Logger.With("component", "gateway"), NewID: func() string { return ulid.Make().String() },
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.Gateway.Start(ctx); err != nil {
+		return fmt.Errorf("start gateway: %w", err)
+	}
+	m.closers = append(m.closers, m.Gateway.Stop)
+	statuses := m.Client.Subscribe()
+	m.goRun(func() {
+		for {
+			select {
+			case st := <-statuses:
+				m.Gateway.LinkChanged(st)
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	for _, s := range m.Sessions {
+		s := s
+		m.goRun(func() { s.Run(ctx) })
+		m.closers = append(m.closers, func() { s.Close() })
+	}
+	return m.startAPI()
+}
+
+// goRun runs f in a goroutine that Close waits for.
+func (m *Main) goRun(f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+}
+
+func (m *Main) startClient(ctx context.Context) error {
+	cfg := m.Config
+	co := protocol.ClientOptions{
+		Address: cfg.Acquirer.Address, TerminalID: cfg.VirtualTerminalID, MerchantID: cfg.MerchantID,
+		Timeout: cfg.Acquirer.Timeout.D(), STAN: m.DB.NextSTAN, Clock: m.Clock, Location: cfg.Location(),
+		Logger: m.Logger.With("component", "acquirer"),
+	}
+	if cfg.Acquirer.TLS {
+		tc, err := tlsConfig(cfg.Acquirer)
+		if err != nil {
+			return err
+		}
+		co.TLS = tc
+	}
+	if m.ClientTuning != nil {
+		m.ClientTuning(&co)
+	}
+	c, err := protocol.NewClient(co)
+	if err != nil {
+		return fmt.Errorf("acquirer client: %w", err)
+	}
+	m.Client = c
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	m.closers = append(m.closers, func() { <-done })
+	return nil
+}
+
+func tlsConfig(a AcquirerConfig) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: a.ServerName}
+	if tc.ServerName == "" {
+		host, _, err := net.SplitHostPort(a.Address)
+		if err != nil {
+			return nil, fmt.Errorf("acquirer.address: %w", err)
+		}
+		tc.ServerName = host
+	}
+	if a.CAFile != "" {
+		pem, err := os.ReadFile(a.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("acquirer.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("acquirer.ca_file %s holds no PEM certificate", a.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+func (m *Main) startAPI() error {
+	ln, err := net.Listen("tcp", m.Config.API.Listen)
+	if err != nil {
+		return fmt.Errorf("API listen: %w", err)
+	}
+	m.APIAddr = ln.Addr().String()
+	srv := &api.Server{
+		Gateway: m.Gateway, Token: m.Token, Logger: m.Logger.With("component", "api"), Version: version,
+		Metrics: m.metricsHandler(), Extra: map[string]http.HandlerFunc{},
+	}
+	if m.Simulate {
+		srv.Simulator = m.simulatorHandler()
+	}
+	m.httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.goRun(func() {
+		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("API server", "err", err)
+		}
+	})
+	m.Logger.Info("sterad is ready", "api", m.APIAddr, "acquirer", m.Config.Acquirer.Address, "terminals", len(m.Config.Terminals), "data", m.Config.DataDir)
+	return nil
+}
+
+// Close stops the daemon: the API first (no new requests), then the flows,
+// the terminal sessions and the acquirer link, and the store last.
+func (m *Main) Close() error {
+	if m.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m.httpSrv.Shutdown(ctx)
+		cancel()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		m.closers[i]()
+	}
+	m.closers = nil
+	m.wg.Wait()
+	return nil
+}
+
+// loadToken returns the API token: STERAD_API_TOKEN, or data_dir/api.token
+// (created with a random token, 0600, on first start).
+func loadToken(dir string) (string, error) {
+	if t := os.Getenv("STERAD_API_TOKEN"); t != "" {
+		return t, nil
+	}
+	path := filepath.Join(dir, "api.token")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("API token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, raw); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("API token: %w", err)
+	}
+	return t, nil
+}
+
+func newBootID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

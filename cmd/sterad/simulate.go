@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sterad/sterad/api"
+	"github.com/sterad/sterad/simulator/acquirer"
+	"github.com/sterad/sterad/simulator/terminal"
+)
+
+// startSimulators starts the embedded test acquirer and one simulated
+// terminal per configured terminal, each on a new pty whose slave is
+// symlinked at the terminal's port.
+func (m *Main) startSimulators(ctx context.Context) error {
+	cfg := &m.Config
+	host := acquirer.New(acquirer.Options{
+		Clock: m.Clock, Logger: m.Logger.With("component", "sim-acquirer"), Location: cfg.Location(),
+		DataDir: filepath.Join(cfg.DataDir, "sim", "acquirer"),
+	})
+	ln, err := net.Listen("tcp", cfg.Acquirer.Address)
+	if err != nil {
+		return fmt.Errorf("test acquirer: listen %s: %w", cfg.Acquirer.Address, err)
+	}
+	cfg.Acquirer.Address = ln.Addr().String()
+	m.SimHost = host
+	m.goRun(func() { host.Serve(ln) })
+	m.closers = append(m.closers, func() { host.Close() })
+
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sim"), 0o700); err != nil {
+		return err
+	}
+	m.SimTerminals = map[string]*terminal.Terminal{}
+	for _, tc := range cfg.Terminals {
+		t := terminal.New(terminal.Config{
+			ID: tc.ID, Kind: tc.Kind, PresentDelay: m.SimPresentDelay, Link: m.SimLink, Clock: m.Clock,
+			Logger: m.Logger.With("component", "sim-terminal"),
+		})
+		m.SimTerminals[tc.ID] = t
+		link := tc.Port
+		m.goRun(func() {
+			if err := t.ListenPTY(ctx, link); err != nil {
+				m.Logger.Error("simulated terminal", "terminal", tc.ID, "err", err)
+			}
+		})
+		if err := waitForPath(ctx, link, 5*time.Second); err != nil {
+			return fmt.Errorf("simulated terminal %s: %w", tc.ID, err)
+		}
+	}
+	return nil
+}
+
+// waitForPath polls until path exists.
+func waitForPath(ctx context.Context, path string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		if _, err := os.Lstat(path); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not appear within %s", path, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// simulatorHandler serves the simulators' controls under /v1/sim:
+// /v1/sim/acquirer/… and /v1/sim/terminals/{id}/….
+func (m *Main) simulatorHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/acquirer/", http.StripPrefix("/acquirer", m.SimHost.Handler()))
+	mux.HandleFunc("/terminals/", func(w http.ResponseWriter, r *http.Request) {
+		rest := strings.TrimPrefix(r.URL.Path, "/terminals/")
+		id, sub, _ := strings.Cut(rest, "/")
+		t, ok := m.SimTerminals[id]
+		if !ok {
+			api.WriteJSON(w, http.StatusNotFound, api.ErrorBody{Error: api.ErrorDetail{Code: "unknown_terminal", Message: fmt.Sprintf("no simulated terminal %q", id)}})
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + sub
+		t.Handler().ServeHTTP(w, r2)
+	})
+	return mux
+}
