@@ -81,7 +81,9 @@ func (f *fakeTerminal) ShowOutcome(ctx context.Context, o sterad.TerminalOutcome
 	return r, persist(r)
 }
 
-func (f *fakeTerminal) Cancel(ctx context.Context, id string) (bool, string, error) { return true, "", nil }
+func (f *fakeTerminal) Cancel(ctx context.Context, id string) (bool, string, error) {
+	return true, "", nil
+}
 
 func (f *fakeTerminal) Query(ctx context.Context, id string) (sterad.TerminalTxnState, error) {
 	return sterad.TerminalTxnState{TxnID: id, State: "unknown"}, nil
