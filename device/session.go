@@ -427,14 +427,21 @@ func (s *Session) live(op string) (*conn, error) {
 func (s *Session) WaitReady(ctx context.Context) error {
 	for {
 		s.mu.Lock()
-		if s.conn != nil {
-			s.mu.Unlock()
+		c, live, ch := s.conn, s.liveLocked(), s.readyCh
+		s.mu.Unlock()
+		if live != nil {
 			return nil
 		}
-		ch := s.readyCh
-		s.mu.Unlock()
+		var recheck <-chan time.Time
+		if c != nil {
+			// The link has failed but the supervisor has not taken it
+			// down yet (a caller saw the failure first): give it a
+			// moment rather than report a dead link as ready.
+			ch, recheck = nil, time.After(10*time.Millisecond)
+		}
 		select {
 		case <-ch:
+		case <-recheck:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closed:
