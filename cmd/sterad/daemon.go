@@ -40,6 +40,7 @@ type Main struct {
 
 	// Tuning for tests and the demo; zero values take the defaults.
 	SimPresentDelay time.Duration        // simulated card-presentation time
+	SimHostMemory   bool                 // the test acquirer keeps its ledger in memory only
 	SimLink         protocol.LinkOptions // simulated terminals' link timers
 	SessionTuning   func(*device.SessionConfig)
 	GatewayTuning   func(*sterad.GatewayConfig)

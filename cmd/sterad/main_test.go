@@ -63,7 +63,9 @@ func startDaemon(t *testing.T, tune ...func(*Main)) *testDaemon {
 		sc.T3, sc.PingInterval, sc.HelloTimeout = time.Second, 300*time.Millisecond, time.Second
 		sc.Backoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
 	}
-	m.ClientTuning = func(o *protocol.ClientOptions) { o.BackoffMin, o.BackoffMax = 50*time.Millisecond, 200*time.Millisecond }
+	m.ClientTuning = func(o *protocol.ClientOptions) {
+		o.BackoffMin, o.BackoffMax = 50*time.Millisecond, 200*time.Millisecond
+	}
 	m.GatewayTuning = func(g *sterad.GatewayConfig) { g.TerminalWait, g.RetryInterval = 5*time.Second, 200*time.Millisecond }
 	for _, f := range tune {
 		f(m)
@@ -499,7 +501,9 @@ func TestConfigValidation(t *testing.T) {
 		{"same port", func(c *Config) {
 			c.Terminals = []TerminalConfig{{ID: "T1", Kind: "fixed", Port: "/dev/ttyS0"}, {ID: "T2", Kind: "fixed", Port: "/dev/ttyS0"}}
 		}, "already used"},
-		{"baud", func(c *Config) { c.Terminals = []TerminalConfig{{ID: "T1", Kind: "fixed", Port: "/dev/ttyS0", Baud: 1234}} }, "baud"},
+		{"baud", func(c *Config) {
+			c.Terminals = []TerminalConfig{{ID: "T1", Kind: "fixed", Port: "/dev/ttyS0", Baud: 1234}}
+		}, "baud"},
 		{"merchant", func(c *Config) { c.MerchantID = strings.Repeat("M", 16) }, "merchant_id"},
 	}
 	for _, tt := range tests {

@@ -20,9 +20,12 @@ import (
 // symlinked at the terminal's port.
 func (m *Main) startSimulators(ctx context.Context) error {
 	cfg := &m.Config
+	hostDir := filepath.Join(cfg.DataDir, "sim", "acquirer")
+	if m.SimHostMemory {
+		hostDir = ""
+	}
 	host := acquirer.New(acquirer.Options{
-		Clock: m.Clock, Logger: m.Logger.With("component", "sim-acquirer"), Location: cfg.Location(),
-		DataDir: filepath.Join(cfg.DataDir, "sim", "acquirer"),
+		Clock: m.Clock, Logger: m.Logger.With("component", "sim-acquirer"), Location: cfg.Location(), DataDir: hostDir,
 	})
 	ln, err := net.Listen("tcp", cfg.Acquirer.Address)
 	if err != nil {

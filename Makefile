@@ -1,0 +1,62 @@
+# sterad — see README.md. `make help` lists the targets.
+
+GO      ?= go
+BIN     ?= bin/sterad
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+FUZZTIME ?= 30s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## install what the build needs: libusb (for gousb) and the Go modules
+	@dpkg -s libusb-1.0-0-dev >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq libusb-1.0-0-dev pkg-config; }
+	@$(GO) mod download
+
+.PHONY: build
+build: deps ## build bin/sterad
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sterad
+
+.PHONY: test
+test: deps ## run the whole test suite (what CI runs)
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+.PHONY: demo
+demo: build ## run a scripted front-desk day against the embedded simulators
+	$(BIN) demo
+
+.PHONY: run
+run: build ## run the daemon in the foreground with embedded simulators
+	$(BIN) serve --simulate
+
+.PHONY: bench
+bench: build ## benchmarks: codec and store (go test -bench), then the gateway end to end (sterad bench)
+	$(GO) test -run '^$$' -bench . -benchmem ./protocol/ ./offline/
+	$(BIN) bench
+
+.PHONY: fuzz
+fuzz: deps ## fuzz the decoders (ISO 8583 unpacker, SFL/1 decoder) for FUZZTIME each
+	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME) ./protocol/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./protocol/
+
+.PHONY: wirecheck
+wirecheck: deps ## decode captured ISO 8583 traffic with Wireshark's dissector (installs tshark)
+	@command -v tshark >/dev/null || { $(APT) update -qq && echo "wireshark-common wireshark-common/install-setuid boolean false" | $(SUDO) debconf-set-selections && $(APT) install -y -qq tshark; }
+	$(GO) test -count=1 -v -run TestWireCheck ./protocol/
+
+.PHONY: lint
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin
