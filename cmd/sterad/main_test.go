@@ -431,7 +431,8 @@ func TestTerminalOfflineAndBack(t *testing.T) {
 	for _, fault := range []struct {
 		kind string
 		ms   int
-	}{{"silence", 2000}, {"unplug", 1500}} {
+	}{{"silence", 2000}, {"unplug", 1500}, {"reboot", 500}} {
+		boot := sim.BootID()
 		if err := sim.Fault(fault.kind, 1, fault.ms); err != nil {
 			t.Fatal(err)
 		}
@@ -442,6 +443,9 @@ func TestTerminalOfflineAndBack(t *testing.T) {
 			t.Fatalf("%s: request while offline: %v after %s", fault.kind, ae, time.Since(start))
 		}
 		d.waitFor(fault.kind+": terminal ready again", func() bool { return state() == sterad.TerminalReady })
+		if info := d.m.Sessions["FRONT001"].Info(); (info.BootID != boot) != (fault.kind == "reboot") {
+			t.Fatalf("%s: boot id %s → %s", fault.kind, boot, info.BootID)
+		}
 		d.card("FRONT001", terminal.Card{PAN: "4111111111111111"})
 		if tx := d.post(api.TransactionRequest{Op: "sale", Terminal: "FRONT001", Amount: "100"}); tx.Status != "approved" {
 			t.Fatalf("%s: sale after the terminal came back: %+v", fault.kind, tx)
