@@ -202,6 +202,16 @@ func (g *Gateway) run(s *started) {
 		g.runAtTerminal(ctx, s)
 		return
 	}
+	if s.unjournaled != nil {
+		// The deliberately broken build: send, then journal.
+		resp, err := g.acquirer.Exchange(ctx, s.msg)
+		if aerr := g.store.Apply(ctx, *s.unjournaled); aerr != nil {
+			g.log.Error("journal after sending", "txn", t.ID, "err", aerr)
+			return
+		}
+		g.record(ctx, t.ID, resp, err)
+		return
+	}
 	g.exchange(ctx, t.ID, s.msg)
 }
 
@@ -210,6 +220,11 @@ func (g *Gateway) run(s *started) {
 // by the forwarder until answered).
 func (g *Gateway) exchange(ctx context.Context, id string, msg *HostMessage) *Transaction {
 	resp, err := g.acquirer.Exchange(ctx, msg)
+	return g.record(ctx, id, resp, err)
+}
+
+// record journals the outcome of a request's exchange.
+func (g *Gateway) record(ctx context.Context, id string, resp *HostMessage, err error) *Transaction {
 	t, c, uerr := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
 		now := g.clock.Now()
 		switch {
