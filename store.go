@@ -61,6 +61,20 @@ type TerminalTotals struct {
 	Uploaded   int    `json:"uploaded,omitempty"` // 0320s sent
 }
 
+// DayTotals are a closed batch's financial totals for one business day
+// and card brand (minor units): what the settlement report adds up. A
+// transaction's business day is the local date of its time minus the
+// settlement cut-off (a sale at 01:30 with a 02:00 cut-off belongs to the
+// day before: the hotel's night audit closes the day).
+type DayTotals struct {
+	Day          Date  `json:"day"`
+	Brand        Brand `json:"brand"`
+	DebitCount   int64 `json:"debit_count"`
+	DebitAmount  int64 `json:"debit_amount"`
+	CreditCount  int64 `json:"credit_count"`
+	CreditAmount int64 `json:"credit_amount"`
+}
+
 // Batch is one settlement batch (DE 60).
 type Batch struct {
 	Number    int              `json:"number"`
@@ -69,6 +83,7 @@ type Batch struct {
 	ClosingAt time.Time        `json:"closing_at,omitzero"`
 	ClosedAt  time.Time        `json:"closed_at,omitzero"`
 	Terminals []TerminalTotals `json:"terminals,omitempty"`
+	Days      []DayTotals      `json:"days,omitempty"` // set when the batch closes
 	Attempts  int              `json:"attempts,omitempty"`
 	LastError string           `json:"last_error,omitempty"`
 }
