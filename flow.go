@@ -336,9 +336,10 @@ func (g *Gateway) unknownOutcome(t *Transaction, c *txChange, now time.Time, rea
 
 // approve records an approval and its effect on the original.
 func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next Step, now time.Time) error {
-	switch t.Op {
-	case OpPreauth:
+	if t.Op == OpPreauth {
 		t.AuthorizedTotal = t.Amount
+	}
+	switch t.Op {
 	case OpIncremental:
 		o, err := g.lockedOriginal(ctx, t, c)
 		if err != nil {
@@ -349,8 +350,28 @@ func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next
 		c.DestroyCards = append(c.DestroyCards, t.ID)
 		t.HasCard = false
 	case OpCardCheck:
+		// A guarantee card is kept in the vault for a possible no-show;
+		// the card check's own copy is not needed any more.
+		if t.Reference != "" && t.Stay != nil {
+			if err := g.vaultCard(ctx, t, c, now); err != nil {
+				return err
+			}
+		}
 		c.DestroyCards = append(c.DestroyCards, t.ID)
 		t.HasCard = false
+	case OpNoShow:
+		// Charged: the hotel has no reason to keep the card number.
+		if err := g.releaseVault(ctx, t.Reference, c); err != nil {
+			return err
+		}
+	case OpPreauth, OpSale:
+		// The guest checked in with a card at the terminal: the guarantee
+		// card is no longer needed.
+		if t.Terminal != "" {
+			if err := g.releaseVault(ctx, t.Reference, c); err != nil {
+				return err
+			}
+		}
 	case OpVoid:
 		o, err := g.lockedOriginal(ctx, t, c)
 		if err != nil {

@@ -22,6 +22,14 @@ const (
 	// DefaultRetryInterval is how often queued reversals and advices are
 	// retried while the acquirer does not answer them.
 	DefaultRetryInterval = 5 * time.Second
+	// DefaultNoShowCutoff: a no-show may be charged from 18:00 local time
+	// on the arrival day.
+	DefaultNoShowCutoff = 18 * time.Hour
+	// DefaultVaultRetention: a guarantee card is kept at most 7 days after
+	// the check-out day.
+	DefaultVaultRetention = 7 * 24 * time.Hour
+	// DefaultPurgeInterval: the vault is purged hourly.
+	DefaultPurgeInterval = time.Hour
 )
 
 // DefaultCompletionTolerance: a completion may exceed the authorized
@@ -38,6 +46,15 @@ type GatewayConfig struct {
 	CompletionTolerance decimal.Decimal // final amount ≤ authorized total × this; default 1.15
 	TerminalWait        time.Duration   // default DefaultTerminalWait
 	RetryInterval       time.Duration   // default DefaultRetryInterval
+	// NoShowCutoff is the local time of day on the arrival day from which
+	// a no-show may be charged (the card brands' rule: 18:00).
+	NoShowCutoff time.Duration
+	// VaultRetention is how long after the check-out day a guarantee card
+	// is kept at most (default 7 days).
+	VaultRetention time.Duration
+	// PurgeInterval is how often the vault and the card store are purged
+	// (default hourly).
+	PurgeInterval time.Duration
 }
 
 // Deps are the adapters the gateway drives.
@@ -110,6 +127,15 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
 	}
+	if cfg.NoShowCutoff <= 0 {
+		cfg.NoShowCutoff = DefaultNoShowCutoff
+	}
+	if cfg.VaultRetention <= 0 {
+		cfg.VaultRetention = DefaultVaultRetention
+	}
+	if cfg.PurgeInterval <= 0 {
+		cfg.PurgeInterval = DefaultPurgeInterval
+	}
 	if d.Clock == nil {
 		d.Clock = SystemClock{}
 	}
@@ -143,10 +169,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.recover(g.ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go func() {
 		defer g.wg.Done()
 		g.forwardLoop(g.ctx)
+	}()
+	go func() {
+		defer g.wg.Done()
+		g.purgeLoop(g.ctx)
 	}()
 	return nil
 }
@@ -317,6 +347,18 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 	}
 	s := &started{txn: t, plan: p, card: p.card}
 	change := Change{Idempotency: idem}
+
+	if p.op == OpCardCheck && !g.acquirer.Status().Online {
+		return nil, Errorf(EUnavailable, "acquirer_offline", "a card check needs the acquirer, which is unreachable now: try again when sterad status shows it online")
+	}
+	if p.op == OpNoShow {
+		unlock := g.locks.lock("ref:" + p.reference)
+		defer unlock()
+		if err := g.checkNoShow(ctx, p, now); err != nil {
+			return nil, err
+		}
+		t.Entry = p.entry
+	}
 
 	// The terminal: known, online, and free.
 	if p.term != nil {

@@ -50,6 +50,7 @@ type plan struct {
 	token      string
 	reference  string
 	stay       *Stay
+	entry      EntryMode // set when the card is not read (a host token)
 	originalID string
 	original   *Transaction // loaded by begin
 }
@@ -140,10 +141,8 @@ func (g *Gateway) validate(r Request, now time.Time) (*plan, error) {
 	if len(p.reference) > 25 {
 		return nil, Errorf(EInvalid, "invalid_reference", "reference is longer than 25 characters")
 	}
-	for _, c := range p.reference {
-		if c < 0x20 || c > 0x7e {
-			return nil, Errorf(EInvalid, "invalid_reference", "reference must be printable ASCII")
-		}
+	if !printable(p.reference) {
+		return nil, Errorf(EInvalid, "invalid_reference", "reference must be printable ASCII")
 	}
 
 	// Which inputs each op takes.
@@ -178,6 +177,12 @@ func (g *Gateway) validate(r Request, now time.Time) (*plan, error) {
 		if p.card != nil && p.token != "" {
 			return nil, Errorf(EInvalid, "ambiguous_card", "give a keyed card or a token, not both")
 		}
+		if p.token != "" && (len(p.token) != 16 || !printable(p.token)) {
+			return nil, Errorf(EInvalid, "invalid_token", "a card token has 16 characters")
+		}
+	}
+	if op == OpCardCheck && p.stay != nil && p.reference == "" {
+		return nil, Errorf(EInvalid, "missing_reference", "a card check with stay dates guarantees a reservation: give its reference")
 	}
 	if op == OpPreauth || op == OpNoShow {
 		if p.reference == "" {
@@ -188,4 +193,14 @@ func (g *Gateway) validate(r Request, now time.Time) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// printable reports whether s is printable ASCII (DE 48's ans).
+func printable(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

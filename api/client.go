@@ -198,3 +198,32 @@ func (c *Client) WaitFinal(ctx context.Context, id string, every time.Duration) 
 		}
 	}
 }
+
+// Vault lists the guarantee cards kept.
+func (c *Client) Vault(ctx context.Context) ([]*sterad.VaultEntry, error) {
+	var out struct {
+		Vault []*sterad.VaultEntry `json:"vault"`
+	}
+	_, err := c.Do(ctx, http.MethodGet, "/v1/vault", nil, nil, &out)
+	return out.Vault, err
+}
+
+// Purge destroys the card data no longer needed now.
+func (c *Client) Purge(ctx context.Context) (*sterad.PurgeResult, error) {
+	var out sterad.PurgeResult
+	if _, err := c.Do(ctx, http.MethodPost, "/v1/vault/purge", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ReleaseVault destroys the guarantee card of a cancelled reservation.
+func (c *Client) ReleaseVault(ctx context.Context, reference string) (*sterad.VaultEntry, error) {
+	var out struct {
+		Released *sterad.VaultEntry `json:"released"`
+	}
+	if _, err := c.Do(ctx, http.MethodDelete, "/v1/vault/"+url.PathEscape(reference), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Released, nil
+}

@@ -60,6 +60,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/queue", auth(s.queue))
 	mux.Handle("POST /v1/queue/flush", auth(s.flush))
 	mux.Handle("GET /v1/status", auth(s.status))
+	mux.Handle("GET /v1/vault", auth(s.vault))
+	mux.Handle("POST /v1/vault/purge", auth(s.purge))
+	mux.Handle("DELETE /v1/vault/{reference}", auth(s.releaseVault))
 	for pattern, h := range s.Extra {
 		mux.Handle(pattern, auth(h))
 	}
@@ -240,6 +243,36 @@ func (s *Server) flush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, FlushResult{Sent: n, Depth: len(items)})
+}
+
+func (s *Server) vault(w http.ResponseWriter, r *http.Request) {
+	entries, err := s.Gateway.Vault(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if entries == nil {
+		entries = []*sterad.VaultEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"vault": entries})
+}
+
+func (s *Server) purge(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Gateway.Purge(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) releaseVault(w http.ResponseWriter, r *http.Request) {
+	e, err := s.Gateway.ReleaseVault(r.Context(), r.PathValue("reference"))
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"released": e})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

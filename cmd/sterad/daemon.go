@@ -153,6 +153,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	gcfg := sterad.GatewayConfig{
 		MerchantID: cfg.MerchantID, VirtualTerminalID: cfg.VirtualTerminalID, Location: cfg.Location(),
+		NoShowCutoff: clockTime(cfg.Reservations.NoShowCutoff), VaultRetention: cfg.Reservations.Retention.D(),
 	}
 	if m.GatewayTuning != nil {
 		m.GatewayTuning(&gcfg)
@@ -322,4 +323,13 @@ func newBootID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// clockTime turns a validated "HH:MM" into the duration since midnight.
+func clockTime(hhmm string) time.Duration {
+	t, err := time.Parse("15:04", hhmm)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute
 }

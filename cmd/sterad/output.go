@@ -43,7 +43,11 @@ func yen(s string) string {
 
 // printTransaction writes a transaction for a person.
 func printTransaction(w io.Writer, t *api.Transaction) {
-	fmt.Fprintf(w, "%s  %s %s", strings.ToUpper(t.Status), t.Op, yen(t.Amount))
+	status := strings.ToUpper(t.Status)
+	if t.Op == "cardcheck" && t.Status == "approved" {
+		status = "VALID"
+	}
+	fmt.Fprintf(w, "%s  %s %s", status, t.Op, yen(t.Amount))
 	if t.MaskedPAN != "" {
 		fmt.Fprintf(w, "  %s %s", t.Brand, t.MaskedPAN)
 	}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newVaultCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "vault",
+		Short: "Guarantee cards kept for possible no-show charges",
+		Long: `A card checked for a guaranteed reservation (cardcheck with --ref and the stay)
+is kept encrypted until the no-show charge, the guest's check-in, the
+reservation's cancellation, or the end of its retention (check-out + 7 days):
+then it is destroyed beyond recovery.`,
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the guarantee cards kept (masked) and until when",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			entries, err := c.Vault(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), entries)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "REFERENCE\tCARD\tBRAND\tSTAY\tTOKEN\tKEPT UNTIL")
+			for _, e := range entries {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s → %s\t%s\t%s\n", e.Reference, e.MaskedPAN, e.Brand, e.Stay.CheckIn, e.Stay.CheckOut,
+					e.Token, e.RetainUntil.Local().Format("2006-01-02 15:04"))
+			}
+			return tw.Flush()
+		},
+	}
+	purge := &cobra.Command{
+		Use:   "purge",
+		Short: "Destroy now every card past its retention (the daemon also does it hourly)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.Purge(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "destroyed %d guarantee card(s) and %d pre-authorization card(s)\n", len(res.Vault), len(res.Cards))
+			for _, e := range res.Vault {
+				fmt.Fprintf(cmd.OutOrStdout(), "  %s  %s  (kept until %s)\n", e.Reference, e.MaskedPAN, e.RetainUntil.Local().Format("2006-01-02 15:04"))
+			}
+			return nil
+		},
+	}
+	var ref string
+	release := &cobra.Command{
+		Use:   "release",
+		Short: "Destroy the guarantee card of a cancelled reservation",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ref == "" {
+				return fmt.Errorf("--ref is required")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			e, err := c.ReleaseVault(cmd.Context(), ref)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), e)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "destroyed the card %s kept for %s\n", e.MaskedPAN, e.Reference)
+			return nil
+		},
+	}
+	release.Flags().StringVar(&ref, "ref", "", "reservation reference")
+	cmd.AddCommand(list, purge, release)
+	return cmd
+}
