@@ -229,7 +229,7 @@ func (g *Gateway) record(ctx context.Context, id string, resp *HostMessage, err 
 		now := g.clock.Now()
 		switch {
 		case errors.Is(err, ErrHostUnavailable):
-			return g.notSent(t, c, now)
+			return g.notSent(ctx, t, c, now)
 		case err != nil:
 			reason := "no answer from the acquirer"
 			if !errors.Is(err, ErrNoResponse) {
@@ -253,21 +253,6 @@ func (g *Gateway) record(ctx context.Context, id string, resp *HostMessage, err 
 	}
 	g.wake()
 	return t
-}
-
-// notSent records a request that certainly never reached the host.
-func (g *Gateway) notSent(t *Transaction, c *txChange, now time.Time) error {
-	if t.MTI == MTIAdvice || t.MTI == MTIVoid {
-		// An advice or a void is owed to the host whatever happens: it is
-		// sent as soon as the link is back.
-		t.Reason = "the acquirer is unreachable: it will be sent when the link is back"
-		c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: queueKindOf(t), CreatedAt: now})
-		return t.Transition(StatusPending, StepQueued, now, t.Reason)
-	}
-	g.undo(c, t)
-	t.ResponseCode = ""
-	t.Reason = "the acquirer is unreachable: nothing was charged"
-	return g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
 }
 
 func queueKindOf(t *Transaction) QueueKind {
@@ -305,6 +290,13 @@ func (g *Gateway) applyResponse(ctx context.Context, t *Transaction, c *txChange
 	}
 	g.undo(c, t)
 	t.Reason = fmt.Sprintf("declined: %s (%s)", info.Message, info.Code)
+	if t.StandIn() {
+		// The host accepted the report but did not charge the card: the
+		// hotel carries the loss unless it collects another way.
+		t.Reason = fmt.Sprintf("ALERT: approved offline, then declined by the issuer: %s (%s): collect another way", info.Message, info.Code)
+		g.log.Error("offline approval declined by the issuer: collect another way", "txn", t.ID, "op", t.Op,
+			"amount", t.Amount.String(), "card", t.MaskedPAN, "code", info.Code)
+	}
 	return g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
 }
 

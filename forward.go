@@ -49,26 +49,40 @@ func (g *Gateway) forwardLoop(ctx context.Context) {
 // and deferred requests; FIFO within each.
 var queuePriority = map[QueueKind]int{QueueReversal: 0, QueueVoid: 1, QueueAdvice: 2, QueueRequest: 3}
 
-// drain forwards every due item while the link is up. With now set, items
-// are due regardless of when they were last tried (queue flush).
-func (g *Gateway) drain(ctx context.Context, now bool) (sent int) {
-	if !g.acquirer.Status().Online {
-		return 0
-	}
+// drain forwards every due item while the link is up. Items older than
+// the offline max_age are parked: kept and shown, but left for an
+// operator. With all set (queue flush), every item goes now, parked ones
+// included.
+func (g *Gateway) drain(ctx context.Context, all bool) (sent int) {
 	items, err := g.store.Queue(ctx)
 	if err != nil {
 		g.log.Error("read queue", "err", err)
 		return 0
 	}
+	clock := g.clock.Now()
+	if maxAge := g.cfg.Offline.MaxAge; maxAge > 0 {
+		for i := range items {
+			if !items[i].Parked && clock.Sub(items[i].CreatedAt) > maxAge {
+				items[i].Parked = true
+				if err := g.store.Apply(ctx, Change{UpdateQueue: []QueueItem{items[i]}}); err != nil {
+					g.log.Error("park queue item", "txn", items[i].TxnID, "err", err)
+					continue
+				}
+				g.log.Warn("queue item parked: older than offline max_age, an operator must flush it", "txn", items[i].TxnID, "kind", items[i].Kind, "since", items[i].CreatedAt)
+			}
+		}
+	}
+	if !g.acquirer.Status().Online {
+		return 0
+	}
 	slices.SortStableFunc(items, func(a, b QueueItem) int {
 		return cmp.Or(cmp.Compare(queuePriority[a.Kind], queuePriority[b.Kind]), cmp.Compare(a.Seq, b.Seq))
 	})
-	clock := g.clock.Now()
 	for _, it := range items {
 		if ctx.Err() != nil || !g.acquirer.Status().Online {
 			return sent
 		}
-		if it.Parked || (!now && it.Attempts > 0 && clock.Sub(it.LastAttempt) < g.cfg.RetryInterval) {
+		if !all && (it.Parked || it.Attempts > 0 && clock.Sub(it.LastAttempt) < g.cfg.RetryInterval) {
 			continue
 		}
 		g.forwardItem(ctx, it)
@@ -77,9 +91,8 @@ func (g *Gateway) drain(ctx context.Context, now bool) (sent int) {
 	return sent
 }
 
-// Flush forwards every queued item now (parked ones included is not
-// implied: parked items wait for an operator) and returns how many were
-// sent.
+// Flush forwards every queued item now, parked ones included, and returns
+// how many were sent.
 func (g *Gateway) Flush(ctx context.Context) (int, error) {
 	if !g.acquirer.Status().Online {
 		return 0, ErrHostUnavailable
@@ -110,6 +123,9 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 		g.mu.Unlock()
 	}()
 
+	if it.Kind == QueueRequest {
+		return g.sendDeferred(ctx, it)
+	}
 	t, err := g.store.Transaction(ctx, it.TxnID)
 	if err != nil {
 		g.log.Error("queued transaction", "txn", it.TxnID, "err", err)
@@ -203,4 +219,44 @@ func (g *Gateway) cardOf(ctx context.Context, t, orig *Transaction) (*Card, erro
 		return nil, fmt.Errorf("open card of %s: %w", owner, err)
 	}
 	return c, nil
+}
+
+// sendDeferred sends a request accepted while the acquirer was unreachable
+// (a stood-in pre-authorization, a refund, a no-show charge) as its normal
+// message. It is journaled with a fresh STAN and DE 7 and leaves the queue
+// in the same commit: from then on it is an ordinary sent request, reversed
+// if its answer is lost — never resent.
+func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
+	var msg *HostMessage
+	t, _, err := g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
+		var orig *Transaction
+		if t.Original != "" {
+			o, err := g.store.Transaction(ctx, t.Original)
+			if err != nil {
+				return err
+			}
+			orig = o
+		}
+		card, err := g.cardOf(ctx, t, orig)
+		if err != nil {
+			return err
+		}
+		defer card.Wipe()
+		g.batchMu.RLock()
+		defer g.batchMu.RUnlock()
+		now := g.clock.Now()
+		m, err := g.prepare(ctx, t, card, orig, now)
+		if err != nil {
+			return err
+		}
+		msg = m
+		c.Dequeue = append(c.Dequeue, it.Seq)
+		t.Record(StepSent, now, "deferred request sent")
+		return nil
+	})
+	if err != nil {
+		g.log.Error("send deferred request", "txn", it.TxnID, "err", err)
+		return t
+	}
+	return g.exchange(ctx, t.ID, msg)
 }

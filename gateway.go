@@ -55,6 +55,8 @@ type GatewayConfig struct {
 	// PurgeInterval is how often the vault and the card store are purged
 	// (default hourly).
 	PurgeInterval time.Duration
+	// Offline are the stand-in limits (default DefaultOfflineLimits).
+	Offline OfflineLimits
 }
 
 // Deps are the adapters the gateway drives.
@@ -92,6 +94,7 @@ type Gateway struct {
 	// it shared from reading the open batch until their journal commit.
 	batchMu sync.RWMutex
 
+	standInMu  sync.Mutex      // orders stand-in decisions against the offline limits
 	kick       chan struct{}   // wakes the forwarder
 	forwarding map[string]bool // transactions whose queued message is in flight (under mu)
 }
@@ -135,6 +138,9 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 	}
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = DefaultPurgeInterval
+	}
+	if cfg.Offline == (OfflineLimits{}) {
+		cfg.Offline = DefaultOfflineLimits()
 	}
 	if d.Clock == nil {
 		d.Clock = SystemClock{}

@@ -60,7 +60,7 @@ func (g *Gateway) message(t *Transaction, card *Card, orig *Transaction) *HostMe
 			m.Token = t.Token
 		}
 	}
-	if t.StandIn() {
+	if t.StandIn() && t.MTI == MTIAdvice {
 		m.StandIn, m.AuthCode = true, t.LocalCode
 	}
 	return m

@@ -183,7 +183,7 @@ func (g *Gateway) showOutcome(ctx context.Context, id string, attempt int) {
 		g.log.Error("load transaction", "txn", id, "err", err)
 		return
 	}
-	if t.Step != StepOutcome && !(t.Step == StepReversal && t.TerminalResult == "") {
+	if t.TerminalResult != "" || (t.Step != StepOutcome && t.Step != StepReversal && t.Step != StepQueued) {
 		return
 	}
 	term := g.terms[t.Terminal]
@@ -211,8 +211,8 @@ func (g *Gateway) terminalResult(ctx context.Context, id string, r TerminalResul
 		}
 		t.TerminalResult, t.Printed = r.Status, r.Printed
 		step := StepDone
-		if t.Step == StepReversal {
-			step = StepReversal
+		if t.Step == StepReversal || t.Step == StepQueued {
+			step = t.Step // still owed to the acquirer
 		}
 		note := "terminal result " + r.Status
 		if r.Reason != "" {
@@ -230,7 +230,37 @@ func (g *Gateway) afterResult(ctx context.Context, id string, r TerminalResult) 
 	if r.Status != "cancelled" {
 		return
 	}
+	if g.cancelStandIn(ctx, id) {
+		return
+	}
 	g.reverseApproved(ctx, id, RRCustomerCancel, "the customer cancelled at the terminal after the approval")
+}
+
+// cancelStandIn withdraws an offline approval whose customer cancelled at
+// the terminal: nothing was sent to the host, so nothing is owed to it.
+func (g *Gateway) cancelStandIn(ctx context.Context, id string) bool {
+	done := false
+	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		if t.Status != StatusStoodIn {
+			return nil
+		}
+		items, err := g.store.Queue(ctx)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.TxnID == t.ID {
+				c.Dequeue = append(c.Dequeue, it.Seq)
+			}
+		}
+		done = true
+		t.Reason = "the customer cancelled at the terminal after an offline approval: nothing was sent, nothing charged"
+		return g.end(t, c, StatusReversed, StepDone, g.clock.Now(), t.Reason)
+	})
+	if err != nil {
+		g.log.Error("withdraw offline approval", "txn", id, "err", err)
+	}
+	return done
 }
 
 // reverseApproved reverses an approved authorization whose customer never
@@ -385,8 +415,11 @@ func (g *Gateway) outcome(t *Transaction) TerminalOutcome {
 		lines = append(lines, fmt.Sprintf("金額 / AMOUNT ¥%s", groupDigits(t.Amount.String())))
 	}
 	switch t.Status {
-	case StatusApproved:
+	case StatusApproved, StatusStoodIn:
 		o.Status = "approved"
+		if t.Status == StatusStoodIn {
+			lines = append(lines, "オフライン承認 / OFFLINE APPROVAL")
+		}
 		if t.Op == OpCardCheck {
 			lines = append(lines, "有効 / CARD VALID ("+t.ResponseCode+")")
 		} else {

@@ -84,7 +84,7 @@ func (s Status) Final() bool {
 var transitions = map[Status][]Status{
 	StatusPending:  {StatusApproved, StatusDeclined, StatusStoodIn, StatusCancelled, StatusUnknown, StatusReversed},
 	StatusUnknown:  {StatusReversed, StatusApproved, StatusDeclined},
-	StatusStoodIn:  {StatusApproved, StatusDeclined, StatusVoided, StatusReversed},
+	StatusStoodIn:  {StatusApproved, StatusDeclined, StatusVoided, StatusReversed, StatusUnknown},
 	StatusApproved: {StatusVoided, StatusReversed},
 }
 

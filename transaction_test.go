@@ -16,9 +16,11 @@ var allStatuses = []sterad.Status{
 // payments engineer would draw.
 func TestStateMachine(t *testing.T) {
 	allowed := map[sterad.Status][]sterad.Status{
-		sterad.StatusPending:  {sterad.StatusPending, sterad.StatusApproved, sterad.StatusDeclined, sterad.StatusStoodIn, sterad.StatusCancelled, sterad.StatusUnknown, sterad.StatusReversed},
-		sterad.StatusUnknown:  {sterad.StatusUnknown, sterad.StatusReversed, sterad.StatusApproved, sterad.StatusDeclined},
-		sterad.StatusStoodIn:  {sterad.StatusStoodIn, sterad.StatusApproved, sterad.StatusDeclined, sterad.StatusVoided, sterad.StatusReversed},
+		sterad.StatusPending: {sterad.StatusPending, sterad.StatusApproved, sterad.StatusDeclined, sterad.StatusStoodIn, sterad.StatusCancelled, sterad.StatusUnknown, sterad.StatusReversed},
+		sterad.StatusUnknown: {sterad.StatusUnknown, sterad.StatusReversed, sterad.StatusApproved, sterad.StatusDeclined},
+		// A stood-in pre-authorization is sent as its 0100 when the link is
+		// back; if that goes unanswered its outcome is unknown.
+		sterad.StatusStoodIn:  {sterad.StatusStoodIn, sterad.StatusApproved, sterad.StatusDeclined, sterad.StatusVoided, sterad.StatusReversed, sterad.StatusUnknown},
 		sterad.StatusApproved: {sterad.StatusApproved, sterad.StatusVoided, sterad.StatusReversed},
 		// declined, reversed, voided, cancelled are final: nothing.
 	}

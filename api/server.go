@@ -286,6 +286,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if b, err := s.Gateway.OpenBatch(r.Context()); err == nil {
 		st.Batch = b
 	}
+	alerts, err := s.Gateway.Alerts(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	st.Alerts = []*Transaction{}
+	for _, t := range alerts {
+		st.Alerts = append(st.Alerts, View(t, false))
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 

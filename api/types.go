@@ -193,6 +193,7 @@ type Status struct {
 	Terminals []sterad.TerminalInfo `json:"terminals"`
 	Queue     QueueSummary          `json:"queue"`
 	Batch     *sterad.Batch         `json:"batch,omitempty"`
+	Alerts    []*Transaction        `json:"alerts"` // offline approvals the issuer declined: collect another way
 	Version   string                `json:"version,omitempty"`
 }
 

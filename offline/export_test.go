@@ -1,5 +1,7 @@
 package offline
 
+import bolt "go.etcd.io/bbolt"
+
 // Test bridge: lets package offline_test hold the committer and observe
 // its queue, to build a group deterministically.
 
@@ -23,3 +25,29 @@ func HoldWriter(db *DB) (release func()) {
 // BreakSlotFile closes keys/dek.slots under the store, so that the next
 // seal fails with an I/O error.
 func BreakSlotFile(db *DB) { db.keys.f.Close() }
+
+// SealedRecord returns the encrypted record of owner's card as stored.
+func SealedRecord(db *DB, owner string) []byte {
+	var out []byte
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bktCards).Get([]byte(owner)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return out
+}
+
+// Decrypts reports whether key opens a sealed card record of owner.
+func Decrypts(record []byte, owner string, key []byte) bool {
+	r, err := parseCardRecord(record)
+	if err != nil || len(key) != dekSize {
+		return false
+	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return false
+	}
+	_, err = aead.Open(nil, r.nonce, r.ct, []byte(owner))
+	return err == nil
+}

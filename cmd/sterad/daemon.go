@@ -154,6 +154,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	gcfg := sterad.GatewayConfig{
 		MerchantID: cfg.MerchantID, VirtualTerminalID: cfg.VirtualTerminalID, Location: cfg.Location(),
 		NoShowCutoff: clockTime(cfg.Reservations.NoShowCutoff), VaultRetention: cfg.Reservations.Retention.D(),
+		Offline: cfg.offlineLimits(),
 	}
 	if m.GatewayTuning != nil {
 		m.GatewayTuning(&gcfg)
@@ -332,4 +333,11 @@ func clockTime(hhmm string) time.Duration {
 		return 0
 	}
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute
+}
+
+// offlineLimits converts the validated offline section.
+func (c *Config) offlineLimits() sterad.OfflineLimits {
+	floor, _ := sterad.ParseAmount(c.Offline.FloorLimit, sterad.JPY)
+	total, _ := sterad.ParseAmount(c.Offline.TotalLimit, sterad.JPY)
+	return sterad.OfflineLimits{FloorLimit: floor, TotalLimit: total, MaxCount: c.Offline.MaxCount, MaxAge: c.Offline.MaxAge.D()}
 }

@@ -32,6 +32,7 @@ var (
 	descTermUp      = prometheus.NewDesc("sterad_terminal_state", "1 for the terminal's current state.", []string{"terminal", "state"}, nil)
 	descQueueDepth  = prometheus.NewDesc("sterad_queue_depth", "Messages owed to the acquirer (store-and-forward).", nil, nil)
 	descQueueParked = prometheus.NewDesc("sterad_queue_parked", "Queued messages older than offline.max_age, kept for an operator.", nil, nil)
+	descAlerts      = prometheus.NewDesc("sterad_offline_declined", "Offline approvals the issuer later declined: the hotel must collect another way.", nil, nil)
 	descCommits     = prometheus.NewDesc("sterad_store_commits_total", "Durable store commits.", nil, nil)
 	descApplies     = prometheus.NewDesc("sterad_store_changes_total", "Changes written to the store (grouped into commits).", nil, nil)
 )
@@ -78,6 +79,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(descQueueDepth, float64(len(items)))
 			gauge(descQueueParked, float64(parked))
+		}
+		if alerts, err := m.Gateway.Alerts(context.Background()); err == nil {
+			gauge(descAlerts, float64(len(alerts)))
 		}
 	}
 	if m.DB != nil {
