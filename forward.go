@@ -242,8 +242,8 @@ func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 			return err
 		}
 		defer card.Wipe()
-		g.batchMu.RLock()
-		defer g.batchMu.RUnlock()
+		g.batchMu.RLock() // until the commit: see Gateway.batchMu
+		c.unlocks = append(c.unlocks, g.batchMu.RUnlock)
 		now := g.clock.Now()
 		m, err := g.prepare(ctx, t, card, orig, now)
 		if err != nil {

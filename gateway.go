@@ -91,7 +91,10 @@ type Gateway struct {
 	locks    keyedMutex               // per transaction, per idempotency key
 
 	// batchMu orders batch assignment against batch close: requests hold
-	// it shared from reading the open batch until their journal commit.
+	// it shared from reading the open batch until their journal commit;
+	// the close holds it to switch batches. It is taken after any
+	// transaction lock (lock order: idempotency key, reservation,
+	// transaction, original, batch).
 	batchMu sync.RWMutex
 
 	standInMu  sync.Mutex      // orders stand-in decisions against the offline limits
@@ -354,12 +357,24 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 	s := &started{txn: t, plan: p, card: p.card}
 	change := Change{Idempotency: idem}
 
+	// Locks, in the one order used everywhere (idempotency key,
+	// reservation, transaction, its original, batch): the reservation of a
+	// no-show, the original of a linked op, and the batch — the batch a
+	// request joins, and a void's check that its original's batch is still
+	// open, hold until this transaction is committed.
+	if p.op == OpNoShow {
+		defer g.locks.lock("ref:" + p.reference)()
+	}
+	if p.op.NeedsOriginal() {
+		defer g.locks.lock("txn:" + p.originalID)()
+	}
+	g.batchMu.RLock()
+	defer g.batchMu.RUnlock()
+
 	if p.op == OpCardCheck && !g.acquirer.Status().Online {
 		return nil, Errorf(EUnavailable, "acquirer_offline", "a card check needs the acquirer, which is unreachable now: try again when sterad status shows it online")
 	}
 	if p.op == OpNoShow {
-		unlock := g.locks.lock("ref:" + p.reference)
-		defer unlock()
 		if err := g.checkNoShow(ctx, p, now); err != nil {
 			return nil, err
 		}
@@ -390,8 +405,6 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 	// Ops on an original: lock it, check its state, and update it in the
 	// same commit that creates this transaction.
 	if p.op.NeedsOriginal() {
-		unlock := g.locks.lock("txn:" + p.originalID)
-		defer unlock()
 		orig, err := g.store.Transaction(ctx, p.originalID)
 		if errors.Is(err, ErrNotFound) {
 			release()
@@ -413,8 +426,6 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 	// Requests that need no card read are journaled now, with their
 	// STAN and DE 7, in the same commit that creates them.
 	if p.term == nil {
-		g.batchMu.RLock()
-		defer g.batchMu.RUnlock()
 		card, err := g.cardForNew(ctx, p)
 		if err != nil {
 			release()

@@ -81,8 +81,8 @@ func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
 			}
 			orig = o
 		}
-		g.batchMu.RLock()
-		defer g.batchMu.RUnlock()
+		g.batchMu.RLock() // until the commit: see Gateway.batchMu
+		c.unlocks = append(c.unlocks, g.batchMu.RUnlock)
 		m, err := g.prepare(ctx, t, card, orig, now)
 		if err != nil {
 			return err

@@ -67,7 +67,7 @@ func (s *Session) ReadCard(ctx context.Context, req sterad.CardRequest, persist 
 	w := newWaiter(req.TxnID, protocol.TypeProgress, protocol.TypeCard, protocol.TypeResult,
 		protocol.TypeError, protocol.TypeCancelResp)
 	w.persistCard = persist
-	c, err := s.begin(op, w)
+	c, err := s.begin(op, w, true)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func (s *Session) ShowOutcome(ctx context.Context, o sterad.TerminalOutcome, per
 	}
 	w := newWaiter(o.TxnID, protocol.TypeProgress, protocol.TypeResult, protocol.TypeError)
 	w.persistResult = persist
-	c, err := s.begin(op, w)
+	c, err := s.begin(op, w, false)
 	if err != nil {
 		return sterad.TerminalResult{}, err
 	}

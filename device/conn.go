@@ -25,6 +25,10 @@ type conn struct {
 	helloCh chan helloMsg // HELLO_RESP, to hello()
 	pongCh  chan struct{} // PONG, to ping()
 
+	// Guarded by s.mu: a PING is out (pinging), and it has gone
+	// unacknowledged for T2 (suspect: shown offline).
+	pinging, suspect bool
+
 	mu      sync.Mutex
 	waiters []*waiter
 }
@@ -122,7 +126,14 @@ func (c *conn) ping(ctx context.Context) error {
 	case <-c.pongCh: // a stale PONG
 	default:
 	}
-	if err := c.send(ctx, protocol.TypePing, nil); err != nil {
+	// A PING unacknowledged for T2 shows the terminal offline at once;
+	// the link's retransmissions take T2 × 3 before the link fails.
+	c.s.pinging(c, true, false)
+	watch := time.AfterFunc(c.s.t2, func() { c.s.suspectPing(c) })
+	err := c.send(ctx, protocol.TypePing, nil)
+	watch.Stop()
+	c.s.pinging(c, false, err == nil)
+	if err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
 	t := time.NewTimer(c.s.cfg.T3)
@@ -235,7 +246,7 @@ func (c *conn) targets(t protocol.FrameType, txnID string, known bool) []*waiter
 func (c *conn) handle(f protocol.Frame) error {
 	s := c.s
 	c.touch()
-	s.seen(time.Now())
+	s.seen(c, time.Now())
 	s.log.Debug("frame received", "frame", f.String())
 	switch f.Type {
 	case protocol.TypeHelloResp:

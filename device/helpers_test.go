@@ -232,7 +232,10 @@ type bench struct {
 	// keepLine, when set, keeps the wire up when the terminal's link
 	// gives up (as on a serial line): the gateway sees no EOF.
 	keepLine bool
-	opens    atomic.Int32
+	// wire, when set, makes the transport of each open: the gateway's
+	// end and the terminal's (default: an in-memory pipe).
+	wire  func() (gw, term io.ReadWriteCloser)
+	opens atomic.Int32
 }
 
 const (
@@ -278,9 +281,17 @@ func (b *bench) open(ctx context.Context) (io.ReadWriteCloser, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.missing {
+		if b.wire != nil {
+			return nil, errors.New("no USB device 1234:5678 is attached")
+		}
 		return nil, errors.New("open serial port " + testPort + ": no such file or directory")
 	}
-	gw, term := newPipe()
+	var gw, term io.ReadWriteCloser
+	if b.wire != nil {
+		gw, term = b.wire()
+	} else {
+		gw, term = newPipe()
+	}
 	resp := b.resp
 	resp.Caps = append([]string(nil), b.resp.Caps...)
 	var rw io.ReadWriteCloser = term

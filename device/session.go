@@ -1,6 +1,7 @@
 package device
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,10 +71,13 @@ type Session struct {
 	cfg SessionConfig
 	log *slog.Logger
 
+	t2 time.Duration // the link's ACK timeout: a PING unacknowledged this long shows offline
+
 	mu        sync.Mutex
 	conn      *conn         // the link once HELLO succeeded; nil while offline
-	readyCh   chan struct{} // closed while conn is set
+	changed   chan struct{} // closed (and replaced) when the link's readiness may have changed
 	call      *waiter       // the transaction in progress (ReadCard, ShowOutcome)
+	port      string        // the port the transport says it opened (SerialByUSB)
 	model     string
 	firmware  string
 	kind      string
@@ -126,10 +130,15 @@ func NewSession(cfg SessionConfig) *Session {
 	if cfg.Link.Name == "" {
 		cfg.Link.Name = cfg.ID
 	}
+	t2 := cfg.Link.T2
+	if t2 <= 0 {
+		t2 = protocol.T2
+	}
 	return &Session{
 		cfg:     cfg,
 		log:     log,
-		readyCh: make(chan struct{}),
+		t2:      t2,
+		changed: make(chan struct{}),
 		closed:  make(chan struct{}),
 		runDone: make(chan struct{}),
 	}
@@ -226,6 +235,11 @@ func (s *Session) connect(ctx context.Context) (ready bool) {
 		}
 		return false
 	}
+	if p, ok := rw.(interface{ PortName() string }); ok {
+		s.mu.Lock()
+		s.port = p.PortName()
+		s.mu.Unlock()
+	}
 	c := newConn(s)
 	c.link = protocol.NewLink(rw, c.handle, s.cfg.Link)
 	linkDone := make(chan struct{})
@@ -290,10 +304,19 @@ func (s *Session) up(c *conn, r protocol.HelloResp) {
 	reconnect, prevBoot := s.helloOK, s.bootID
 	s.helloOK = true
 	s.conn = c
-	close(s.readyCh)
+	s.notifyLocked()
 	s.model, s.firmware, s.bootID = r.Model, r.FW, r.BootID
 	s.caps = slices.Clone(r.Caps)
-	s.kind = r.Kind
+	unknownKind := false
+	switch r.Kind {
+	case sterad.KindFixed, sterad.KindHandheld:
+		s.kind = r.Kind
+	default:
+		// Empty or unknown: clients only know fixed and handheld, so the
+		// configured kind is shown.
+		unknownKind = r.Kind != ""
+		s.kind = ""
+	}
 	s.lastErr, s.lastLog = "", ""
 	s.remoteTxn = ""
 	if r.Busy && r.CurrentTxn != nil {
@@ -305,7 +328,11 @@ func (s *Session) up(c *conn, r protocol.HelloResp) {
 	bootChanged := reconnect && prevBoot != r.BootID
 	s.log.Info("terminal ready", "port", s.where(), "model", r.Model, "fw", r.FW, "boot_id", r.BootID,
 		"busy", r.Busy, "reconnect", reconnect, "boot_changed", bootChanged)
-	if r.Kind != "" && s.cfg.Kind != "" && r.Kind != s.cfg.Kind {
+	switch {
+	case unknownKind:
+		s.log.Warn("terminal announced an unknown kind: shown as configured", "port", s.where(),
+			"announced", safeText(r.Kind), "configured", s.cfg.Kind)
+	case r.Kind != "" && s.cfg.Kind != "" && r.Kind != s.cfg.Kind:
 		s.log.Warn("terminal kind differs from the configuration", "configured", s.cfg.Kind, "announced", r.Kind)
 	}
 	if reconnect && s.cfg.OnReconnect != nil {
@@ -323,7 +350,7 @@ func (s *Session) down(c *conn, err error, stopping bool) {
 	s.mu.Lock()
 	if s.conn == c {
 		s.conn = nil
-		s.readyCh = make(chan struct{})
+		s.notifyLocked()
 	}
 	if !stopping && err != nil {
 		s.lastErr = err.Error()
@@ -342,12 +369,68 @@ func (s *Session) setLastError(err error) {
 	s.mu.Unlock()
 }
 
-// seen records that a frame arrived.
-func (s *Session) seen(t time.Time) {
+// notifyLocked wakes WaitReady: the link came up, went down, or turned
+// suspect or healthy again.
+func (s *Session) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// seen records that a frame arrived on c: the terminal is alive, whatever
+// an unacknowledged PING suggested.
+func (s *Session) seen(c *conn, t time.Time) {
 	s.mu.Lock()
 	s.lastSeen = t
+	recovered := c.suspect
+	if recovered {
+		c.suspect = false
+		s.notifyLocked()
+	}
 	s.mu.Unlock()
+	if recovered {
+		s.log.Info("terminal answering again", "port", s.where())
+	}
 }
+
+// pinging notes that c sends a PING (true) or that the PING is over
+// (false, acked saying whether it was acknowledged).
+func (s *Session) pinging(c *conn, on, acked bool) {
+	s.mu.Lock()
+	c.pinging = on
+	recovered := !on && acked && c.suspect
+	if recovered {
+		c.suspect = false
+		s.notifyLocked()
+	}
+	s.mu.Unlock()
+	if recovered {
+		s.log.Info("terminal answering again", "port", s.where())
+	}
+}
+
+// suspectPing is called T2 after a PING went out on c: if it is still
+// unacknowledged, the terminal is shown offline and new transactions are
+// refused at once, while the link layer retransmits (and fails the link
+// when that does not help either).
+func (s *Session) suspectPing(c *conn) {
+	s.mu.Lock()
+	turned := c.pinging && !c.suspect && s.conn == c
+	if turned {
+		c.suspect = true
+		s.notifyLocked()
+	}
+	s.mu.Unlock()
+	if turned {
+		s.log.Warn("no ACK to PING: the terminal is shown offline", "port", s.where(), "within", s.t2)
+	}
+}
+
+// OfflineWithin is how long after the last traffic a terminal that went
+// silent (switched off, cable cut) is shown offline: a PING after
+// PingInterval of silence, unacknowledged for the link's T2. With the
+// defaults, 5 s + 2 s = 7 s. A transport error (an unplugged USB or pty
+// device) shows offline at once.
+func (s *Session) OfflineWithin() time.Duration { return s.cfg.PingInterval + s.t2 }
 
 // Info describes the terminal and the state of its link. Model, firmware,
 // capabilities and boot id are the last HELLO_RESP's, kept while offline.
@@ -362,7 +445,7 @@ func (s *Session) infoLocked() sterad.TerminalInfo {
 		ID:        s.cfg.ID,
 		Kind:      s.cfg.Kind,
 		Transport: s.cfg.Transport,
-		Path:      s.cfg.Path,
+		Path:      cmp.Or(s.port, s.cfg.Path),
 		USB:       s.cfg.USB,
 		Model:     s.model,
 		Firmware:  s.firmware,
@@ -382,6 +465,11 @@ func (s *Session) infoLocked() sterad.TerminalInfo {
 			if err := s.conn.link.Err(); err != nil {
 				info.LastError = err.Error()
 			}
+		}
+	case s.conn.suspect:
+		info.State = sterad.TerminalOffline
+		if info.LastError == "" {
+			info.LastError = fmt.Sprintf("no ACK to PING within %s: the terminal may be switched off or its cable cut", s.t2)
 		}
 	case s.call != nil || s.remoteTxn != "":
 		info.State = sterad.TerminalBusy
@@ -411,7 +499,20 @@ func (s *Session) liveLocked() *conn {
 	}
 }
 
-// live returns the live connection or ErrTerminalOffline.
+// readyLocked returns the live connection unless an unacknowledged PING
+// shows the terminal offline; nil otherwise.
+func (s *Session) readyLocked() *conn {
+	c := s.liveLocked()
+	if c == nil || c.suspect {
+		return nil
+	}
+	return c
+}
+
+// live returns the live connection or ErrTerminalOffline. A connection
+// whose PING is overdue is still live: calls that continue or reconcile a
+// transaction (ShowOutcome, Cancel, Query) try it rather than turn a late
+// ACK into a transaction for the operator.
 func (s *Session) live(op string) (*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -422,26 +523,22 @@ func (s *Session) live(op string) (*conn, error) {
 	return c, nil
 }
 
-// WaitReady blocks until HELLO has been answered (state ready or busy),
-// ctx ends, or the session is closed.
+// WaitReady blocks until HELLO has been answered (state ready or busy,
+// not offline for an unacknowledged PING), ctx ends, or the session is
+// closed.
 func (s *Session) WaitReady(ctx context.Context) error {
 	for {
 		s.mu.Lock()
-		c, live, ch := s.conn, s.liveLocked(), s.readyCh
+		ready, ch := s.readyLocked(), s.changed
 		s.mu.Unlock()
-		if live != nil {
+		if ready != nil {
 			return nil
 		}
-		var recheck <-chan time.Time
-		if c != nil {
-			// The link has failed but the supervisor has not taken it
-			// down yet (a caller saw the failure first): give it a
-			// moment rather than report a dead link as ready.
-			ch, recheck = nil, time.After(10*time.Millisecond)
-		}
+		// A link that failed but is not taken down yet, or a PING
+		// overdue: the supervisor (or the ACK) changes that soon and
+		// closes ch.
 		select {
 		case <-ch:
-		case <-recheck:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closed:
@@ -450,11 +547,15 @@ func (s *Session) WaitReady(ctx context.Context) error {
 	}
 }
 
-// begin starts a transaction call: the terminal must be up and free.
-func (s *Session) begin(op string, w *waiter) (*conn, error) {
+// begin starts a transaction call: the terminal must be up and free, and
+// for a new transaction (fresh) not shown offline by an overdue PING.
+func (s *Session) begin(op string, w *waiter, fresh bool) (*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.liveLocked()
+	if fresh {
+		c = s.readyLocked()
+	}
 	if c == nil {
 		return nil, fmt.Errorf("%s: %w", op, sterad.ErrTerminalOffline)
 	}

@@ -785,9 +785,15 @@ func TestSessionDeadLinePINGUnacknowledged(t *testing.T) {
 	b.setMissing(true)
 	ft.mute.Store(true) // the cable is cut: not even an ACK comes back
 	eventually(t, "offline", func() bool { return s.Info().State == sterad.TerminalOffline })
-	if le := s.Info().LastError; !strings.Contains(le, "not acknowledged") && !strings.Contains(le, testPort) {
+	// Offline first for the overdue PING, then for the failed link (or,
+	// once the reopen failed, the missing port).
+	if le := s.Info().LastError; !strings.Contains(le, "no ACK to PING") && !strings.Contains(le, "not acknowledged") && !strings.Contains(le, testPort) {
 		t.Fatalf("LastError = %q", le)
 	}
+	eventually(t, "the link failure", func() bool {
+		le := s.Info().LastError
+		return strings.Contains(le, "not acknowledged") || strings.Contains(le, testPort)
+	})
 	eventually(t, "the link failure logged", func() bool { return logs.count("PING seq=") > 0 })
 }
 
