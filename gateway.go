@@ -57,6 +57,15 @@ type GatewayConfig struct {
 	PurgeInterval time.Duration
 	// Offline are the stand-in limits (default DefaultOfflineLimits).
 	Offline OfflineLimits
+	// Cutoff is the local time of day of the nightly batch close
+	// (default 02:00); negative disables the nightly close.
+	Cutoff time.Duration
+	// SettleTimeout bounds how long a batch close waits for the batch's
+	// transactions in flight (default DefaultSettleTimeout).
+	SettleTimeout time.Duration
+	// Summarize computes a closing batch's totals by business day and
+	// brand for the settlement report (the settlement package's).
+	Summarize func([]*Transaction) []DayTotals
 }
 
 // Deps are the adapters the gateway drives.
@@ -97,9 +106,11 @@ type Gateway struct {
 	// transaction, original, batch).
 	batchMu sync.RWMutex
 
-	standInMu  sync.Mutex      // orders stand-in decisions against the offline limits
-	kick       chan struct{}   // wakes the forwarder
-	forwarding map[string]bool // transactions whose queued message is in flight (under mu)
+	standInMu  sync.Mutex            // orders stand-in decisions against the offline limits
+	closeMu    sync.Mutex            // one batch close at a time
+	progress   map[int]BatchProgress // batch closes under way (under mu)
+	kick       chan struct{}         // wakes the forwarder
+	forwarding map[string]bool       // transactions whose queued message is in flight (under mu)
 }
 
 // NewGateway checks the configuration and returns a gateway. Call Start
@@ -145,6 +156,12 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 	if cfg.Offline == (OfflineLimits{}) {
 		cfg.Offline = DefaultOfflineLimits()
 	}
+	if cfg.Cutoff == 0 {
+		cfg.Cutoff = DefaultCutoff
+	}
+	if cfg.SettleTimeout <= 0 {
+		cfg.SettleTimeout = DefaultSettleTimeout
+	}
 	if d.Clock == nil {
 		d.Clock = SystemClock{}
 	}
@@ -178,15 +195,17 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.recover(g.ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	g.wg.Add(2)
-	go func() {
-		defer g.wg.Done()
-		g.forwardLoop(g.ctx)
-	}()
-	go func() {
-		defer g.wg.Done()
-		g.purgeLoop(g.ctx)
-	}()
+	loops := []func(context.Context){g.forwardLoop, g.purgeLoop}
+	if g.cfg.Cutoff >= 0 {
+		loops = append(loops, g.batchLoop)
+	}
+	for _, loop := range loops {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			loop(g.ctx)
+		}()
+	}
 	return nil
 }
 

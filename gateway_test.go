@@ -16,9 +16,10 @@ import (
 
 // fakeHost is a scripted acquirer: answer decides each response.
 type fakeHost struct {
-	mu      sync.Mutex
-	sent    []*sterad.HostMessage
-	online  atomic.Bool
+	mu       sync.Mutex
+	sent     []*sterad.HostMessage
+	online   atomic.Bool
+	disagree atomic.Bool // answer 95 to a 0500 without BU=1
 	answer  func(m *sterad.HostMessage) (*sterad.HostMessage, error)
 	rrn, ti int
 }
@@ -69,6 +70,15 @@ func (h *fakeHost) respond(m *sterad.HostMessage, code string) *sterad.HostMessa
 }
 
 func (h *fakeHost) approve(m *sterad.HostMessage) (*sterad.HostMessage, error) {
+	switch m.MTI {
+	case sterad.MTIReconciliation:
+		if h.disagree.Load() && !m.BatchUpload {
+			return h.respond(m, "95"), nil
+		}
+		return h.respond(m, "00"), nil
+	case sterad.MTIBatchUpload:
+		return h.respond(m, "00"), nil
+	}
 	switch m.PAN {
 	case "4000000000000002":
 		return h.respond(m, "05"), nil
@@ -111,7 +121,7 @@ func newHarness(t *testing.T) *harness {
 	return startHarness(t, dir, newFakeHost(), newFakeTerminal("FRONT001"))
 }
 
-func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal) *harness {
+func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, tune ...func(*sterad.GatewayConfig)) *harness {
 	t.Helper()
 	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
 	opts := offline.DefaultOptions()
@@ -121,10 +131,15 @@ func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal) 
 		t.Fatal(err)
 	}
 	var n atomic.Int64
-	gw, err := sterad.NewGateway(sterad.GatewayConfig{
+	cfg := sterad.GatewayConfig{
 		MerchantID: "HOTEL0000000001", VirtualTerminalID: "VIRT0001", Location: jst,
 		TerminalWait: 2 * time.Second, RetryInterval: time.Hour,
-	}, sterad.Deps{
+		Cutoff: -1, // no nightly close unless a test asks for one
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	gw, err := sterad.NewGateway(cfg, sterad.Deps{
 		Store: db, Acquirer: host, Terminals: []sterad.Terminal{term}, Clock: clock,
 		NewID: func() string { return fmt.Sprintf("T%06d", n.Add(1)) },
 	})

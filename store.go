@@ -83,6 +83,7 @@ type Batch struct {
 	ClosingAt time.Time        `json:"closing_at,omitzero"`
 	ClosedAt  time.Time        `json:"closed_at,omitzero"`
 	Terminals []TerminalTotals `json:"terminals,omitempty"`
+	Ops       []OpTotals       `json:"ops,omitempty"`  // counted transactions by op
 	Days      []DayTotals      `json:"days,omitempty"` // set when the batch closes
 	Attempts  int              `json:"attempts,omitempty"`
 	LastError string           `json:"last_error,omitempty"`

@@ -227,3 +227,42 @@ func (c *Client) ReleaseVault(ctx context.Context, reference string) (*sterad.Va
 	}
 	return out.Released, nil
 }
+
+// Batches lists the batches.
+func (c *Client) Batches(ctx context.Context) ([]BatchView, error) {
+	var out struct {
+		Batches []BatchView `json:"batches"`
+	}
+	_, err := c.Do(ctx, http.MethodGet, "/v1/batches", nil, nil, &out)
+	return out.Batches, err
+}
+
+// Batch returns one batch with its close progress.
+func (c *Client) Batch(ctx context.Context, n int) (*BatchView, error) {
+	var out BatchView
+	if _, err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/batches/%d", n), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// StartClose starts closing the batch and returns its number at once.
+func (c *Client) StartClose(ctx context.Context) (int, error) {
+	var out struct {
+		Batch int `json:"batch"`
+	}
+	_, err := c.Do(ctx, http.MethodPost, "/v1/batches/close?wait=false", nil, nil, &out)
+	return out.Batch, err
+}
+
+// SettlementReport returns the settlement report between two dates (YYYY-MM-DD)
+// as JSON into out, or as CSV when out is an io.Writer and csv is set.
+func (c *Client) SettlementReport(ctx context.Context, from, to string, csv bool, out any) error {
+	h := http.Header{}
+	if csv {
+		h.Set("Accept", "text/csv")
+	}
+	q := url.Values{"from": {from}, "to": {to}}
+	_, err := c.Do(ctx, http.MethodGet, "/v1/reports/settlement?"+q.Encode(), h, nil, out)
+	return err
+}

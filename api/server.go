@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/queue", auth(s.queue))
 	mux.Handle("POST /v1/queue/flush", auth(s.flush))
 	mux.Handle("GET /v1/status", auth(s.status))
+	mux.Handle("GET /v1/batches", auth(s.batches))
+	mux.Handle("GET /v1/batches/{n}", auth(s.batch))
+	mux.Handle("POST /v1/batches/close", auth(s.closeBatch))
 	mux.Handle("GET /v1/vault", auth(s.vault))
 	mux.Handle("POST /v1/vault/purge", auth(s.purge))
 	mux.Handle("DELETE /v1/vault/{reference}", auth(s.releaseVault))
@@ -243,6 +247,76 @@ func (s *Server) flush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, FlushResult{Sent: n, Depth: len(items)})
+}
+
+func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
+	bs, err := s.Gateway.Batches(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	out := make([]BatchView, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, s.batchView(b))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"batches": out})
+}
+
+func (s *Server) batchView(b *sterad.Batch) BatchView {
+	v := BatchView{Batch: b}
+	if p, ok := s.Gateway.Progress(b.Number); ok {
+		v.Progress = &p
+	}
+	return v
+}
+
+func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 1 || n > 999999 {
+		WriteError(w, sterad.Errorf(sterad.EInvalid, "invalid_batch", "batch must be a number 1–999999"))
+		return
+	}
+	b, err := s.Gateway.Batch(r.Context(), n)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.batchView(b))
+}
+
+// closeBatch closes the batch now. The close goes on if the client leaves;
+// with ?wait=false the answer (202) names the batch to poll.
+func (s *Server) closeBatch(w http.ResponseWriter, r *http.Request) {
+	n, err := s.Gateway.ClosingNumber(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	done := make(chan struct{})
+	var b *sterad.Batch
+	var cerr error
+	go func() {
+		defer close(done)
+		b, cerr = s.Gateway.CloseBatch(context.WithoutCancel(r.Context()))
+	}()
+	if r.URL.Query().Get("wait") == "false" {
+		writeJSON(w, http.StatusAccepted, map[string]int{"batch": n})
+		return
+	}
+	select {
+	case <-done:
+	case <-r.Context().Done():
+		return
+	}
+	if cerr != nil {
+		if b != nil {
+			writeJSON(w, statusFor(cerr), ErrorBody{Error: ErrorDetail{Code: sterad.ErrorCode(cerr), Message: sterad.ErrorMessage(cerr)}})
+			return
+		}
+		WriteError(w, cerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.batchView(b))
 }
 
 func (s *Server) vault(w http.ResponseWriter, r *http.Request) {

@@ -208,3 +208,9 @@ type FlushResult struct {
 	Sent  int `json:"sent"`
 	Depth int `json:"depth"`
 }
+
+// BatchView is a batch and, while it closes, its progress.
+type BatchView struct {
+	*sterad.Batch
+	Progress *sterad.BatchProgress `json:"progress,omitempty"`
+}

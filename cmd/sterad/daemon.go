@@ -25,6 +25,7 @@ import (
 	"github.com/sterad/sterad/device"
 	"github.com/sterad/sterad/offline"
 	"github.com/sterad/sterad/protocol"
+	"github.com/sterad/sterad/settlement"
 	"github.com/sterad/sterad/simulator/acquirer"
 	"github.com/sterad/sterad/simulator/terminal"
 )
@@ -46,6 +47,7 @@ type Main struct {
 	GatewayTuning   func(*sterad.GatewayConfig)
 	ClientTuning    func(*protocol.ClientOptions)
 	WrapAcquirer    func(sterad.Acquirer) sterad.Acquirer // bench: time the exchanges
+	NoNightlyClose  bool                                  // tests: close batches only on demand
 
 	// Set by Run.
 	DB           *offline.DB
@@ -56,6 +58,11 @@ type Main struct {
 	Token        string
 	SimHost      *acquirer.Host
 	SimTerminals map[string]*terminal.Terminal
+
+	// Settlement, loaded from the configuration.
+	fees     settlement.FeeTable
+	calendar *settlement.Calendar
+	cutoff   time.Duration
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -151,10 +158,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		terms = append(terms, s)
 	}
 
+	if err := m.loadSettlement(); err != nil {
+		return err
+	}
 	gcfg := sterad.GatewayConfig{
 		MerchantID: cfg.MerchantID, VirtualTerminalID: cfg.VirtualTerminalID, Location: cfg.Location(),
 		NoShowCutoff: clockTime(cfg.Reservations.NoShowCutoff), VaultRetention: cfg.Reservations.Retention.D(),
-		Offline: cfg.offlineLimits(),
+		Offline: cfg.offlineLimits(), Cutoff: m.cutoff, Summarize: m.summarize,
 	}
 	if m.GatewayTuning != nil {
 		m.GatewayTuning(&gcfg)
@@ -260,7 +270,9 @@ func (m *Main) startAPI() error {
 	m.APIAddr = ln.Addr().String()
 	srv := &api.Server{
 		Gateway: m.Gateway, Token: m.Token, Logger: m.Logger.With("component", "api"), Version: version,
-		Metrics: m.metricsHandler(), Extra: map[string]http.HandlerFunc{},
+		Metrics: m.metricsHandler(), Extra: map[string]http.HandlerFunc{
+			"GET /v1/reports/settlement": m.settlementReport,
+		},
 	}
 	if m.Simulate {
 		srv.Simulator = m.simulatorHandler()

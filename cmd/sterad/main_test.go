@@ -56,7 +56,7 @@ func startDaemon(t *testing.T, tune ...func(*Main)) *testDaemon {
 	cfg.Acquirer.Address = "127.0.0.1:0"
 	cfg.Acquirer.Timeout = Duration(500 * time.Millisecond)
 	logs := &syncBuffer{}
-	m := &Main{Config: cfg, Simulate: true, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	m := &Main{Config: cfg, Simulate: true, NoNightlyClose: true, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	m.SimLink = protocol.LinkOptions{T1: 50 * time.Millisecond, T2: 250 * time.Millisecond}
 	m.SessionTuning = func(sc *device.SessionConfig) {
 		sc.Link.T1, sc.Link.T2 = 50*time.Millisecond, 250*time.Millisecond

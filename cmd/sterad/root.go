@@ -93,6 +93,7 @@ Start here:  sterad serve --simulate     (daemon with simulated acquirer and ter
 		newBenchCommand(g),
 	)
 	root.AddCommand(newPaymentCommands(g)...)
-	root.AddCommand(newTxnCommand(g), newTerminalsCommand(g), newQueueCommand(g), newStatusCommand(g), newVaultCommand(g))
+	root.AddCommand(newTxnCommand(g), newTerminalsCommand(g), newQueueCommand(g), newStatusCommand(g), newVaultCommand(g),
+		newBatchCommand(g), newReportCommand(g))
 	return root
 }
