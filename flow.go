@@ -28,7 +28,10 @@ func (g *Gateway) checkOriginal(p *plan, t *Transaction) error {
 		if o.Op != OpPreauth {
 			return Errorf(EConflict, "wrong_original", "a %s needs a pre-authorization, not a %s", p.op, o.Op)
 		}
-		if o.Status != StatusApproved {
+		if o.Status != StatusApproved && !(o.Status == StatusStoodIn && p.op == OpCompletion) {
+			// A completion may follow a pre-authorization approved offline
+			// (it waits in the queue for the 0100); an incremental needs
+			// the host's TI now.
 			return Errorf(EConflict, "wrong_state", "pre-authorization %s is %s, not approved", o.ID, o.Status)
 		}
 		if o.CompletedBy != "" {

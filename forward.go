@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,46 +51,118 @@ func (g *Gateway) forwardLoop(ctx context.Context) {
 // and deferred requests; FIFO within each.
 var queuePriority = map[QueueKind]int{QueueReversal: 0, QueueVoid: 1, QueueAdvice: 2, QueueRequest: 3}
 
-// drain forwards every due item while the link is up. Items older than
-// the offline max_age are parked: kept and shown, but left for an
-// operator. With all set (queue flush), every item goes now, parked ones
-// included.
+// drainWorkers is how many queued messages are in flight at once.
+const drainWorkers = 16
+
+// drain forwards every due item while the link is up: reversals first,
+// then voids, advices and deferred requests, FIFO within each class and up
+// to drainWorkers at a time. An item whose original transaction still has
+// an item queued waits for it (a completion for its stood-in
+// pre-authorization's 0100, a void or refund for its sale's advice): it
+// goes in a later pass. Items older than the offline max_age are parked:
+// kept and shown, but left for an operator. With all set (queue flush),
+// every item goes now, parked ones included.
 func (g *Gateway) drain(ctx context.Context, all bool) (sent int) {
+	// One drain at a time: a flush waits for the background drain, then
+	// sends what is left, so it returns only once all of it is answered.
+	g.drainMu.Lock()
+	defer g.drainMu.Unlock()
+	for pass := 0; pass < 8; pass++ {
+		n, waiting := g.drainPass(ctx, all)
+		sent += n
+		if n == 0 || waiting == 0 {
+			return sent
+		}
+	}
+	return sent
+}
+
+// drainPass forwards the items that are ready and returns how many were
+// sent and how many wait for their original.
+func (g *Gateway) drainPass(ctx context.Context, all bool) (sent, waiting int) {
 	items, err := g.store.Queue(ctx)
 	if err != nil {
 		g.log.Error("read queue", "err", err)
-		return 0
+		return 0, 0
 	}
 	clock := g.clock.Now()
-	if maxAge := g.cfg.Offline.MaxAge; maxAge > 0 {
-		for i := range items {
-			if !items[i].Parked && clock.Sub(items[i].CreatedAt) > maxAge {
-				items[i].Parked = true
-				if err := g.store.Apply(ctx, Change{UpdateQueue: []QueueItem{items[i]}}); err != nil {
-					g.log.Error("park queue item", "txn", items[i].TxnID, "err", err)
-					continue
-				}
-				g.log.Warn("queue item parked: older than offline max_age, an operator must flush it", "txn", items[i].TxnID, "kind", items[i].Kind, "since", items[i].CreatedAt)
-			}
-		}
-	}
+	g.park(ctx, items, clock)
 	if !g.acquirer.Status().Online {
-		return 0
+		return 0, 0
+	}
+	queued := make(map[string]bool, len(items))
+	for _, it := range items {
+		queued[it.TxnID] = true
 	}
 	slices.SortStableFunc(items, func(a, b QueueItem) int {
 		return cmp.Or(cmp.Compare(queuePriority[a.Kind], queuePriority[b.Kind]), cmp.Compare(a.Seq, b.Seq))
 	})
-	for _, it := range items {
+	var class []QueueItem
+	flush := func() {
+		sent += g.forwardAll(ctx, class)
+		class = class[:0]
+	}
+	for i, it := range items {
+		if i > 0 && it.Kind != items[i-1].Kind {
+			flush()
+		}
 		if ctx.Err() != nil || !g.acquirer.Status().Online {
-			return sent
+			return sent, waiting
 		}
 		if !all && (it.Parked || it.Attempts > 0 && clock.Sub(it.LastAttempt) < g.cfg.RetryInterval) {
 			continue
 		}
-		g.forwardItem(ctx, it)
-		sent++
+		if t, err := g.store.Transaction(ctx, it.TxnID); err == nil && t.Original != "" && queued[t.Original] {
+			waiting++
+			continue
+		}
+		class = append(class, it)
 	}
-	return sent
+	flush()
+	return sent, waiting
+}
+
+// forwardAll forwards items in order, drainWorkers at a time.
+func (g *Gateway) forwardAll(ctx context.Context, items []QueueItem) int {
+	work := make(chan QueueItem)
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	for w := 0; w < min(drainWorkers, len(items)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				if ctx.Err() == nil && g.acquirer.Status().Online && g.forwardItem(ctx, it) != nil {
+					sent.Add(1)
+				}
+			}
+		}()
+	}
+	for _, it := range items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+	return int(sent.Load())
+}
+
+// park marks the items older than the offline max_age.
+func (g *Gateway) park(ctx context.Context, items []QueueItem, now time.Time) {
+	maxAge := g.cfg.Offline.MaxAge
+	if maxAge <= 0 {
+		return
+	}
+	for i := range items {
+		if items[i].Parked || now.Sub(items[i].CreatedAt) <= maxAge {
+			continue
+		}
+		items[i].Parked = true
+		if err := g.store.Apply(ctx, Change{UpdateQueue: []QueueItem{items[i]}}); err != nil {
+			g.log.Error("park queue item", "txn", items[i].TxnID, "err", err)
+			continue
+		}
+		g.log.Warn("queue item parked: older than offline max_age, an operator must flush it", "txn", items[i].TxnID, "kind", items[i].Kind, "since", items[i].CreatedAt)
+	}
 }
 
 // Flush forwards every queued item now, parked ones included, and returns

@@ -111,6 +111,7 @@ type Gateway struct {
 	progress   map[int]BatchProgress // batch closes under way (under mu)
 	kick       chan struct{}         // wakes the forwarder
 	forwarding map[string]bool       // transactions whose queued message is in flight (under mu)
+	drainMu    sync.Mutex            // one queue drain at a time
 }
 
 // NewGateway checks the configuration and returns a gateway. Call Start

@@ -2,6 +2,8 @@ package sterad_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"errors"
 	"fmt"
 	"strings"
@@ -140,7 +142,7 @@ func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, 
 		f(&cfg)
 	}
 	gw, err := sterad.NewGateway(cfg, sterad.Deps{
-		Store: db, Acquirer: host, Terminals: []sterad.Terminal{term}, Clock: clock,
+		Store: db, Acquirer: host, Terminals: []sterad.Terminal{term}, Clock: clock, Logger: testLogger(),
 		NewID: func() string { return fmt.Sprintf("T%06d", n.Add(1)) },
 	})
 	if err != nil {
@@ -519,4 +521,12 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// testLogger logs to stderr when STERAD_TEST_LOG is set, for debugging.
+func testLogger() *slog.Logger {
+	if os.Getenv("STERAD_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -2,6 +2,7 @@ package sterad_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,14 +64,17 @@ func TestStandInAndForward(t *testing.T) {
 		t.Fatalf("flush: %d %v", n, err)
 	}
 	msgs := h.host.messages()
-	if got := strings.Join(mtis(msgs), " "); got != "0220 0200 0100" {
-		t.Fatalf("forwarded %s", got)
+	// The stood-in sale's advice goes first, and its refund only after it;
+	// the stood-in pre-authorization's 0100 depends on nothing.
+	if got := mtis(msgs); len(got) != 3 || got[0] != "0220" || slices.Index(got, "0200") < slices.Index(got, "0220") {
+		t.Fatalf("forwarded %v", got)
 	}
+	slices.SortStableFunc(msgs, func(a, b *sterad.HostMessage) int { return strings.Compare(string(b.MTI), string(a.MTI)) })
 	adv := msgs[0]
 	if !adv.StandIn || adv.AuthCode != s1.LocalCode || !adv.Transmitted.Equal(s1.Transmitted) || adv.Condition != "00" || adv.STAN != s1.STAN {
 		t.Fatalf("stand-in advice: %+v", adv)
 	}
-	if msgs[1].Processing != "200000" || !msgs[1].Transmitted.After(s1.Transmitted) {
+	if msgs[1].MTI != "0200" || msgs[1].Processing != "200000" || !msgs[1].Transmitted.After(s1.Transmitted) {
 		t.Fatalf("deferred refund sent with a fresh DE 7: %+v", msgs[1])
 	}
 	for id, want := range map[string]sterad.Status{s1.ID: sterad.StatusApproved, refund.ID: sterad.StatusApproved, pre.ID: sterad.StatusApproved} {
@@ -157,5 +161,48 @@ func TestCardCheckOffline(t *testing.T) {
 	}
 	if txns, _ := h.gw.Transactions(context.Background(), sterad.TransactionFilter{}); len(txns) != 0 {
 		t.Fatalf("stored %d", len(txns))
+	}
+}
+
+// A completion made while offline waits for its stood-in pre-authorization's
+// 0100, which gives it the TI it completes; a refund of a stood-in sale
+// waits for the sale's advice.
+func TestDrainRespectsDependencies(t *testing.T) {
+	h := newHarness(t)
+	h.host.online.Store(false)
+	h.term.present(chipVisa)
+	pre := h.mustSubmit(sterad.Request{Op: "preauth", Terminal: "FRONT001", Amount: "30000", Reference: "RSV-D", CheckIn: "2026-11-21", CheckOut: "2026-11-22"})
+	comp := h.mustSubmit(sterad.Request{Op: "completion", Original: pre.ID, Amount: "31000"})
+	sale := presentSale(h, "5000")
+	refund := h.mustSubmit(sterad.Request{Op: "refund", Original: sale.ID, Amount: "5000"})
+	if pre.Status != sterad.StatusStoodIn || comp.Status != sterad.StatusPending || refund.Status != sterad.StatusPending {
+		t.Fatalf("offline: %s %s %s", pre.Status, comp.Status, refund.Status)
+	}
+	h.host.online.Store(true)
+	h.gw.Flush(context.Background())
+	msgs := h.host.messages()
+	order := map[string]int{}
+	for i, m := range msgs {
+		order[string(m.MTI)+m.Processing] = i
+	}
+	// 0220 of the stood-in sale before its refund's 0200; the 0100 before
+	// the completion's 0220, which carries the TI the 0100 got.
+	var comp0220 *sterad.HostMessage
+	for _, m := range msgs {
+		if m.MTI == "0220" && m.TI != "" {
+			comp0220 = m
+		}
+	}
+	p, _ := h.gw.Transaction(context.Background(), pre.ID)
+	if comp0220 == nil || comp0220.TI != p.HostTI || p.HostTI == "" {
+		t.Fatalf("the completion went without its pre-authorization's TI: %v", mtis(msgs))
+	}
+	for _, id := range []string{pre.ID, comp.ID, sale.ID, refund.ID} {
+		if tx, _ := h.gw.Transaction(context.Background(), id); tx.Status != sterad.StatusApproved {
+			t.Errorf("%s %s: %s (%s)", tx.Op, id, tx.Status, tx.Reason)
+		}
+	}
+	if q, _ := h.gw.Queue(context.Background()); len(q) != 0 {
+		t.Fatalf("left in the queue: %+v", q)
 	}
 }

@@ -3,6 +3,8 @@ package offline_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,4 +141,87 @@ func BenchmarkSealOpenDestroy(b *testing.B) {
 		b.ReportMetric(float64(b.N)/el.Seconds(), "cycles/s")
 		b.ReportMetric(float64(st.SlotSyncs)/float64(b.N), "slotsyncs/cycle")
 	})
+}
+
+// BenchmarkVault10k puts 10,000 guarantee cards in the vault (32 callers,
+// as reservations arrive concurrently), opens each, then purges them all,
+// and reports each phase's time and the size of the data directory before
+// and after: the purge destroys keys, so the files do not shrink, but
+// nothing in them can be decrypted any more.
+func BenchmarkVault10k(b *testing.B) {
+	const n = 10_000
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		db, err := offline.Open(dir, offline.DefaultOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		refs := make([]string, n)
+		for j := range refs {
+			refs[j] = fmt.Sprintf("RSV-%06d", j)
+		}
+		size0 := dirSize(b, dir)
+		parallel := func(f func(ref string) error) time.Duration {
+			start := time.Now()
+			var wg sync.WaitGroup
+			work := make(chan string, n)
+			for _, r := range refs {
+				work <- r
+			}
+			close(work)
+			for w := 0; w < 32; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ref := range work {
+						if err := f(ref); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			return time.Since(start)
+		}
+		put := parallel(func(ref string) error {
+			card := testCard(testPAN())
+			return db.Apply(ctx, sterad.Change{
+				SealCards: []sterad.SealCard{{Owner: sterad.VaultOwner(ref), Card: card}},
+				PutVault: []*sterad.VaultEntry{{Reference: ref, MaskedPAN: card.PAN.Masked(), Brand: card.Brand,
+					Stay: sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 22}}}},
+			})
+		})
+		size1 := dirSize(b, dir)
+		get := parallel(func(ref string) error {
+			_, err := db.OpenCard(ctx, sterad.VaultOwner(ref))
+			return err
+		})
+		purge := parallel(func(ref string) error {
+			return db.Apply(ctx, sterad.Change{DestroyCards: []string{sterad.VaultOwner(ref)}, DeleteVault: []string{ref}})
+		})
+		size2 := dirSize(b, dir)
+		st := db.Stats()
+		db.Close()
+		b.ReportMetric(put.Seconds(), "put-s")
+		b.ReportMetric(get.Seconds(), "get-s")
+		b.ReportMetric(purge.Seconds(), "purge-s")
+		b.ReportMetric(float64(size0)/1e6, "MB-empty")
+		b.ReportMetric(float64(size1)/1e6, "MB-after-put")
+		b.ReportMetric(float64(size2)/1e6, "MB-after-purge")
+		b.ReportMetric(float64(st.Commits), "commits")
+	}
+}
+
+func dirSize(tb testing.TB, dir string) int64 {
+	tb.Helper()
+	var n int64
+	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
 }

@@ -48,6 +48,7 @@ type Main struct {
 	ClientTuning    func(*protocol.ClientOptions)
 	WrapAcquirer    func(sterad.Acquirer) sterad.Acquirer // bench: time the exchanges
 	NoNightlyClose  bool                                  // tests: close batches only on demand
+	StoreTuning     func(*offline.Options)                // benchmarks: grouped commits on or off
 
 	// Set by Run.
 	DB           *offline.DB
@@ -122,6 +123,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	opts := offline.DefaultOptions()
 	opts.Clock, opts.Logger = m.Clock, m.Logger.With("component", "store")
+	if m.StoreTuning != nil {
+		m.StoreTuning(&opts)
+	}
 	if m.DB, err = offline.Open(cfg.DataDir, opts); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
