@@ -2,10 +2,10 @@ package sterad_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,8 +22,8 @@ type fakeHost struct {
 	sent     []*sterad.HostMessage
 	online   atomic.Bool
 	disagree atomic.Bool // answer 95 to a 0500 without BU=1
-	answer  func(m *sterad.HostMessage) (*sterad.HostMessage, error)
-	rrn, ti int
+	answer   func(m *sterad.HostMessage) (*sterad.HostMessage, error)
+	rrn, ti  int
 }
 
 func newFakeHost() *fakeHost {
