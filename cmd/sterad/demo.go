@@ -14,6 +14,7 @@ import (
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
 	"github.com/sterad/sterad/protocol"
+	"github.com/sterad/sterad/settlement"
 	"github.com/sterad/sterad/simulator/terminal"
 )
 
@@ -58,7 +59,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Acquirer.Address = "127.0.0.1:0"
 	cfg.Acquirer.Timeout = Duration(2 * time.Second)
-	m := &Main{Config: cfg, Simulate: true, SimPresentDelay: 300 * time.Millisecond}
+	m := &Main{Config: cfg, Simulate: true, SimPresentDelay: 300 * time.Millisecond, NoNightlyClose: true}
 	m.ClientTuning = func(o *protocol.ClientOptions) { o.BackoffMin = 200 * time.Millisecond }
 	start := time.Now()
 	if err := m.Run(ctx); err != nil {
@@ -225,8 +226,99 @@ func (d *demo) run() {
 	d.mustDo("sale ¥7,000 on card …0226: system malfunction", api.TransactionRequest{Op: "sale", Amount: "7000",
 		Card: &api.CardInput{PAN: "4000000000000226", Expiry: today.AddDate(1, 0, 0).Format("0601")}}, "reversed")
 
+	d.section("Reservations desk: a guaranteed reservation")
+	yesterday := today.AddDate(0, 0, -1)
+	guest := &api.StayInput{CheckIn: yesterday.Format(time.DateOnly), CheckOut: today.Format(time.DateOnly)}
+	cc := d.mustDo("card check of the guarantee card (keyed)", api.TransactionRequest{Op: "cardcheck", Reference: "RSV-0077", Stay: guest,
+		Card: &api.CardInput{PAN: "3530111333300000", Expiry: today.AddDate(3, 0, 0).Format("0601")}}, "approved")
+	d.expect(cc.Token != nil, "a guarantee card check returns a token")
+	if v, err := d.c.Vault(d.ctx); err == nil && len(v) == 1 {
+		fmt.Fprintf(d.out, "   %-46s → kept encrypted: %s until %s\n", "the vault", v[0].MaskedPAN, v[0].RetainUntil.In(d.m.Config.Location()).Format("2006-01-02 15:04 MST"))
+	} else {
+		d.expect(false, "the guarantee card must be in the vault: %v", err)
+	}
+	d.mustDo("the guest never came: no-show fee ¥18,000", api.TransactionRequest{Op: "noshow", Reference: "RSV-0077", Amount: "18000", Stay: guest}, "approved")
+	v, _ := d.c.Vault(d.ctx)
+	d.expect(len(v) == 0, "the card must be destroyed after the no-show charge")
+	fmt.Fprintf(d.out, "   %-46s → %d card(s) kept: the card number was destroyed\n", "the vault after the charge", len(v))
+
+	d.section("The acquirer link goes down")
+	if err := d.m.SimHost.SetOutage(true); err != nil {
+		d.expect(false, "outage: %v", err)
+	}
+	d.waitOffline()
+	d.card("FRONT001", visa)
+	stood := d.mustDo("sale ¥9,000 offline (floor limit ¥50,000)", api.TransactionRequest{Op: "sale", Terminal: "FRONT001", Amount: "9000"}, "stood_in")
+	d.card("FRONT001", mc)
+	d.mustDo("sale ¥80,000 while offline", api.TransactionRequest{Op: "sale", Terminal: "FRONT001", Amount: "80000"}, "declined")
+	d.mustDo("refund ¥1,000 of the dinner, accepted for later", api.TransactionRequest{Op: "refund", Original: dinner.ID, Amount: "1000"}, "pending")
+	if err := d.m.SimHost.SetOutage(false); err != nil {
+		d.expect(false, "outage off: %v", err)
+	}
+	d.waitQueueEmpty()
+	if t, err := d.c.Transaction(d.ctx, stood.ID); err == nil {
+		fmt.Fprintf(d.out, "   %-46s → %s: reported to the acquirer once (0220, SI=1)\n", "the link is back; the offline sale", strings.ToUpper(t.Status))
+		d.expect(t.Status == "approved", "the stand-in must be approved once forwarded")
+	}
+
 	d.section("End of the day")
 	d.books()
+
+	d.section("Night audit: the batch closes (the acquirer disagrees, so sterad uploads)")
+	d.m.SimHost.SetDisagree(true)
+	b, err := d.m.Gateway.CloseBatch(d.ctx)
+	d.expect(err == nil && b != nil && b.State == sterad.BatchClosed, "batch close: %v", err)
+	if b != nil {
+		for _, tt := range b.Terminals {
+			fmt.Fprintf(d.out, "   batch %06d %-8s debits %d ¥%s, credits %d ¥%s → host %s (uploaded %d)\n", b.Number, tt.TerminalID,
+				tt.Totals.DebitCount, groupYen(tt.Totals.DebitAmount), tt.Totals.CreditCount, groupYen(tt.Totals.CreditAmount), tt.Result, tt.Uploaded)
+		}
+	}
+	var rep settlement.Report
+	from, to := yesterday.Format(time.DateOnly), today.AddDate(0, 0, 1).Format(time.DateOnly)
+	if err := d.c.SettlementReport(d.ctx, from, to, false, &rep); err != nil {
+		d.expect(false, "report: %v", err)
+		return
+	}
+	fmt.Fprintln(d.out, "\n   settlement report:")
+	var buf strings.Builder
+	printReport(&buf, &rep)
+	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		fmt.Fprintln(d.out, "   "+line)
+	}
+}
+
+func (d *demo) waitOffline() {
+	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+	defer cancel()
+	for {
+		if st, err := d.c.Status(ctx); err == nil && !st.Acquirer.Online {
+			fmt.Fprintf(d.out, "   %-46s → sterad status: acquirer %s\n", "the test acquirer refuses connections", st.Acquirer.State)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			d.expect(false, "the link did not go offline")
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (d *demo) waitQueueEmpty() {
+	ctx, cancel := context.WithTimeout(d.ctx, 15*time.Second)
+	defer cancel()
+	for {
+		if _, sum, err := d.c.Queue(ctx); err == nil && sum.Depth == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			d.expect(false, "the queue did not drain")
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // books compares sterad's open batch with the test acquirer's ledger.
