@@ -25,8 +25,8 @@ type conn struct {
 	helloCh chan helloMsg // HELLO_RESP, to hello()
 	pongCh  chan struct{} // PONG, to ping()
 
-	// Guarded by s.mu: a PING is out (pinging), and it has gone
-	// unacknowledged for T2 (suspect: shown offline).
+	// Guarded by s.mu: a PING is out (pinging, until its PONG), and it
+	// has gone unanswered for T2 (suspect: shown offline).
 	pinging, suspect bool
 
 	mu      sync.Mutex
@@ -121,21 +121,32 @@ func (c *conn) serve(ctx context.Context) error {
 	}
 }
 
+// ping sends PING and waits for the PONG. A PING unanswered (no ACK, or
+// no PONG after it) for T2 shows the terminal offline at once; the link's
+// retransmissions take 3 × T2, and the PONG may take T3, before the link
+// fails.
 func (c *conn) ping(ctx context.Context) error {
 	select {
 	case <-c.pongCh: // a stale PONG
 	default:
 	}
-	// A PING unacknowledged for T2 shows the terminal offline at once;
-	// the link's retransmissions take T2 × 3 before the link fails.
-	c.s.pinging(c, true, false)
+	c.s.pinging(c, true)
 	watch := time.AfterFunc(c.s.t2, func() { c.s.suspectPing(c) })
-	err := c.send(ctx, protocol.TypePing, nil)
+	err := c.pingPong(ctx)
 	watch.Stop()
-	c.s.pinging(c, false, err == nil)
-	if err != nil {
+	c.s.pinging(c, false)
+	if err == nil {
+		// Answered, perhaps just as T2 passed: ready.
+		c.s.alive(c)
+	}
+	return err
+}
+
+func (c *conn) pingPong(ctx context.Context) error {
+	if err := c.send(ctx, protocol.TypePing, nil); err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
+	c.s.alive(c) // a late ACK: the terminal is there, its PONG comes next
 	t := time.NewTimer(c.s.cfg.T3)
 	defer t.Stop()
 	select {

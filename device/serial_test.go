@@ -184,3 +184,59 @@ func TestSerialOpenerPTYBauds(t *testing.T) {
 		rw.Close()
 	}
 }
+
+// A fixed terminal's cable pulled while the customer looks for the card,
+// then plugged back.
+func TestSerialUnplugReplugDuringTransaction(t *testing.T) {
+	port := filepath.Join(t.TempDir(), "ttyTERM2")
+	resp := protocol.HelloResp{Proto: 1, TerminalID: testID, Kind: sterad.KindFixed, BootID: "pty-boot-1"}
+	termOpts := protocol.LinkOptions{T1: 100 * time.Millisecond, T2: 500 * time.Millisecond}
+	p1 := plugPTY(t, port)
+	ft := startFakeTerminal(t, p1.master, resp, termOpts)
+	defer ft.close()
+	reconnects := make(chan bool, 4)
+	s := startSession(t, device.SessionConfig{
+		ID: testID, Kind: sterad.KindFixed, Path: port, Open: device.SerialOpener(port, 0),
+		Link:        protocol.LinkOptions{T1: 100 * time.Millisecond, T2: 500 * time.Millisecond},
+		Backoff:     []time.Duration{10 * time.Millisecond, 20 * time.Millisecond},
+		OnReconnect: func(_ sterad.TerminalInfo, bootChanged bool) { reconnects <- bootChanged },
+	})
+	waitReady(t, s)
+	res := async(func() (*sterad.Card, error) {
+		return s.ReadCard(context.Background(), saleRequest("txn-u"), noPersist)
+	})
+	ft.expect(protocol.TypeReadCard)
+	ft.send(protocol.TypeProgress, protocol.Progress{TxnID: "txn-u", Code: protocol.ProgressPresentCard})
+	ft.close()
+	p1.unplug()
+	start := time.Now()
+	if _, err := await(t, res); !errors.Is(err, sterad.ErrLinkFailed) {
+		t.Fatalf("ReadCard across the unplug = %v, want ErrLinkFailed", err)
+	}
+	eventually(t, "offline", func() bool { return s.Info().State == sterad.TerminalOffline })
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("offline %v after the unplug", d)
+	}
+	if _, err := s.ReadCard(context.Background(), saleRequest("txn-v"), noPersist); !errors.Is(err, sterad.ErrTerminalOffline) {
+		t.Fatalf("ReadCard while unplugged = %v", err)
+	}
+
+	p2 := plugPTY(t, port)
+	ft2 := startFakeTerminal(t, p2.master, resp, termOpts)
+	defer ft2.close()
+	waitReady(t, s)
+	select {
+	case changed := <-reconnects:
+		if changed {
+			t.Fatal("same boot reported as a restart")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnReconnect not called")
+	}
+	q := async(func() (sterad.TerminalTxnState, error) { return s.Query(context.Background(), "txn-u") })
+	ft2.expect(protocol.TypeStatusQuery)
+	ft2.send(protocol.TypeStatusResp, protocol.StatusResp{TxnID: "txn-u", State: protocol.StateWaitingCard})
+	if st, err := await(t, q); err != nil || st.State != "waiting_card" {
+		t.Fatalf("Query after the re-plug = %+v, %v", st, err)
+	}
+}

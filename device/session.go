@@ -72,6 +72,9 @@ type Session struct {
 	log *slog.Logger
 
 	t2 time.Duration // the link's ACK timeout: a PING unacknowledged this long shows offline
+	// liveMu orders the turns to and from "offline for an overdue PING"
+	// with their log lines. Taken before mu.
+	liveMu sync.Mutex
 
 	mu        sync.Mutex
 	conn      *conn         // the link once HELLO succeeded; nil while offline
@@ -369,18 +372,28 @@ func (s *Session) setLastError(err error) {
 	s.mu.Unlock()
 }
 
-// notifyLocked wakes WaitReady: the link came up, went down, or turned
-// suspect or healthy again.
+// notifyLocked wakes WaitReady: the link came up, went down, or a PING
+// went unanswered or was answered.
 func (s *Session) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
 
 // seen records that a frame arrived on c: the terminal is alive, whatever
-// an unacknowledged PING suggested.
+// an unanswered PING suggested.
 func (s *Session) seen(c *conn, t time.Time) {
 	s.mu.Lock()
 	s.lastSeen = t
+	s.mu.Unlock()
+	s.alive(c)
+}
+
+// alive notes that the terminal answered on c (a frame, or the ACK of our
+// PING): if an unanswered PING showed it offline, it is ready again.
+func (s *Session) alive(c *conn) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	s.mu.Lock()
 	recovered := c.suspect
 	if recovered {
 		c.suspect = false
@@ -392,27 +405,21 @@ func (s *Session) seen(c *conn, t time.Time) {
 	}
 }
 
-// pinging notes that c sends a PING (true) or that the PING is over
-// (false, acked saying whether it was acknowledged).
-func (s *Session) pinging(c *conn, on, acked bool) {
+// pinging notes that a PING is out on c, until its PONG (on) or not.
+func (s *Session) pinging(c *conn, on bool) {
 	s.mu.Lock()
 	c.pinging = on
-	recovered := !on && acked && c.suspect
-	if recovered {
-		c.suspect = false
-		s.notifyLocked()
-	}
 	s.mu.Unlock()
-	if recovered {
-		s.log.Info("terminal answering again", "port", s.where())
-	}
 }
 
 // suspectPing is called T2 after a PING went out on c: if it is still
-// unacknowledged, the terminal is shown offline and new transactions are
-// refused at once, while the link layer retransmits (and fails the link
-// when that does not help either).
+// unanswered (no ACK, or no PONG after the ACK), the terminal is shown
+// offline and new transactions are refused at once, while the link layer
+// retransmits and the PONG is awaited until T3 (either failing the link
+// when the terminal stays silent).
 func (s *Session) suspectPing(c *conn) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
 	s.mu.Lock()
 	turned := c.pinging && !c.suspect && s.conn == c
 	if turned {
@@ -421,13 +428,13 @@ func (s *Session) suspectPing(c *conn) {
 	}
 	s.mu.Unlock()
 	if turned {
-		s.log.Warn("no ACK to PING: the terminal is shown offline", "port", s.where(), "within", s.t2)
+		s.log.Warn("PING unanswered: the terminal is shown offline", "port", s.where(), "within", s.t2)
 	}
 }
 
 // OfflineWithin is how long after the last traffic a terminal that went
 // silent (switched off, cable cut) is shown offline: a PING after
-// PingInterval of silence, unacknowledged for the link's T2. With the
+// PingInterval of silence, unanswered (ACK and PONG) for the link's T2. With the
 // defaults, 5 s + 2 s = 7 s. A transport error (an unplugged USB or pty
 // device) shows offline at once.
 func (s *Session) OfflineWithin() time.Duration { return s.cfg.PingInterval + s.t2 }
@@ -469,7 +476,7 @@ func (s *Session) infoLocked() sterad.TerminalInfo {
 	case s.conn.suspect:
 		info.State = sterad.TerminalOffline
 		if info.LastError == "" {
-			info.LastError = fmt.Sprintf("no ACK to PING within %s: the terminal may be switched off or its cable cut", s.t2)
+			info.LastError = fmt.Sprintf("no answer to PING within %s: the terminal may be switched off or its cable cut", s.t2)
 		}
 	case s.call != nil || s.remoteTxn != "":
 		info.State = sterad.TerminalBusy
@@ -499,8 +506,8 @@ func (s *Session) liveLocked() *conn {
 	}
 }
 
-// readyLocked returns the live connection unless an unacknowledged PING
-// shows the terminal offline; nil otherwise.
+// readyLocked returns the live connection unless an unanswered PING shows
+// the terminal offline; nil otherwise.
 func (s *Session) readyLocked() *conn {
 	c := s.liveLocked()
 	if c == nil || c.suspect {
@@ -524,7 +531,7 @@ func (s *Session) live(op string) (*conn, error) {
 }
 
 // WaitReady blocks until HELLO has been answered (state ready or busy,
-// not offline for an unacknowledged PING), ctx ends, or the session is
+// not offline for an unanswered PING), ctx ends, or the session is
 // closed.
 func (s *Session) WaitReady(ctx context.Context) error {
 	for {

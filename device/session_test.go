@@ -716,9 +716,10 @@ func TestSessionKeepaliveAndReconnect(t *testing.T) {
 	b.setMissing(true)
 	ft.noPong.Store(true)
 	eventually(t, "offline", func() bool { return s.Info().State == sterad.TerminalOffline })
-	// LastError says why (or, once the reopen failed, that the port is
-	// gone); the log keeps the link failure.
-	if le := s.Info().LastError; !strings.Contains(le, "PONG") && !strings.Contains(le, testPort) {
+	// LastError says why: the PING unanswered (T2), then the link failed
+	// (no PONG within T3), or, once the reopen failed, the port is gone;
+	// the log keeps the link failure.
+	if le := s.Info().LastError; !strings.Contains(le, "PING") && !strings.Contains(le, "PONG") && !strings.Contains(le, testPort) {
 		t.Fatalf("LastError = %q", le)
 	}
 	eventually(t, "the link failure logged", func() bool { return logs.count("no PONG") > 0 })
@@ -787,7 +788,7 @@ func TestSessionDeadLinePINGUnacknowledged(t *testing.T) {
 	eventually(t, "offline", func() bool { return s.Info().State == sterad.TerminalOffline })
 	// Offline first for the overdue PING, then for the failed link (or,
 	// once the reopen failed, the missing port).
-	if le := s.Info().LastError; !strings.Contains(le, "no ACK to PING") && !strings.Contains(le, "not acknowledged") && !strings.Contains(le, testPort) {
+	if le := s.Info().LastError; !strings.Contains(le, "no answer to PING") && !strings.Contains(le, "not acknowledged") && !strings.Contains(le, testPort) {
 		t.Fatalf("LastError = %q", le)
 	}
 	eventually(t, "the link failure", func() bool {

@@ -58,6 +58,10 @@ type USBConfig struct {
 	VID    string `yaml:"vid"`
 	PID    string `yaml:"pid"`
 	Serial string `yaml:"serial"`
+	// CDCACM: the handheld presents itself as a USB serial port
+	// (/dev/ttyACM*), found by these ids on every connection attempt,
+	// instead of a vendor-specific bulk interface.
+	CDCACM bool `yaml:"cdc_acm"`
 }
 
 // OfflineConfig are the stand-in limits while the acquirer is unreachable.
@@ -191,6 +195,7 @@ func (c *Config) Validate() error {
 	}
 	seenID := map[string]bool{c.VirtualTerminalID: true}
 	seenDev := map[string]string{}
+	seenUSB := map[string][]struct{ id, serial string }{}
 	for i, t := range c.Terminals {
 		where := fmt.Sprintf("terminals[%d]", i)
 		if t.ID == "" || len(t.ID) > 8 || !ansRe.MatchString(t.ID) {
@@ -207,10 +212,20 @@ func (c *Config) Validate() error {
 		}
 		dev := t.Port
 		if t.USB != nil {
-			if t.USB.VID == "" || t.USB.PID == "" {
-				bad("%s (%s): usb needs vid and pid", where, t.ID)
+			key, err := usbDeviceKey(t.USB)
+			if err != nil {
+				bad("%s (%s): usb: %s", where, t.ID, err)
 			}
-			dev = "usb:" + strings.ToLower(t.USB.VID+":"+t.USB.PID+"/"+t.USB.Serial)
+			dev = key
+			// Two terminals with the same vendor and product ids must both
+			// name their serial number, or one could take the other's device.
+			vidpid, serial, _ := strings.Cut(key, "/")
+			for _, o := range seenUSB[vidpid] {
+				if serial == "" || o.serial == "" {
+					bad("%s (%s): terminal %s also uses USB %s: give each its serial number", where, t.ID, o.id, strings.TrimPrefix(vidpid, "usb:"))
+				}
+			}
+			seenUSB[vidpid] = append(seenUSB[vidpid], struct{ id, serial string }{t.ID, serial})
 		}
 		if dev != "" {
 			if other, dup := seenDev[dev]; dup {

@@ -95,11 +95,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	for _, t := range cfg.Terminals {
-		if t.USB != nil {
-			return fmt.Errorf("terminal %s: USB bulk-endpoint terminals are not supported by this build; use a CDC-ACM port (port: /dev/ttyACM0)", t.ID)
-		}
-	}
 	ctx, m.cancel = context.WithCancel(ctx)
 	defer func() {
 		if err != nil {
@@ -143,9 +138,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var terms []sterad.Terminal
 	bootID := newBootID()
 	for _, t := range cfg.Terminals {
+		l, err := terminalTransport(t, t.USB != nil && t.USB.CDCACM)
+		if err != nil {
+			return fmt.Errorf("terminal %s: %w", t.ID, err)
+		}
 		sc := device.SessionConfig{
-			ID: t.ID, Kind: t.Kind, Transport: "serial", Path: t.Port,
-			Open: device.SerialOpener(t.Port, t.Baud), GatewayID: cfg.MerchantID, BootID: bootID,
+			ID: t.ID, Kind: t.Kind, Transport: l.Transport, Path: l.Path, USB: l.USB,
+			Open: l.Open, GatewayID: cfg.MerchantID, BootID: bootID,
 			Logger: m.Logger.With("component", "terminal"),
 		}
 		id := t.ID

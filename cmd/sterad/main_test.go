@@ -509,6 +509,15 @@ func TestConfigValidation(t *testing.T) {
 			c.Terminals = []TerminalConfig{{ID: "T1", Kind: "fixed", Port: "/dev/ttyS0", Baud: 1234}}
 		}, "baud"},
 		{"merchant", func(c *Config) { c.MerchantID = strings.Repeat("M", 16) }, "merchant_id"},
+		{"same usb", func(c *Config) {
+			c.Terminals = []TerminalConfig{{ID: "H1", Kind: "handheld", USB: &USBConfig{VID: "0x1234", PID: "0x5678"}}, {ID: "H2", Kind: "handheld", USB: &USBConfig{VID: "1234", PID: "5678", Serial: "B"}}}
+		}, "give each its serial number"},
+		{"bad usb id", func(c *Config) {
+			c.Terminals = []TerminalConfig{{ID: "H1", Kind: "handheld", USB: &USBConfig{VID: "0xZZZZ", PID: "1"}}}
+		}, "usb"},
+		{"port and usb", func(c *Config) {
+			c.Terminals = []TerminalConfig{{ID: "H1", Kind: "handheld", Port: "/dev/ttyACM0", USB: &USBConfig{VID: "1", PID: "2"}}}
+		}, "exactly one of port or usb"},
 	}
 	for _, tt := range tests {
 		c := base

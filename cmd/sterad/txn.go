@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -162,7 +163,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 }
 
 func newTerminalsCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "terminals",
 		Short: "List the terminals and their state",
 		Args:  cobra.NoArgs,
@@ -182,7 +183,7 @@ func newTerminalsCommand(g *globalOptions) *cobra.Command {
 			for _, t := range ts {
 				where := t.Path
 				if t.USB != "" {
-					where = "usb " + t.USB
+					where = strings.TrimSpace("usb " + t.USB + " " + t.Path)
 				}
 				fmt.Fprintf(w, "%-8s %-8s %-7s %-6s %-16s model %s fw %s", t.ID, t.Kind, t.State, t.Transport, where, t.Model, t.Firmware)
 				if !t.LastSeen.IsZero() {
@@ -199,4 +200,6 @@ func newTerminalsCommand(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.AddCommand(newDiscoverCommand(g))
+	return cmd
 }
