@@ -39,13 +39,22 @@ run: build ## run the daemon in the foreground with embedded simulators
 
 .PHONY: bench
 bench: build ## benchmarks: codec and store (go test -bench), then the gateway end to end (sterad bench)
-	$(GO) test -run '^$$' -bench . -benchmem ./protocol/ ./offline/
+	$(GO) test -run '^$$' -bench . -benchmem ./protocol/ ./offline/ ./settlement/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/sterad/
 	$(BIN) bench
 
 .PHONY: fuzz
 fuzz: deps ## fuzz the decoders (ISO 8583 unpacker, SFL/1 decoder) for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME) ./protocol/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./protocol/
+
+.PHONY: crashtest
+crashtest: deps ## the long crash test: SIGKILLs, outages, lost answers, unplugged terminal (make test runs a short one)
+	$(GO) test -count=1 -timeout 60m -v -run 'TestCrash' ./crashtest/ $(CRASHFLAGS)
+
+.PHONY: nousb
+nousb: ## build without cgo and libusb (USB bulk terminals refused at start-up)
+	CGO_ENABLED=0 $(GO) build -tags nousb -ldflags "$(LDFLAGS)" -o $(BIN)-nousb ./cmd/sterad
 
 .PHONY: wirecheck
 wirecheck: deps ## decode captured ISO 8583 traffic with Wireshark's dissector (installs tshark)
