@@ -121,6 +121,37 @@ func (a Amount) String() string {
 	return a.Value.StringFixed(a.Currency.Exponent)
 }
 
+// Display formats the amount for people: "¥12,800" for yen, "12,800.00
+// USD" otherwise.
+func (a Amount) Display() string {
+	if a.Currency.Code == "" || a.Currency == JPY {
+		return "¥" + GroupDigits(a.String())
+	}
+	return GroupDigits(a.String()) + " " + a.Currency.Code
+}
+
+// GroupDigits puts thousands separators in a decimal string: "-1234567.5"
+// becomes "-1,234,567.5".
+func GroupDigits(s string) string {
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	intPart, frac, hasFrac := strings.Cut(s, ".")
+	var b strings.Builder
+	b.WriteString(sign)
+	for i, c := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if hasFrac {
+		b.WriteString("." + frac)
+	}
+	return b.String()
+}
+
 // MarshalJSON encodes the amount as a decimal string.
 func (a Amount) MarshalJSON() ([]byte, error) {
 	return json.Marshal(a.String())

@@ -52,3 +52,14 @@ func TestAmountMinorRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestDisplay(t *testing.T) {
+	for in, want := range map[int64]string{0: "¥0", 999: "¥999", 1000: "¥1,000", 12800: "¥12,800", 9999999: "¥9,999,999"} {
+		if got := sterad.NewAmount(in, sterad.JPY).Display(); got != want {
+			t.Errorf("%d: %s, want %s", in, got, want)
+		}
+	}
+	if got := sterad.GroupDigits("-1234567.50"); got != "-1,234,567.50" {
+		t.Errorf("GroupDigits: %s", got)
+	}
+}

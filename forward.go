@@ -250,13 +250,9 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 
 // queuedMessage rebuilds the message an item sends.
 func (g *Gateway) queuedMessage(ctx context.Context, t *Transaction, it QueueItem) (*HostMessage, error) {
-	var orig *Transaction
-	if t.Original != "" {
-		o, err := g.store.Transaction(ctx, t.Original)
-		if err != nil {
-			return nil, fmt.Errorf("load original %s: %w", t.Original, err)
-		}
-		orig = o
+	orig, err := g.originalOf(ctx, t)
+	if err != nil {
+		return nil, err
 	}
 	card, err := g.cardOf(ctx, t, orig)
 	if err != nil {
@@ -303,13 +299,9 @@ func (g *Gateway) cardOf(ctx context.Context, t, orig *Transaction) (*Card, erro
 func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 	var msg *HostMessage
 	t, _, err := g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
-		var orig *Transaction
-		if t.Original != "" {
-			o, err := g.store.Transaction(ctx, t.Original)
-			if err != nil {
-				return err
-			}
-			orig = o
+		orig, err := g.originalOf(ctx, t)
+		if err != nil {
+			return err
 		}
 		card, err := g.cardOf(ctx, t, orig)
 		if err != nil {
@@ -333,4 +325,16 @@ func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 		return t
 	}
 	return g.exchange(ctx, t.ID, msg)
+}
+
+// originalOf loads t's original transaction, nil when it has none.
+func (g *Gateway) originalOf(ctx context.Context, t *Transaction) (*Transaction, error) {
+	if t.Original == "" {
+		return nil, nil
+	}
+	o, err := g.store.Transaction(ctx, t.Original)
+	if err != nil {
+		return nil, fmt.Errorf("load original %s: %w", t.Original, err)
+	}
+	return o, nil
 }

@@ -76,7 +76,7 @@ func (g *Gateway) standIn(ctx context.Context, t *Transaction, c *txChange, now 
 		return g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
 	}
 	if t.Amount.Cmp(lim.FloorLimit) > 0 {
-		return decline(fmt.Sprintf("¥%s is above the offline floor limit of ¥%s", groupDigits(t.Amount.String()), groupDigits(lim.FloorLimit.String())))
+		return decline(fmt.Sprintf("%s is above the offline floor limit of %s", t.Amount.Display(), lim.FloorLimit.Display()))
 	}
 	count, total, err := g.queuedStandIns(ctx)
 	if err != nil {
@@ -86,7 +86,7 @@ func (g *Gateway) standIn(ctx context.Context, t *Transaction, c *txChange, now 
 		return decline(fmt.Sprintf("%d offline approvals already wait for the acquirer (the limit is %d)", count, lim.MaxCount))
 	}
 	if total.Add(t.Amount).Cmp(lim.TotalLimit) > 0 {
-		return decline(fmt.Sprintf("offline approvals waiting for the acquirer would exceed ¥%s", groupDigits(lim.TotalLimit.String())))
+		return decline(fmt.Sprintf("offline approvals waiting for the acquirer would exceed %s", lim.TotalLimit.Display()))
 	}
 	t.LocalCode = localCode()
 	t.AuthCode, t.ResponseCode, t.Offline = t.LocalCode, "00", true

@@ -22,11 +22,11 @@ func promptFor(t *Transaction) string {
 	case OpCardCheck:
 		return "カードチェック / Card check"
 	case OpRefund:
-		return fmt.Sprintf("返金 / Refund ¥%s", groupDigits(t.Amount.String()))
+		return fmt.Sprintf("返金 / Refund %s", t.Amount.Display())
 	case OpPreauth:
-		return fmt.Sprintf("仮売上 / Pre-authorization ¥%s", groupDigits(t.Amount.String()))
+		return fmt.Sprintf("仮売上 / Pre-authorization %s", t.Amount.Display())
 	}
-	return fmt.Sprintf("お支払い / Payment ¥%s", groupDigits(t.Amount.String()))
+	return fmt.Sprintf("お支払い / Payment %s", t.Amount.Display())
 }
 
 // runAtTerminal is the flow of a card-present transaction (terminal-link.md
@@ -73,13 +73,9 @@ func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
 			t.Reason = reason
 			return g.end(t, c, StatusDeclined, StepOutcome, now, reason)
 		}
-		var orig *Transaction
-		if t.Original != "" {
-			o, err := g.store.Transaction(ctx, t.Original)
-			if err != nil {
-				return err
-			}
-			orig = o
+		orig, err := g.originalOf(ctx, t)
+		if err != nil {
+			return err
 		}
 		g.batchMu.RLock() // until the commit: see Gateway.batchMu
 		c.unlocks = append(c.unlocks, g.batchMu.RUnlock)
@@ -412,7 +408,7 @@ func (g *Gateway) outcome(t *Transaction) TerminalOutcome {
 		OpCardCheck: "カードチェック / CARD CHECK"}[t.Op]
 	lines := []string{title, fmt.Sprintf("%s %s", strings.ToUpper(string(t.Brand)), t.MaskedPAN)}
 	if t.Op != OpCardCheck {
-		lines = append(lines, fmt.Sprintf("金額 / AMOUNT ¥%s", groupDigits(t.Amount.String())))
+		lines = append(lines, fmt.Sprintf("金額 / AMOUNT %s", t.Amount.Display()))
 	}
 	switch t.Status {
 	case StatusApproved, StatusStoodIn:
@@ -438,20 +434,4 @@ func (g *Gateway) outcome(t *Transaction) TerminalOutcome {
 	lines = append(lines, t.CreatedAt.In(g.cfg.Location).Format("2006-01-02 15:04:05"), "TXN "+t.ID)
 	o.Lines = lines
 	return o
-}
-
-// groupDigits formats 1234567 as 1,234,567.
-func groupDigits(s string) string {
-	intPart, frac, _ := strings.Cut(s, ".")
-	var b strings.Builder
-	for i, c := range intPart {
-		if i > 0 && (len(intPart)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if frac != "" {
-		b.WriteString("." + frac)
-	}
-	return b.String()
 }

@@ -304,37 +304,11 @@ func (s *Session) ShowOutcome(ctx context.Context, o sterad.TerminalOutcome, per
 // the terminal did not answer within T3 or the link failed after CANCEL
 // went out (it may have been acted on), or a *sterad.Error for an ERROR.
 func (s *Session) Cancel(ctx context.Context, txnID string) (accepted bool, reason string, err error) {
-	op := "cancel " + txnID
-	c, err := s.live(op)
+	ev, err := s.roundTrip(ctx, "cancel "+txnID, txnID, protocol.TypeCancel, protocol.TypeCancelResp, false)
 	if err != nil {
 		return false, "", err
 	}
-	w := c.register(txnID, protocol.TypeCancelResp, protocol.TypeError)
-	defer c.remove(w)
-	if err := c.send(ctx, protocol.TypeCancel, protocol.TxnRef{TxnID: txnID}); err != nil {
-		return false, "", sendError(op, err, false)
-	}
-	timer := time.NewTimer(s.cfg.T3)
-	defer timer.Stop()
-	for {
-		select {
-		case <-w.sig:
-			for _, ev := range w.take() {
-				switch ev.typ {
-				case protocol.TypeCancelResp:
-					return ev.cancel.Accepted, safeText(ev.cancel.Reason), nil
-				case protocol.TypeError:
-					return false, "", fmt.Errorf("%s: %w", op, terminalError(ev.errMsg))
-				}
-			}
-		case <-timer.C:
-			return false, "", linkFailed(op, fmt.Sprintf("no CANCEL_RESP within %s", s.cfg.T3))
-		case <-ctx.Done():
-			return false, "", fmt.Errorf("%s: %w", op, context.Cause(ctx))
-		case <-c.link.Done():
-			return false, "", linkFailed(op, "link down")
-		}
-	}
+	return ev.cancel.Accepted, safeText(ev.cancel.Reason), nil
 }
 
 // Query sends STATUS_QUERY for txnID and returns what the terminal knows
@@ -342,15 +316,31 @@ func (s *Session) Cancel(ctx context.Context, txnID string) (accepted bool, reas
 // before the answer, ErrLinkFailed when no STATUS_RESP comes within T3,
 // or a *sterad.Error for an ERROR.
 func (s *Session) Query(ctx context.Context, txnID string) (sterad.TerminalTxnState, error) {
-	op := "query " + txnID
-	c, err := s.live(op)
+	ev, err := s.roundTrip(ctx, "query "+txnID, txnID, protocol.TypeStatusQuery, protocol.TypeStatusResp, true)
 	if err != nil {
 		return sterad.TerminalTxnState{}, err
 	}
-	w := c.register(txnID, protocol.TypeStatusResp, protocol.TypeError)
+	st := sterad.TerminalTxnState{TxnID: ev.status.TxnID, State: ev.status.State}
+	if ev.status.Result != nil {
+		r := terminalResult(*ev.status.Result)
+		st.Result = &r
+	}
+	return st, nil
+}
+
+// roundTrip sends a request about txnID and waits up to T3 for its answer
+// (or an ERROR). harmless says the request changes nothing at the
+// terminal (STATUS_QUERY): a link failure then only means offline, not an
+// unknown outcome.
+func (s *Session) roundTrip(ctx context.Context, op, txnID string, send, want protocol.FrameType, harmless bool) (event, error) {
+	c, err := s.live(op)
+	if err != nil {
+		return event{}, err
+	}
+	w := c.register(txnID, want, protocol.TypeError)
 	defer c.remove(w)
-	if err := c.send(ctx, protocol.TypeStatusQuery, protocol.TxnRef{TxnID: txnID}); err != nil {
-		return sterad.TerminalTxnState{}, sendError(op, err, true)
+	if err := c.send(ctx, send, protocol.TxnRef{TxnID: txnID}); err != nil {
+		return event{}, sendError(op, err, harmless)
 	}
 	timer := time.NewTimer(s.cfg.T3)
 	defer timer.Stop()
@@ -359,23 +349,21 @@ func (s *Session) Query(ctx context.Context, txnID string) (sterad.TerminalTxnSt
 		case <-w.sig:
 			for _, ev := range w.take() {
 				switch ev.typ {
-				case protocol.TypeStatusResp:
-					st := sterad.TerminalTxnState{TxnID: ev.status.TxnID, State: ev.status.State}
-					if ev.status.Result != nil {
-						r := terminalResult(*ev.status.Result)
-						st.Result = &r
-					}
-					return st, nil
+				case want:
+					return ev, nil
 				case protocol.TypeError:
-					return sterad.TerminalTxnState{}, fmt.Errorf("%s: %w", op, terminalError(ev.errMsg))
+					return event{}, fmt.Errorf("%s: %w", op, terminalError(ev.errMsg))
 				}
 			}
 		case <-timer.C:
-			return sterad.TerminalTxnState{}, linkFailed(op, fmt.Sprintf("no STATUS_RESP within %s", s.cfg.T3))
+			return event{}, linkFailed(op, fmt.Sprintf("no %s within %s", want, s.cfg.T3))
 		case <-ctx.Done():
-			return sterad.TerminalTxnState{}, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+			return event{}, fmt.Errorf("%s: %w", op, context.Cause(ctx))
 		case <-c.link.Done():
-			return sterad.TerminalTxnState{}, fmt.Errorf("%s: %w", op, sterad.ErrTerminalOffline)
+			if harmless {
+				return event{}, fmt.Errorf("%s: %w", op, sterad.ErrTerminalOffline)
+			}
+			return event{}, linkFailed(op, "link down")
 		}
 	}
 }

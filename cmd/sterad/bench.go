@@ -173,50 +173,9 @@ func (s *samples) p(q int) time.Duration {
 	return s.d[i].Round(10 * time.Microsecond)
 }
 
-func benchRaw(ctx context.Context, m *Main, senders int, d time.Duration, expiry string) (*samples, error) {
-	e, err := sterad.ParseExpiry(expiry)
-	if err != nil {
-		return nil, err
-	}
-	s := &samples{}
-	var failed atomic.Int64
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < senders; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				now := time.Now()
-				stan, err := m.DB.NextSTAN(ctx, "BENCHRAW", now)
-				if err != nil {
-					failed.Add(1)
-					return
-				}
-				msg := &sterad.HostMessage{
-					MTI: sterad.MTIFinancial, PAN: "4111111111111111", Processing: sterad.ProcPurchase, HasAmount: true,
-					Amount: sterad.NewAmount(12800, sterad.JPY), Currency: sterad.JPY, Transmitted: now.UTC(), STAN: stan,
-					LocalTime: now, Expiry: e, MCC: sterad.DefaultMCC, Entry: sterad.EntryKeyed, Condition: sterad.CondMailPhone,
-					TerminalID: "BENCHRAW", MerchantID: m.Config.MerchantID, Batch: 1,
-				}
-				t0 := time.Now()
-				resp, err := m.Client.Exchange(ctx, msg)
-				if err != nil || resp.ResponseCode != "00" {
-					failed.Add(1)
-					continue
-				}
-				s.add(time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	s.span = time.Since(start)
-	s.failed = int(failed.Load())
-	return s, nil
-}
-
-func benchThroughput(ctx context.Context, c *api.Client, sale api.TransactionRequest, clients int, d time.Duration) *samples {
+// closedLoop runs op from clients goroutines, back to back, for d, and
+// times each call that succeeds.
+func closedLoop(ctx context.Context, clients int, d time.Duration, op func() error) *samples {
 	s := &samples{}
 	var failed atomic.Int64
 	deadline := time.Now().Add(d)
@@ -228,8 +187,7 @@ func benchThroughput(ctx context.Context, c *api.Client, sale api.TransactionReq
 			defer wg.Done()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
-				tx, _, err := c.CreateTransaction(ctx, sale, api.CreateOptions{})
-				if err != nil || tx.Status != "approved" {
+				if err := op(); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -241,6 +199,43 @@ func benchThroughput(ctx context.Context, c *api.Client, sale api.TransactionReq
 	s.span = time.Since(start)
 	s.failed = int(failed.Load())
 	return s
+}
+
+// benchRaw sends keyed sales straight through the ISO 8583 client.
+func benchRaw(ctx context.Context, m *Main, senders int, d time.Duration, expiry string) (*samples, error) {
+	e, err := sterad.ParseExpiry(expiry)
+	if err != nil {
+		return nil, err
+	}
+	return closedLoop(ctx, senders, d, func() error {
+		now := time.Now()
+		stan, err := m.DB.NextSTAN(ctx, "BENCHRAW", now)
+		if err != nil {
+			return err
+		}
+		msg := &sterad.HostMessage{
+			MTI: sterad.MTIFinancial, PAN: "4111111111111111", Processing: sterad.ProcPurchase, HasAmount: true,
+			Amount: sterad.NewAmount(12800, sterad.JPY), Currency: sterad.JPY, Transmitted: now.UTC(), STAN: stan,
+			LocalTime: now, Expiry: e, MCC: sterad.DefaultMCC, Entry: sterad.EntryKeyed, Condition: sterad.CondMailPhone,
+			TerminalID: "BENCHRAW", MerchantID: m.Config.MerchantID, Batch: 1,
+		}
+		resp, err := m.Client.Exchange(ctx, msg)
+		if err == nil && resp.ResponseCode != "00" {
+			err = fmt.Errorf("response %s", resp.ResponseCode)
+		}
+		return err
+	}), nil
+}
+
+// benchThroughput posts keyed sales through the HTTP API.
+func benchThroughput(ctx context.Context, c *api.Client, sale api.TransactionRequest, clients int, d time.Duration) *samples {
+	return closedLoop(ctx, clients, d, func() error {
+		tx, _, err := c.CreateTransaction(ctx, sale, api.CreateOptions{})
+		if err == nil && tx.Status != "approved" {
+			err = fmt.Errorf("sale %s", tx.Status)
+		}
+		return err
+	})
 }
 
 type latencyRun struct{ api, host, added *samples }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
 )
 
@@ -17,28 +18,15 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// yen formats a decimal amount string as ¥12,800.
+// yen formats a decimal amount string as ¥12,800 (-¥1,000).
 func yen(s string) string {
 	if s == "" {
 		return ""
 	}
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	intPart, frac, _ := strings.Cut(s, ".")
-	var b strings.Builder
-	for i, c := range intPart {
-		if i > 0 && (len(intPart)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
+	if neg, ok := strings.CutPrefix(s, "-"); ok {
+		return "-¥" + sterad.GroupDigits(neg)
 	}
-	if frac != "" {
-		b.WriteString("." + frac)
-	}
-	if neg {
-		return "-¥" + b.String()
-	}
-	return "¥" + b.String()
+	return "¥" + sterad.GroupDigits(s)
 }
 
 // printTransaction writes a transaction for a person.
