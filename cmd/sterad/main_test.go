@@ -545,3 +545,17 @@ func writeFile(t *testing.T, content string) string {
 	}
 	return p
 }
+
+// The example configuration in testdata is valid.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := LoadConfig("../../testdata/sterad.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("the example configuration is invalid:\n%v", err)
+	}
+	if len(cfg.Terminals) != 3 || cfg.Terminals[1].USB == nil || cfg.Acquirer.Timeout.D() != 15*time.Second {
+		t.Fatalf("example: %+v", cfg)
+	}
+}
