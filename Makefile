@@ -7,6 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 FUZZTIME ?= 30s
+CRASHFLAGS ?= -crash.cycles 50 -crash.duration 4s
 
 .DEFAULT_GOAL := help
 

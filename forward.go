@@ -181,21 +181,10 @@ func (g *Gateway) Queue(ctx context.Context) ([]QueueItem, error) { return g.sto
 // attempt). It returns the transaction as recorded, nil if the item was
 // already being forwarded.
 func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
-	g.mu.Lock()
-	if g.forwarding == nil {
-		g.forwarding = map[string]bool{}
-	}
-	if g.forwarding[it.TxnID] {
-		g.mu.Unlock()
+	if !g.claim(it.TxnID) {
 		return nil
 	}
-	g.forwarding[it.TxnID] = true
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		delete(g.forwarding, it.TxnID)
-		g.mu.Unlock()
-	}()
+	defer g.unclaim(it.TxnID)
 
 	if it.Kind == QueueRequest {
 		return g.sendDeferred(ctx, it)
@@ -203,6 +192,10 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 	t, err := g.store.Transaction(ctx, it.TxnID)
 	if err != nil {
 		g.log.Error("queued transaction", "txn", it.TxnID, "err", err)
+		return nil
+	}
+	if !owes(t, it.Kind) {
+		// Answered or withdrawn since the queue was read.
 		return nil
 	}
 	msg, err := g.queuedMessage(ctx, t, it)
@@ -246,6 +239,39 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 		g.log.Error("record queued answer", "txn", it.TxnID, "err", err)
 	}
 	return t
+}
+
+// claim marks a transaction's queued message as handled by the caller:
+// the forwarder and a withdrawal (a stand-in the customer never saw) never
+// act on the same one at once. It reports false when another holds it.
+func (g *Gateway) claim(id string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.forwarding == nil {
+		g.forwarding = map[string]bool{}
+	}
+	if g.forwarding[id] {
+		return false
+	}
+	g.forwarding[id] = true
+	return true
+}
+
+func (g *Gateway) unclaim(id string) {
+	g.mu.Lock()
+	delete(g.forwarding, id)
+	g.mu.Unlock()
+}
+
+// owes reports whether t still owes the message of a queue item of kind
+// k. Every item is created in the commit that moves its transaction to
+// that step and removed in the commit that moves it on, so the step says
+// whether an item read a moment ago is still due.
+func owes(t *Transaction, k QueueKind) bool {
+	if k == QueueReversal {
+		return t.Step == StepReversal
+	}
+	return t.Step == StepQueued
 }
 
 // queuedMessage rebuilds the message an item sends.
@@ -299,6 +325,9 @@ func (g *Gateway) cardOf(ctx context.Context, t, orig *Transaction) (*Card, erro
 func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 	var msg *HostMessage
 	t, _, err := g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
+		if !owes(t, it.Kind) {
+			return errStale
+		}
 		orig, err := g.originalOf(ctx, t)
 		if err != nil {
 			return err
@@ -320,12 +349,18 @@ func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 		t.Record(StepSent, now, "deferred request sent")
 		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errStale):
+		return t
+	case err != nil:
 		g.log.Error("send deferred request", "txn", it.TxnID, "err", err)
 		return t
 	}
 	return g.exchange(ctx, t.ID, msg)
 }
+
+// errStale: a queue item was answered or withdrawn since it was read.
+var errStale = errors.New("queue item no longer due")
 
 // originalOf loads t's original transaction, nil when it has none.
 func (g *Gateway) originalOf(ctx context.Context, t *Transaction) (*Transaction, error) {

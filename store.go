@@ -109,8 +109,8 @@ func VaultOwner(reference string) string { return "vault:" + reference }
 // is on disk; when it returns an error, none of it is. Its parts apply in
 // the order of the fields. Apply fails with EConflict "idempotency_conflict"
 // when the key is bound, EConflict "batch_open" when a second batch would
-// be open, ENotFound "queue_item_not_found" when UpdateQueue names a
-// missing item.
+// be open, ENotFound "queue_item_not_found" when UpdateQueue or Dequeue
+// names a missing item (two parties must never both deliver one item).
 type Change struct {
 	Put          []*Transaction     // create or replace
 	Idempotency  *IdempotencyRecord // bind a key; fails with EConflict if bound

@@ -23,6 +23,9 @@ type fakeTerminal struct {
 	result   sterad.TerminalResult
 	state    string
 	release  chan struct{} // when set, ReadCard waits for it
+	showErr  error         // returned by the next ShowOutcome (a link failure)
+	query    string        // STATUS_RESP state (default unknown)
+	cancels  []string      // CANCELs sent
 }
 
 func newFakeTerminal(id string) *fakeTerminal {
@@ -74,6 +77,11 @@ func (f *fakeTerminal) ReadCard(ctx context.Context, req sterad.CardRequest, per
 
 func (f *fakeTerminal) ShowOutcome(ctx context.Context, o sterad.TerminalOutcome, persist func(sterad.TerminalResult) error) (sterad.TerminalResult, error) {
 	f.mu.Lock()
+	if err := f.showErr; err != nil {
+		f.showErr = nil
+		f.mu.Unlock()
+		return sterad.TerminalResult{}, err
+	}
 	f.outcomes = append(f.outcomes, o)
 	r := f.result
 	f.mu.Unlock()
@@ -82,11 +90,20 @@ func (f *fakeTerminal) ShowOutcome(ctx context.Context, o sterad.TerminalOutcome
 }
 
 func (f *fakeTerminal) Cancel(ctx context.Context, id string) (bool, string, error) {
+	f.mu.Lock()
+	f.cancels = append(f.cancels, id)
+	f.mu.Unlock()
 	return true, "", nil
 }
 
 func (f *fakeTerminal) Query(ctx context.Context, id string) (sterad.TerminalTxnState, error) {
-	return sterad.TerminalTxnState{TxnID: id, State: "unknown"}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	state := f.query
+	if state == "" {
+		state = "unknown"
+	}
+	return sterad.TerminalTxnState{TxnID: id, State: state}, nil
 }
 
 func (f *fakeTerminal) WaitReady(ctx context.Context) error { return nil }
@@ -224,5 +241,36 @@ func TestCardPresentDecline(t *testing.T) {
 	out := h.term.shown()
 	if len(out) != 1 || out[0].Status != "declined" || out[0].Code != "51" {
 		t.Fatalf("outcome %+v", out)
+	}
+}
+
+// The crash test's bug B: the CARD reached sterad but its ACK was lost, so
+// after the reconnect the terminal still waits for a card and never shows
+// the outcome. The terminal is told to cancel (or it stays busy), and the
+// guest is not charged: a stand-in is withdrawn before its advice goes, an
+// online approval is reversed.
+func TestTerminalNeverShowedTheOutcome(t *testing.T) {
+	for _, offline := range []bool{true, false} {
+		h := newHarness(t)
+		h.term.mu.Lock()
+		h.term.showErr, h.term.query = sterad.ErrLinkFailed, "waiting_card"
+		h.term.mu.Unlock()
+		h.host.online.Store(!offline)
+		tx := presentSale(h, "7000")
+		if tx.Status != sterad.StatusReversed || tx.TerminalResult != "lost" {
+			t.Fatalf("offline=%v: %s %q %q", offline, tx.Status, tx.TerminalResult, tx.Reason)
+		}
+		if len(h.term.cancels) != 1 || h.term.cancels[0] != tx.ID {
+			t.Fatalf("offline=%v: no CANCEL sent: %v", offline, h.term.cancels)
+		}
+		h.host.online.Store(true)
+		h.gw.Flush(context.Background())
+		got := strings.Join(mtis(h.host.messages()), " ")
+		if offline && got != "" || !offline && got != "0200 0420" {
+			t.Fatalf("offline=%v: the host saw %q", offline, got)
+		}
+		if q, _ := h.gw.Queue(context.Background()); len(q) != 0 {
+			t.Fatalf("offline=%v: queue %+v", offline, q)
+		}
 	}
 }

@@ -226,18 +226,35 @@ func (g *Gateway) afterResult(ctx context.Context, id string, r TerminalResult) 
 	if r.Status != "cancelled" {
 		return
 	}
-	if g.cancelStandIn(ctx, id) {
-		return
-	}
-	g.reverseApproved(ctx, id, RRCustomerCancel, "the customer cancelled at the terminal after the approval")
+	g.undoUnseen(ctx, id, "the customer cancelled at the terminal after the approval")
 }
 
-// cancelStandIn withdraws an offline approval whose customer cancelled at
-// the terminal: nothing was sent to the host, so nothing is owed to it.
-func (g *Gateway) cancelStandIn(ctx context.Context, id string) bool {
+// undoUnseen makes sure a customer is not charged for an approval the
+// terminal did not complete: a stand-in is withdrawn (nothing was sent), an
+// approval (or an accepted stand-in advice) is reversed with RR=CU.
+func (g *Gateway) undoUnseen(ctx context.Context, id, reason string) {
+	if !g.cancelStandIn(ctx, id, reason) {
+		g.reverseApproved(ctx, id, RRCustomerCancel, reason)
+	}
+}
+
+// cancelStandIn withdraws an offline approval the customer never saw
+// through: its advice has not been sent, so nothing is owed to the host.
+// It reports false when there is nothing to withdraw (the advice was
+// already answered: the caller reverses instead). It waits for a
+// forwarding of the same advice under way to finish first.
+func (g *Gateway) cancelStandIn(ctx context.Context, id, reason string) bool {
+	for !g.claim(id) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	defer g.unclaim(id)
 	done := false
 	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
-		if t.Status != StatusStoodIn {
+		if t.Status != StatusStoodIn || t.Step != StepQueued {
 			return nil
 		}
 		items, err := g.store.Queue(ctx)
@@ -250,7 +267,7 @@ func (g *Gateway) cancelStandIn(ctx context.Context, id string) bool {
 			}
 		}
 		done = true
-		t.Reason = "the customer cancelled at the terminal after an offline approval: nothing was sent, nothing charged"
+		t.Reason = reason + " (approved offline): nothing was sent, nothing charged"
 		return g.end(t, c, StatusReversed, StepDone, g.clock.Now(), t.Reason)
 	})
 	if err != nil {
@@ -263,8 +280,8 @@ func (g *Gateway) cancelStandIn(ctx context.Context, id string) bool {
 // completed the transaction at the terminal.
 func (g *Gateway) reverseApproved(ctx context.Context, id, rr, reason string) {
 	_, c, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
-		if t.Status != StatusApproved || t.MTI == MTIAdvice {
-			return nil
+		if t.Status != StatusApproved || t.Op == OpCompletion {
+			return nil // a completion is not confirmed at a terminal
 		}
 		now := g.clock.Now()
 		t.Reason = reason + ": the authorization is being reversed and the card will not be charged"
@@ -331,7 +348,7 @@ func (g *Gateway) reconcile(ctx context.Context, id string) {
 	case StepSent:
 		// Recovery turns this into a reversal before reconciling.
 	default:
-		g.reconcileOutcome(ctx, t, st)
+		g.reconcileOutcome(ctx, t, term, st)
 	}
 }
 
@@ -373,7 +390,7 @@ func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *Transaction, term 
 
 // reconcileOutcome finishes a transaction whose host outcome is known but
 // whose terminal may not have shown it.
-func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, st TerminalTxnState) {
+func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Terminal, st TerminalTxnState) {
 	switch st.State {
 	case "card_sent":
 		// Still waiting for our OUTCOME: show it again.
@@ -386,9 +403,17 @@ func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, st Termi
 			g.afterResult(ctx, t.ID, *st.Result)
 		}
 	default:
-		// The terminal lost the transaction (rebooted): the customer never
-		// saw an approval, so it is reversed.
-		g.reverseApproved(ctx, t.ID, RRCustomerCancel, "the terminal lost the transaction before showing its outcome")
+		// The terminal lost the transaction (it rebooted), or never knew
+		// its card had arrived (waiting_card: our ACK of the CARD was
+		// lost): it never showed the outcome. It is told to cancel, so it
+		// is free again, and the customer is not charged for an approval
+		// never seen.
+		if st.State == "waiting_card" {
+			if _, _, err := term.Cancel(ctx, t.ID); err != nil {
+				g.log.Warn("cancel at terminal", "txn", t.ID, "err", err)
+			}
+		}
+		g.undoUnseen(ctx, t.ID, "the terminal lost the transaction before showing its outcome")
 		_, _, _ = g.modify(ctx, t.ID, func(x *Transaction, c *txChange) error {
 			x.TerminalResult = "lost"
 			step := StepDone

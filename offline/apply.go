@@ -39,7 +39,7 @@ var errNothing = errors.New("nothing to commit")
 // Validation errors are *sterad.Error: EInvalid for malformed input,
 // EConflict "idempotency_conflict" when the key is already bound,
 // EConflict "batch_open" when a second batch would be open, ENotFound
-// "queue_item_not_found" when UpdateQueue names a missing item. ctx is
+// "queue_item_not_found" when UpdateQueue or Dequeue names a missing item. ctx is
 // honoured until the Change is taken into a commit; from then on its
 // outcome stands and Apply returns it.
 func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
@@ -383,6 +383,13 @@ func (w *writer) validate(p *prepared) error {
 	for _, it := range c.UpdateQueue {
 		if w.b.queue.Get(be64(it.Seq)) == nil {
 			return sterad.Errorf(sterad.ENotFound, "queue_item_not_found", "queue item %d does not exist", it.Seq)
+		}
+	}
+	// Removing an item that is not there means two parties both think
+	// they delivered it: refuse, so that only one of them records it.
+	for _, seq := range c.Dequeue {
+		if w.b.queue.Get(be64(seq)) == nil {
+			return sterad.Errorf(sterad.ENotFound, "queue_item_not_found", "queue item %d does not exist", seq)
 		}
 	}
 	p.plan = nil
