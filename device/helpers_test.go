@@ -14,67 +14,15 @@ import (
 
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/device"
+	"github.com/sterad/sterad/internal/pipetest"
 	"github.com/sterad/sterad/protocol"
 )
 
-// pipeEnd is one end of an in-memory, buffered, full-duplex byte pipe:
-// writes never block, and Close on either end ends both directions (the
-// peer reads what was written, then io.EOF).
-type pipeEnd struct {
-	p    *pipe
-	in   *bytes.Buffer
-	out  *bytes.Buffer
-	self int
-}
+// newPipe returns the two ends of an in-memory, buffered, full-duplex
+// byte pipe (see internal/pipetest).
+func newPipe() (a, b *pipeEnd) { return pipetest.New() }
 
-type pipe struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	closed [2]bool
-	ab, ba bytes.Buffer
-}
-
-func newPipe() (a, b *pipeEnd) {
-	p := &pipe{}
-	p.cond = sync.NewCond(&p.mu)
-	return &pipeEnd{p: p, in: &p.ba, out: &p.ab, self: 0}, &pipeEnd{p: p, in: &p.ab, out: &p.ba, self: 1}
-}
-
-func (e *pipeEnd) Read(b []byte) (int, error) {
-	e.p.mu.Lock()
-	defer e.p.mu.Unlock()
-	for {
-		if e.p.closed[e.self] {
-			return 0, io.ErrClosedPipe
-		}
-		if e.in.Len() > 0 {
-			return e.in.Read(b)
-		}
-		if e.p.closed[1-e.self] {
-			return 0, io.EOF
-		}
-		e.p.cond.Wait()
-	}
-}
-
-func (e *pipeEnd) Write(b []byte) (int, error) {
-	e.p.mu.Lock()
-	defer e.p.mu.Unlock()
-	if e.p.closed[0] || e.p.closed[1] {
-		return 0, io.ErrClosedPipe
-	}
-	e.out.Write(b)
-	e.p.cond.Broadcast()
-	return len(b), nil
-}
-
-func (e *pipeEnd) Close() error {
-	e.p.mu.Lock()
-	defer e.p.mu.Unlock()
-	e.p.closed[e.self] = true
-	e.p.cond.Broadcast()
-	return nil
-}
+type pipeEnd = pipetest.End
 
 // fakeTerminal is a scripted terminal: a protocol.Link on the far end of
 // the transport. It answers HELLO and PING by itself; every other frame
