@@ -249,6 +249,20 @@ type card struct {
 
 // cardOf reads the card of DE 2 + 14 or DE 35. It returns nil when the
 // request carries none, and de ≠ 0 when what it carries is incomplete.
+// requiredCard returns the card of a request that must carry one (DE 2 +
+// 14 or DE 35), or the format-error answer when it does not.
+func (s *state) requiredCard(req *sterad.HostMessage) (*card, *decision) {
+	c, de, why := cardOf(req)
+	if de == 0 && c == nil {
+		de, why = 2, "card data (DE 2 + 14 or DE 35) missing"
+	}
+	if de != 0 {
+		d := s.formatError(req, de, why)
+		return nil, &d
+	}
+	return c, nil
+}
+
 func cardOf(req *sterad.HostMessage) (c *card, de int, why string) {
 	switch {
 	case req.PAN != "":
@@ -345,12 +359,9 @@ func (s *state) preauth(req *sterad.HostMessage, now time.Time) decision {
 	case req.Reference == "":
 		return s.formatError(req, 48, "tag RF missing")
 	}
-	c, de, why := cardOf(req)
-	if de != 0 {
-		return s.formatError(req, de, why)
-	}
-	if c == nil {
-		return s.formatError(req, 2, "card data (DE 2 + 14 or DE 35) missing")
+	c, bad := s.requiredCard(req)
+	if bad != nil {
+		return *bad
 	}
 	if code := s.screen(req, c, now); code != "" {
 		return decline(req, code)
@@ -394,12 +405,9 @@ func (s *state) cardCheck(req *sterad.HostMessage, now time.Time) decision {
 		s.log.Warn("card check with a non-zero amount", "terminal", req.TerminalID, "stan", int(req.STAN))
 		return decline(req, codeInvalidAmt)
 	}
-	c, de, why := cardOf(req)
-	if de != 0 {
-		return s.formatError(req, de, why)
-	}
-	if c == nil {
-		return s.formatError(req, 2, "card data (DE 2 + 14 or DE 35) missing")
+	c, bad := s.requiredCard(req)
+	if bad != nil {
+		return *bad
 	}
 	if code := s.screen(req, c, now); code != "" {
 		return decline(req, code)
@@ -468,13 +476,11 @@ func (s *state) financial(req *sterad.HostMessage, now time.Time) decision {
 	case req.MerchantInitiated == sterad.MINoShow:
 		return s.noShow(req, now)
 	}
-	c, de, why := cardOf(req)
-	switch {
-	case de != 0:
-		return s.formatError(req, de, why)
-	case c == nil:
-		return s.formatError(req, 2, "card data (DE 2 + 14 or DE 35) missing")
-	case req.Entry == sterad.EntryChip && len(req.ICC) == 0:
+	c, bad := s.requiredCard(req)
+	if bad != nil {
+		return *bad
+	}
+	if req.Entry == sterad.EntryChip && len(req.ICC) == 0 {
 		return s.formatError(req, 55, "missing for a chip sale")
 	}
 	if d := s.openBatch(req); d != nil {
