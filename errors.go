@@ -73,6 +73,12 @@ var (
 	// ErrNotFound is returned by stores when a record does not exist.
 	ErrNotFound = &Error{Kind: ENotFound, Code: "not_found", Message: "not found"}
 
+	// ErrStale is returned by Store.Apply when a Change writes a copy of
+	// a record that is older than the stored one (its Version differs), or
+	// creates a record that already exists. Nothing of the Change is
+	// written: the caller re-reads the record and decides again.
+	ErrStale = &Error{Kind: EConflict, Code: "stale_record", Message: "the record was changed by someone else: read it again"}
+
 	// ErrHostUnavailable is returned by an Acquirer when the request was
 	// certainly not sent: the link is down or not signed on. The outcome
 	// is known: nothing happened at the host.

@@ -7,94 +7,6 @@ import (
 	"time"
 )
 
-// checkOriginal checks that op may be applied to its original and records
-// the link on both: run under the original's lock, before the commit that
-// creates t.
-func (g *Gateway) checkOriginal(p *plan, t *Transaction) error {
-	o := p.original
-	t.Original = o.ID
-	if t.Reference == "" {
-		t.Reference = o.Reference
-	}
-	t.Stay = o.Stay
-	if p.term == nil {
-		// Not read at a terminal: the message belongs to the original's
-		// terminal ID, so the host finds it in the same batch.
-		t.TerminalID = o.TerminalID
-	}
-	t.MaskedPAN, t.Brand = o.MaskedPAN, o.Brand
-	switch p.op {
-	case OpIncremental, OpCompletion:
-		if o.Op != OpPreauth {
-			return Errorf(EConflict, "wrong_original", "a %s needs a pre-authorization, not a %s", p.op, o.Op)
-		}
-		if o.Status != StatusApproved && !(o.Status == StatusStoodIn && p.op == OpCompletion) {
-			// A completion may follow a pre-authorization approved offline
-			// (it waits in the queue for the 0100); an incremental needs
-			// the host's TI now.
-			return Errorf(EConflict, "wrong_state", "pre-authorization %s is %s, not approved", o.ID, o.Status)
-		}
-		if o.CompletedBy != "" {
-			return Errorf(EConflict, "already_completed", "pre-authorization %s was already completed by %s", o.ID, o.CompletedBy)
-		}
-		t.Entry = o.Entry
-		if p.op == OpIncremental {
-			t.Entry = EntryKeyed
-			return nil
-		}
-		limit := o.AuthorizedTotal.Value.Mul(g.cfg.CompletionTolerance)
-		if t.Amount.Value.GreaterThan(limit) {
-			return Errorf(EConflict, "exceeds_authorization",
-				"final amount %s is more than the authorized total %s × %s = %s: add an incremental authorization first",
-				t.Amount, o.AuthorizedTotal, g.cfg.CompletionTolerance, limit.StringFixed(t.Amount.Currency.Exponent))
-		}
-		o.CompletedBy = t.ID
-	case OpRefund:
-		if !o.IsDebit() {
-			return Errorf(EConflict, "wrong_original", "only a sale, completion or no-show charge can be refunded, not a %s", o.Op)
-		}
-		if o.Status != StatusApproved && o.Status != StatusStoodIn {
-			return Errorf(EConflict, "wrong_state", "transaction %s is %s: only an approved charge can be refunded", o.ID, o.Status)
-		}
-		left := o.Amount.Sub(o.Refunded)
-		if t.Amount.Cmp(left) > 0 {
-			return Errorf(EConflict, "exceeds_refundable", "refund of %s is more than what is left to refund on %s: %s (charged %s, refunded %s)",
-				t.Amount, o.ID, left, o.Amount, o.Refunded.orZero(o.Amount.Currency))
-		}
-		o.Refunded = o.Refunded.orZero(o.Amount.Currency).Add(t.Amount)
-		if p.term == nil {
-			t.Entry = EntryKeyed
-		}
-	case OpVoid:
-		switch {
-		case o.Op == OpVoid || o.Op == OpCardCheck:
-			return Errorf(EConflict, "wrong_original", "a %s cannot be voided", o.Op)
-		case o.Status == StatusVoided:
-			return Errorf(EConflict, "already_voided", "transaction %s is already voided", o.ID)
-		case o.VoidedBy != "":
-			return Errorf(EConflict, "void_in_progress", "transaction %s is being voided by %s", o.ID, o.VoidedBy)
-		case o.Status != StatusApproved:
-			return Errorf(EConflict, "wrong_state", "transaction %s is %s: only an approved transaction can be voided", o.ID, o.Status)
-		case o.Op == OpPreauth && o.CompletedBy != "":
-			return Errorf(EConflict, "already_completed", "pre-authorization %s was completed by %s: void the completion instead", o.ID, o.CompletedBy)
-		case o.Op == OpIncremental:
-			return Errorf(EConflict, "wrong_original", "void the pre-authorization %s, not its incremental authorization", o.Original)
-		}
-		if o.Batch != 0 {
-			b, err := g.store.CurrentBatch(g.ctx)
-			if err != nil {
-				return err
-			}
-			if o.Batch != b.Number {
-				return Errorf(EConflict, "batch_closed", "batch %06d of transaction %s has closed: it can no longer be voided, use a refund", o.Batch, o.ID)
-			}
-		}
-		t.Amount, t.Entry = o.Amount, o.Entry
-		o.VoidedBy = t.ID
-	}
-	return nil
-}
-
 // orZero returns a, or zero in cur when a was never set.
 func (a Amount) orZero(cur Currency) Amount {
 	if a.Currency.Code == "" {
@@ -483,9 +395,28 @@ type txChange struct {
 // modify loads transaction id under its lock, lets fn change it (and add
 // to the change), and commits. It returns the transaction as committed
 // and the change (whose Enqueue items carry the Seq the store assigned).
+//
+// The store refuses a stale copy of any record the change puts (ErrStale:
+// someone wrote it since it was read). modify then reads everything again
+// and runs fn once more, so fn must decide from the records it is given,
+// never from what an earlier call saw.
 func (g *Gateway) modify(ctx context.Context, id string, fn func(t *Transaction, c *txChange) error) (*Transaction, *txChange, error) {
 	unlock := g.locks.lock("txn:" + id)
 	defer unlock()
+	for attempt := 1; ; attempt++ {
+		t, c, err := g.modifyOnce(ctx, id, fn)
+		if !errors.Is(err, ErrStale) || attempt == maxStaleRetries {
+			return t, c, err
+		}
+		g.log.Warn("record changed while it was being updated: reading it again", "txn", id, "attempt", attempt)
+	}
+}
+
+// maxStaleRetries bounds modify's re-reads: only a writer that ignores
+// the locks can make one fail, so a few are plenty.
+const maxStaleRetries = 5
+
+func (g *Gateway) modifyOnce(ctx context.Context, id string, fn func(t *Transaction, c *txChange) error) (*Transaction, *txChange, error) {
 	t, err := g.store.Transaction(ctx, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", id, err)
@@ -495,6 +426,7 @@ func (g *Gateway) modify(ctx context.Context, id string, fn func(t *Transaction,
 		for _, u := range c.unlocks {
 			u()
 		}
+		c.unlocks = nil
 	}()
 	if err := fn(t, c); err != nil {
 		return t, c, err

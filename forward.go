@@ -198,6 +198,17 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 		// Answered or withdrawn since the queue was read.
 		return nil
 	}
+	if t.Original != "" {
+		switch x, err := g.checkQueuedLink(ctx, it); {
+		case errors.Is(err, errWait), errors.Is(err, errStale):
+			return nil
+		case err != nil:
+			g.log.Error("check queued message against its original", "txn", it.TxnID, "err", err)
+			return nil
+		case x != nil:
+			return x // withdrawn: nothing to send
+		}
+	}
 	msg, err := g.queuedMessage(ctx, t, it)
 	if err != nil {
 		g.log.Error("build queued message", "txn", t.ID, "kind", it.Kind, "err", err)
@@ -209,6 +220,7 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 	}
 	t, _, err = g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
 		now := g.clock.Now()
+		it := it // modify may call this again: start from the item as read
 		if xerr != nil {
 			it.Attempts++
 			it.LastAttempt = now
@@ -324,13 +336,23 @@ func (g *Gateway) cardOf(ctx context.Context, t, orig *Transaction) (*Card, erro
 // if its answer is lost — never resent.
 func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 	var msg *HostMessage
+	withdrawn := false
 	t, _, err := g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
 		if !owes(t, it.Kind) {
 			return errStale
 		}
-		orig, err := g.originalOf(ctx, t)
-		if err != nil {
-			return err
+		withdrawn = false
+		var orig *Transaction
+		if t.Original != "" {
+			o, err := g.lockedOriginal(ctx, t, c)
+			if err != nil {
+				return err
+			}
+			if done, err := g.withdrawIfUnlinked(t, o, c, it); done || err != nil {
+				withdrawn = done
+				return err
+			}
+			orig = o
 		}
 		card, err := g.cardOf(ctx, t, orig)
 		if err != nil {
@@ -350,10 +372,12 @@ func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 		return nil
 	})
 	switch {
-	case errors.Is(err, errStale):
-		return t
+	case errors.Is(err, errStale), errors.Is(err, errWait):
+		return nil
 	case err != nil:
 		g.log.Error("send deferred request", "txn", it.TxnID, "err", err)
+		return t
+	case withdrawn:
 		return t
 	}
 	return g.exchange(ctx, t.ID, msg)
@@ -361,6 +385,60 @@ func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 
 // errStale: a queue item was answered or withdrawn since it was read.
 var errStale = errors.New("queue item no longer due")
+
+// errWait: a queue item's original has no outcome yet: it goes later.
+var errWait = errors.New("queue item waits for its original")
+
+// checkQueuedLink checks, under the locks of a queued transaction and its
+// original, that the original still allows the queued message
+// (linkStillValid); when it does not, the message is withdrawn in the
+// same commit and the transaction returned. errWait: not yet.
+func (g *Gateway) checkQueuedLink(ctx context.Context, it QueueItem) (*Transaction, error) {
+	withdrawn := false
+	t, _, err := g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
+		if !owes(t, it.Kind) {
+			return errStale
+		}
+		o, err := g.lockedOriginal(ctx, t, c)
+		if err != nil {
+			return err
+		}
+		withdrawn, err = g.withdrawIfUnlinked(t, o, c, it)
+		if err == nil && !withdrawn {
+			c.Put = nil // nothing to write
+		}
+		return err
+	})
+	if err != nil || !withdrawn {
+		return nil, err
+	}
+	return t, nil
+}
+
+// withdrawIfUnlinked ends t without sending it when its original no
+// longer allows it: the queue item goes, its link on the original is
+// released, and the clerk is told why.
+func (g *Gateway) withdrawIfUnlinked(t, o *Transaction, c *txChange, it QueueItem) (bool, error) {
+	wait, why := linkStillValid(t, o)
+	switch {
+	case wait:
+		return false, errWait
+	case why == nil:
+		return false, nil
+	}
+	now := g.clock.Now()
+	c.Dequeue = append(c.Dequeue, it.Seq)
+	g.undo(c, t)
+	t.ResponseCode = ""
+	t.Reason = "not sent: " + ErrorMessage(why)
+	if t.Op == OpCompletion {
+		// The guest has checked out against an authorization that the
+		// issuer refused: the hotel must collect another way.
+		t.Reason = "ALERT: " + t.Reason + ": collect the stay another way"
+	}
+	g.log.Warn("queued message withdrawn: its original no longer allows it", "txn", t.ID, "op", t.Op, "original", o.ID, "original_status", o.Status)
+	return true, g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
+}
 
 // originalOf loads t's original transaction, nil when it has none.
 func (g *Gateway) originalOf(ctx context.Context, t *Transaction) (*Transaction, error) {

@@ -435,7 +435,7 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 			return nil, err
 		}
 		p.original = orig
-		if err := g.checkOriginal(p, t); err != nil {
+		if err := g.admitLink(ctx, p, t); err != nil {
 			release()
 			return nil, err
 		}

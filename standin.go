@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -140,7 +141,8 @@ func localCode() string {
 }
 
 // Alerts returns the transactions the hotel must act on: offline approvals
-// the issuer later declined (collect another way).
+// the issuer later declined, and completions withdrawn because their
+// offline pre-authorization was declined (collect another way).
 func (g *Gateway) Alerts(ctx context.Context) ([]*Transaction, error) {
 	declined, err := g.store.Transactions(ctx, TransactionFilter{Status: StatusDeclined})
 	if err != nil {
@@ -148,7 +150,7 @@ func (g *Gateway) Alerts(ctx context.Context) ([]*Transaction, error) {
 	}
 	var out []*Transaction
 	for _, t := range declined {
-		if t.Offline && t.LocalCode != "" {
+		if t.Offline && t.LocalCode != "" || strings.HasPrefix(t.Reason, "ALERT:") {
 			out = append(out, t)
 		}
 	}

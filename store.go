@@ -87,6 +87,7 @@ type Batch struct {
 	Days      []DayTotals      `json:"days,omitempty"` // set when the batch closes
 	Attempts  int              `json:"attempts,omitempty"`
 	LastError string           `json:"last_error,omitempty"`
+	Version   uint64           `json:"version,omitempty"` // see Transaction.Version
 }
 
 // VaultEntry is a guaranteed reservation's card kept for a possible
@@ -110,9 +111,12 @@ func VaultOwner(reference string) string { return "vault:" + reference }
 // the order of the fields. Apply fails with EConflict "idempotency_conflict"
 // when the key is bound, EConflict "batch_open" when a second batch would
 // be open, ENotFound "queue_item_not_found" when UpdateQueue or Dequeue
-// names a missing item (two parties must never both deliver one item).
+// names a missing item (two parties must never both deliver one item), and
+// ErrStale when a transaction or batch it puts is not the stored version
+// (compare-and-swap: see Transaction.Version). On success the Version of
+// every record put is advanced in place.
 type Change struct {
-	Put          []*Transaction     // create or replace
+	Put          []*Transaction     // create (Version 0) or replace (the stored Version)
 	Idempotency  *IdempotencyRecord // bind a key; fails with EConflict if bound
 	SealCards    []SealCard         // encrypt and keep
 	DestroyCards []string           // owners whose cards are destroyed beyond recovery

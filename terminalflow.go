@@ -254,6 +254,7 @@ func (g *Gateway) cancelStandIn(ctx context.Context, id, reason string) bool {
 	defer g.unclaim(id)
 	done := false
 	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+		done = false
 		if t.Status != StatusStoodIn || t.Step != StepQueued {
 			return nil
 		}

@@ -175,6 +175,12 @@ type Transaction struct {
 
 	IdempotencyKey string  `json:"idempotency_key,omitempty"`
 	Events         []Event `json:"events,omitempty"`
+
+	// Version counts the writes of this record. A store refuses to write
+	// a copy whose Version is not the stored one (ErrStale) and, on
+	// success, advances the stored record and the written copy by one: a
+	// stale copy can never overwrite a newer record.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // Clone returns a deep copy of t.

@@ -185,6 +185,17 @@ func (db *DB) commitGroup(group []*request) []error {
 	case err == nil:
 		db.commits.Add(1)
 		db.applies.Add(uint64(applied))
+		// The callers' copies are now the stored versions.
+		for i, r := range group {
+			if errs[i] == nil {
+				for _, t := range r.p.c.Put {
+					t.Version++
+				}
+				for _, b := range r.p.c.PutBatches {
+					b.Version++
+				}
+			}
+		}
 		db.wipeSlots(slots.released)
 	case errors.Is(err, errNothing):
 	default:
@@ -303,7 +314,9 @@ func prepare(c *sterad.Change) (_ *prepared, err error) {
 		if t.Batch < 0 || t.Batch > maxBatch {
 			return nil, invalid("transaction %s: batch %d is not 0–%d", t.ID, t.Batch, maxBatch)
 		}
-		enc, err := json.Marshal(t)
+		x := *t
+		x.Version++ // stored as the next version: see sterad.Transaction.Version
+		enc, err := json.Marshal(&x)
 		if err != nil {
 			return nil, invalid("transaction %s cannot be encoded", t.ID)
 		}
@@ -379,6 +392,27 @@ func (w *writer) validate(p *prepared) error {
 	c := p.c
 	if r := c.Idempotency; r != nil && w.b.idem.Get([]byte(r.Key)) != nil {
 		return sterad.Errorf(sterad.EConflict, "idempotency_conflict", "the idempotency key is already used by another request")
+	}
+	// Compare-and-swap: each transaction put must be the stored version
+	// (0 for a new one), so that a stale copy never overwrites a newer
+	// record. A Change that puts one record twice is a bug.
+	seen := make(map[string]bool, len(c.Put))
+	for _, t := range c.Put {
+		if seen[t.ID] {
+			return invalid("transaction %s is put twice in one change", t.ID)
+		}
+		seen[t.ID] = true
+		var stored uint64
+		if v := w.b.txns.Get([]byte(t.ID)); v != nil {
+			var k txnKeys
+			if err := json.Unmarshal(v, &k); err != nil {
+				return fmt.Errorf("decode stored transaction %s: %w", t.ID, err)
+			}
+			stored = k.Version
+		}
+		if t.Version != stored {
+			return sterad.ErrStale
+		}
 	}
 	for _, it := range c.UpdateQueue {
 		if w.b.queue.Get(be64(it.Seq)) == nil {

@@ -59,7 +59,9 @@ func encodeBatch(b *sterad.Batch) ([]byte, error) {
 	default:
 		return nil, invalid("batch %d has unknown state %q", b.Number, b.State)
 	}
-	enc, err := json.Marshal(b)
+	x := *b
+	x.Version++ // stored as the next version: see sterad.Transaction.Version
+	enc, err := json.Marshal(&x)
 	if err != nil {
 		return nil, invalid("batch %d cannot be encoded", b.Number)
 	}
@@ -70,8 +72,9 @@ func encodeBatch(b *sterad.Batch) ([]byte, error) {
 // goes and checks that at most one batch is open afterwards.
 func (w *writer) planBatches(bs []*sterad.Batch, enc [][]byte) (*batchPlan, error) {
 	type state struct {
-		target int64
-		state  string
+		target  int64
+		state   string
+		version uint64
 	}
 	plan := &batchPlan{open: int64(w.openBatchSeq())}
 	seen := make(map[int]state)
@@ -84,13 +87,17 @@ func (w *writer) planBatches(bs []*sterad.Batch, enc [][]byte) (*batchPlan, erro
 				if err := json.Unmarshal(w.b.batches.Get(v), &old); err != nil {
 					return nil, fmt.Errorf("decode batch %d: %w", seq, err)
 				}
-				cur, found = state{int64(seq), old.State}, true
+				cur, found = state{int64(seq), old.State, old.Version}, true
 			}
 		}
 		target := cur.target
 		if !found || (cur.state == sterad.BatchClosed && b.State == sterad.BatchOpen) {
 			plan.fresh++
 			target = -int64(plan.fresh)
+			cur.version = 0
+		}
+		if b.Version != cur.version {
+			return nil, sterad.ErrStale
 		}
 		if b.State == sterad.BatchOpen {
 			if plan.open != 0 && plan.open != target {
@@ -100,7 +107,7 @@ func (w *writer) planBatches(bs []*sterad.Batch, enc [][]byte) (*batchPlan, erro
 		} else if plan.open == target {
 			plan.open = 0
 		}
-		seen[b.Number] = state{target, b.State}
+		seen[b.Number] = state{target, b.State, b.Version + 1}
 		plan.puts = append(plan.puts, batchPut{number: b.Number, enc: enc[i], target: target})
 	}
 	return plan, nil
@@ -182,6 +189,7 @@ func (db *DB) CurrentBatch(ctx context.Context) (*sterad.Batch, error) {
 		return nil, err
 	}
 	defer db.leave()
+	created := false
 	err = db.update(func(tx *bolt.Tx) (err error) {
 		if b, err = openBatch(tx); err != nil {
 			return err
@@ -208,10 +216,17 @@ func (db *DB) CurrentBatch(ctx context.Context) (*sterad.Batch, error) {
 		if err != nil {
 			return err
 		}
-		return w.writeBatches(plan)
+		if err := w.writeBatches(plan); err != nil {
+			return err
+		}
+		created = true
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("current batch: %w", err)
+	}
+	if created {
+		b.Version++ // as stored
 	}
 	return b, nil
 }

@@ -553,7 +553,7 @@ func TestCurrentBatch(t *testing.T) {
 	}
 
 	// Closing batch 1 without opening another: the next call opens 2.
-	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 1, State: sterad.BatchClosed, OpenedAt: t0}}})
+	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 1, State: sterad.BatchClosed, OpenedAt: t0, Version: 1}}})
 	if b, err := db.CurrentBatch(ctx); err != nil || b.Number != 2 || !b.OpenedAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("CurrentBatch after close = %+v, %v; want batch 2", b, err)
 	}
@@ -568,8 +568,8 @@ func TestBatchNumberWrap(t *testing.T) {
 	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 999999, State: sterad.BatchOpen, OpenedAt: t0.Add(time.Hour)}}})
 	// One Change closes 999999 and opens the wrapped 1.
 	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{
-		{Number: 999999, State: sterad.BatchClosed, OpenedAt: t0.Add(time.Hour)},
-		{Number: 1, State: sterad.BatchOpen, OpenedAt: t0.Add(2 * time.Hour)},
+		{Number: 999999, State: sterad.BatchClosed, OpenedAt: t0.Add(time.Hour), Version: 1},
+		{Number: 1, State: sterad.BatchOpen, OpenedAt: t0.Add(2 * time.Hour)}, // a new record: version 0
 	}})
 	all, err := db.Batches(ctx)
 	if err != nil {
@@ -590,7 +590,7 @@ func TestBatchNumberWrap(t *testing.T) {
 		t.Errorf("Batch(1) = %+v, %v; want the new batch 1", b, err)
 	}
 	// Updating the open batch 1 replaces it, not a third record.
-	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 1, State: sterad.BatchClosing, OpenedAt: t0.Add(2 * time.Hour)}}})
+	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 1, State: sterad.BatchClosing, OpenedAt: t0.Add(2 * time.Hour), Version: 1}}})
 	if all, _ := db.Batches(ctx); len(all) != 3 || all[2].State != sterad.BatchClosing {
 		t.Errorf("Batches after update = %d records, last %+v", len(all), all[len(all)-1])
 	}

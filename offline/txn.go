@@ -23,6 +23,7 @@ type txnKeys struct {
 	Batch     int         `json:"batch"`
 	CreatedAt time.Time   `json:"created_at"`
 	Step      sterad.Step `json:"step"`
+	Version   uint64      `json:"version"`
 }
 
 func keysOf(t *sterad.Transaction) txnKeys {
