@@ -119,7 +119,7 @@ func (g *Gateway) run(s *started) {
 	}
 	if s.unjournaled != nil {
 		// The deliberately broken build: send, then journal.
-		resp, err := g.acquirer.Exchange(ctx, s.msg)
+		resp, err := g.send(ctx, s.msg)
 		if aerr := g.store.Apply(ctx, *s.unjournaled); aerr != nil {
 			g.log.Error("journal after sending", "txn", t.ID, "err", aerr)
 			return
@@ -134,8 +134,24 @@ func (g *Gateway) run(s *started) {
 // the outcome is unknown the reversal is attempted at once (and repeated
 // by the forwarder until answered).
 func (g *Gateway) exchange(ctx context.Context, id string, msg *HostMessage) *Transaction {
-	resp, err := g.acquirer.Exchange(ctx, msg)
+	resp, err := g.send(ctx, msg)
 	return g.record(ctx, id, resp, err)
+}
+
+// send exchanges msg with the acquirer. Every message the gateway sends
+// goes through here, so that no answer is ever used unless CheckAnswer
+// takes it as the answer to msg; one that is not is an unknown outcome
+// (ErrBadAnswer), like no answer at all.
+func (g *Gateway) send(ctx context.Context, msg *HostMessage) (*HostMessage, error) {
+	resp, err := g.acquirer.Exchange(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckAnswer(msg, resp); err != nil {
+		g.log.Error("acquirer answer not taken: the outcome is unknown", "mti", msg.MTI, "stan", msg.STAN, "terminal", msg.TerminalID, "why", err.(*AnswerError).Why)
+		return nil, err
+	}
+	return resp, nil
 }
 
 // record journals the outcome of a request's exchange.
@@ -147,7 +163,10 @@ func (g *Gateway) record(ctx context.Context, id string, resp *HostMessage, err 
 			return g.notSent(ctx, t, c, now)
 		case err != nil:
 			reason := "no answer from the acquirer"
-			if !errors.Is(err, ErrNoResponse) {
+			switch {
+			case errors.Is(err, ErrBadAnswer):
+				reason = ErrorMessage(err)
+			case !errors.Is(err, ErrNoResponse):
 				reason = "the request could not be completed: " + ErrorMessage(err)
 				g.log.Error("acquirer exchange failed", "txn", t.ID, "err", err)
 			}

@@ -214,7 +214,7 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 		g.log.Error("build queued message", "txn", t.ID, "kind", it.Kind, "err", err)
 		return t
 	}
-	resp, xerr := g.acquirer.Exchange(ctx, msg)
+	resp, xerr := g.send(ctx, msg)
 	if xerr == nil && LookupResponse(resp.ResponseCode).Outcome == OutcomeUnknown {
 		xerr = fmt.Errorf("%w: %s", ErrNoResponse, LookupResponse(resp.ResponseCode).Message)
 	}

@@ -292,7 +292,7 @@ func (g *Gateway) Submit(ctx context.Context, r Request) (t *Transaction, replay
 		}
 		unlock := g.locks.lock("idem:" + r.IdempotencyKey)
 		defer unlock()
-		fp := g.store.MAC(r.fingerprint())
+		fp := g.store.MAC(p.fingerprint())
 		rec, err := g.store.Idempotency(ctx, r.IdempotencyKey)
 		switch {
 		case err == nil:

@@ -61,7 +61,9 @@ func (h *fakeHost) respond(m *sterad.HostMessage, code string) *sterad.HostMessa
 	h.ti++
 	rrn, ti := fmt.Sprintf("%012d", h.rrn), fmt.Sprintf("TI%013d", h.ti)
 	h.mu.Unlock()
-	r := &sterad.HostMessage{MTI: m.MTI.Response(), STAN: m.STAN, TerminalID: m.TerminalID, ResponseCode: code}
+	// Responses echo DE 3, 4, 7, 11 and 41 (acquirer-host.md §5).
+	r := &sterad.HostMessage{MTI: m.MTI.Response(), STAN: m.STAN, TerminalID: m.TerminalID, ResponseCode: code,
+		Processing: m.Processing, HasAmount: m.HasAmount, Amount: m.Amount, Currency: m.Currency, Transmitted: m.Transmitted}
 	if code == "00" || code == "85" {
 		r.AuthCode, r.RRN = "A1B2C3", rrn
 		if m.MTI == sterad.MTIAuthorization || m.MTI == sterad.MTIFinancial {
@@ -301,6 +303,26 @@ func TestIdempotencyKey(t *testing.T) {
 	r.Amount = "12801"
 	if _, _, err := h.gw.Submit(context.Background(), r); sterad.ErrorCode(err) != "idempotency_key_reused" {
 		t.Fatalf("other body: %v", err)
+	}
+}
+
+// Issue 9, defect 14: the fingerprint is of the validated request, so the
+// same request written another way is a replay, not a conflict.
+func TestIdempotencyKeySameRequestOtherSpelling(t *testing.T) {
+	h := newHarness(t)
+	r := keyedSale("4111111111111111", "12800")
+	r.IdempotencyKey = "k-2"
+	first := h.mustSubmit(r)
+	for _, amount := range []string{"12800.0", " 12800", "12800.00"} {
+		r.Amount = amount
+		r.Currency = "jpy"
+		again, replay, err := h.gw.Submit(context.Background(), r)
+		if err != nil || !replay || again.ID != first.ID {
+			t.Fatalf("amount %q: replay %v, %v", amount, replay, err)
+		}
+	}
+	if n := len(h.host.messages()); n != 1 {
+		t.Fatalf("acquirer saw %d messages", n)
 	}
 }
 

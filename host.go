@@ -257,3 +257,65 @@ func LookupResponse(code string) ResponseInfo {
 	}
 	return ResponseInfo{Code: code, Outcome: OutcomeDeclined, Message: fmt.Sprintf("declined by the acquirer (code %s)", code)}
 }
+
+// ErrBadAnswer is returned (wrapped in an *AnswerError) by the gateway's
+// exchanges when the acquirer's answer is not a valid answer to the
+// request: the outcome is unknown, exactly as if no answer had come. An
+// authorization is reversed, an advice or a void repeated.
+var ErrBadAnswer = &Error{Kind: EUnavailable, Code: "bad_answer", Message: "the acquirer's answer does not match the request"}
+
+// AnswerError says why an answer was not taken.
+type AnswerError struct{ Why string }
+
+func (e *AnswerError) Error() string { return ErrBadAnswer.Message + ": " + e.Why }
+
+// Unwrap makes errors.Is(err, ErrBadAnswer) and ErrorMessage work.
+func (e *AnswerError) Unwrap() error {
+	return &Error{Kind: ErrBadAnswer.Kind, Code: ErrBadAnswer.Code, Message: e.Error()}
+}
+
+// Is matches ErrBadAnswer.
+func (e *AnswerError) Is(target error) bool { return target == ErrBadAnswer }
+
+// CheckAnswer reports why resp cannot be taken as the acquirer's answer to
+// req; nil when its response code stands (approved or declined). An
+// answer is taken only when it is the response MTI of the request, echoes
+// its STAN, terminal ID, processing code and amount, carries a response
+// code, and — when it approves an authorization or a financial request
+// that holds or moves money — an authorization code. Anything else is not
+// an approval, nor a decline: the outcome is unknown.
+func CheckAnswer(req, resp *HostMessage) error {
+	bad := func(format string, args ...any) error { return &AnswerError{Why: fmt.Sprintf(format, args...)} }
+	switch {
+	case resp == nil:
+		return bad("no message")
+	case resp.MTI != req.MTI.Response():
+		return bad("MTI %s answers %s", resp.MTI, req.MTI)
+	case resp.STAN != req.STAN:
+		return bad("STAN %s answers %s", resp.STAN, req.STAN)
+	case resp.TerminalID != req.TerminalID:
+		return bad("terminal ID %q answers %q", resp.TerminalID, req.TerminalID)
+	case resp.ResponseCode == "":
+		return bad("no response code (DE 39)")
+	case len(resp.ResponseCode) != 2:
+		return bad("response code %q is not two characters", resp.ResponseCode)
+	case resp.Processing != "" && req.Processing != "" && resp.Processing != req.Processing:
+		return bad("processing code %s answers %s", resp.Processing, req.Processing)
+	}
+	if LookupResponse(resp.ResponseCode).Outcome != OutcomeApproved {
+		return nil
+	}
+	if req.HasAmount {
+		holds := req.Amount.Value.Sign() > 0 && (req.MTI == MTIAuthorization || req.MTI == MTIFinancial)
+		switch {
+		case resp.HasAmount && resp.Amount.Value.Cmp(req.Amount.Value) != 0:
+			return bad("approves %s, the request was for %s", resp.Amount.Value, req.Amount.Value)
+		case !resp.HasAmount && holds:
+			return bad("an approval without its amount (DE 4)")
+		}
+		if holds && resp.AuthCode == "" {
+			return bad("an approval without an authorization code (DE 38)")
+		}
+	}
+	return nil
+}

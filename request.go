@@ -1,6 +1,7 @@
 package sterad
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -30,13 +31,23 @@ type Request struct {
 	Wait bool
 }
 
-// fingerprint is the canonical form of everything that defines the
-// request (not how the caller waits for it). It contains the card number:
-// only a keyed MAC of it is ever stored.
-func (r Request) fingerprint() []byte {
+// fingerprint is the canonical form of the validated request: everything
+// that defines it (not how the caller waits for it), as values, so that
+// "12800" and "12800.0", "jpy" and "JPY", or " R1" and "R1" are the same
+// request. It contains the card number: only a keyed MAC of it is ever
+// stored.
+func (p *plan) fingerprint() []byte {
+	var pan, expiry, stay string
+	if p.card != nil {
+		pan = string(p.card.PAN)
+		expiry = fmt.Sprintf("%04d%02d", p.card.Expiry.Year, p.card.Expiry.Month)
+	}
+	if p.stay != nil {
+		stay = p.stay.CheckIn.String() + "/" + p.stay.CheckOut.String()
+	}
 	return []byte(strings.Join([]string{
-		"v1", r.Op, r.Terminal, strings.TrimSpace(r.Amount), strings.ToUpper(r.Currency), r.Reference,
-		r.Original, r.PAN, r.Expiry, r.Token, r.CheckIn, r.CheckOut,
+		"v2", string(p.op), p.termID, p.amount.Currency.Code, p.amount.Value.StringFixed(p.amount.Currency.Exponent),
+		p.reference, p.originalID, pan, expiry, p.token, stay,
 	}, "\x1f"))
 }
 
