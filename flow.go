@@ -117,16 +117,6 @@ func (g *Gateway) run(s *started) {
 		g.runAtTerminal(ctx, s)
 		return
 	}
-	if s.unjournaled != nil {
-		// The deliberately broken build: send, then journal.
-		resp, err := g.send(ctx, s.msg)
-		if aerr := g.store.Apply(ctx, *s.unjournaled); aerr != nil {
-			g.log.Error("journal after sending", "txn", t.ID, "err", aerr)
-			return
-		}
-		g.record(ctx, t.ID, resp, err)
-		return
-	}
 	g.exchange(ctx, t.ID, s.msg)
 }
 

@@ -341,8 +341,6 @@ type started struct {
 
 	mu      sync.Mutex
 	failure error // an error the API returns along with the transaction (terminal busy)
-
-	unjournaled *Change // only in the broken build: the creation, written after sending
 }
 
 func (s *started) setErr(err error) {
@@ -466,9 +464,7 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 		t.Step = StepReading
 	}
 	t.Record(t.Step, now, "created")
-	if !journalBeforeSend && s.msg != nil {
-		s.unjournaled = &change // the broken build: see journal_broken.go
-	} else if err := g.store.Apply(ctx, change); err != nil {
+	if err := g.store.Apply(ctx, change); err != nil {
 		release()
 		return nil, err
 	}

@@ -111,9 +111,13 @@ func TestMain(m *testing.M) {
 
 // binary builds ./cmd/sterad of the current tree with tags (once per test
 // process) and returns its path.
-func binary(t testing.TB, tags string) string {
+// brokenJournal names the negative control's build: the daemon with
+// crashtest/brokenstore, which journals keyed requests after sending them.
+const brokenJournal = "broken-journal"
+
+func binary(t testing.TB, variant string) string {
 	t.Helper()
-	v, _ := builds.LoadOrStore(tags, &build{})
+	v, _ := builds.LoadOrStore(variant, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
 		out, err := exec.Command("go", "env", "GOMOD").Output()
@@ -123,13 +127,27 @@ func binary(t testing.TB, tags string) string {
 		}
 		root := filepath.Dir(strings.TrimSpace(string(out)))
 		name := "sterad"
-		if tags != "" {
-			name += "-" + tags
+		if variant != "" {
+			name += "-" + variant
 		}
 		b.path = filepath.Join(buildDir, name)
 		args := []string{"build", "-o", b.path}
-		if tags != "" {
-			args = append(args, "-tags", tags)
+		if variant == brokenJournal {
+			// The negative control: the daemon's one store seam
+			// (cmd/sterad/store.go) is replaced by the broken store.
+			overlay, err := json.Marshal(map[string]map[string]string{"Replace": {
+				filepath.Join(root, "cmd", "sterad", "store.go"): filepath.Join(root, "crashtest", "testdata", "broken_store.go"),
+			}})
+			if err != nil {
+				b.err = err
+				return
+			}
+			file := filepath.Join(buildDir, "overlay-"+variant+".json")
+			if err := os.WriteFile(file, overlay, 0o600); err != nil {
+				b.err = err
+				return
+			}
+			args = append(args, "-overlay", file)
 		}
 		cmd := exec.Command("go", append(args, "./cmd/sterad")...)
 		cmd.Dir = root
@@ -207,7 +225,7 @@ func TestCrashNegativeControl(t *testing.T) {
 	s := current()
 	t.Logf("negative control: seed %d, at most %d kill cycles, %d clients (replay: -crash.seed %d)", s.seed, *flagNegCycles, s.clients, s.seed)
 	begin := time.Now()
-	h := newHarness(t, binary(t, "sterad_broken_journal"), "broken")
+	h := newHarness(t, binary(t, brokenJournal), "broken")
 	h.waitOnline()
 	w := newWorkload(h, s.seed, salesOnly())
 	ch := newChaos(h, s.seed)

@@ -57,9 +57,11 @@
 // declined advice is not counted on either side.
 //
 // TestCrashNegativeControl runs the same harness and checker against a
-// build with the tag sterad_broken_journal (keyed requests are sent before
-// they are journaled) and fails unless the checker reports a LOST charge:
-// otherwise the crash test would prove nothing.
+// daemon whose store is wrapped by crashtest/brokenstore (keyed requests
+// are written to the journal only after they were sent; the wrapper is
+// put in with `go build -overlay`, production code has no switch for it)
+// and fails unless the checker reports a LOST charge: otherwise the crash
+// test would prove nothing.
 //
 // # Running it
 //

@@ -173,7 +173,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.GatewayTuning(&gcfg)
 	}
 	m.Gateway, err = sterad.NewGateway(gcfg, sterad.Deps{
-		Store: m.DB, Acquirer: acq, Terminals: terms, Clock: m.Clock,
+		Store: wrapStore(m.DB), Acquirer: acq, Terminals: terms, Clock: m.Clock,
 		Logger: m.Logger.With("component", "gateway"), NewID: func() string { return ulid.Make().String() },
 	})
 	if err != nil {
