@@ -10,22 +10,9 @@ import (
 	"time"
 
 	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/internal/testutil"
 	"github.com/sterad/sterad/offline"
 )
-
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
 
 // holdCommitter makes the committer stop before its first group until
 // release is called; entered is closed once it has stopped there.
@@ -85,7 +72,7 @@ func TestGroupConflictFailsAlone(t *testing.T) {
 		errs[i] = make(chan error, 1)
 		go func() { errs[i] <- db.Apply(ctx, c) }()
 		// One at a time, so the group's order is the steps' order.
-		waitFor(t, "the change to be queued", func() bool { return offline.Pending(db) == i+1 })
+		testutil.Eventually(t, "the change to be queued", func() bool { return offline.Pending(db) == i+1 })
 	}
 	release()
 	if err := <-blocked; err != nil {
@@ -148,7 +135,7 @@ func TestGroupIOErrorFailsAll(t *testing.T) {
 		}
 		errs[i] = make(chan error, 1)
 		go func() { errs[i] <- db.Apply(ctx, c) }()
-		waitFor(t, "the change to be queued", func() bool { return offline.Pending(db) == i+1 })
+		testutil.Eventually(t, "the change to be queued", func() bool { return offline.Pending(db) == i+1 })
 	}
 	offline.BreakSlotFile(db)
 	release()
@@ -187,7 +174,7 @@ func TestGroupCancelWhileWaiting(t *testing.T) {
 	id := newID()
 	done := make(chan error, 1)
 	go func() { done <- db.Apply(ctx, sterad.Change{Put: []*sterad.Transaction{txn(id, t0)}}) }()
-	waitFor(t, "the change to be queued", func() bool { return offline.Pending(db) == 1 })
+	testutil.Eventually(t, "the change to be queued", func() bool { return offline.Pending(db) == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Apply = %v, want context.Canceled", err)
@@ -361,7 +348,7 @@ func TestCloseWhileApplying(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "applies to run", func() bool { return started.Load() > 200 })
+	testutil.Eventually(t, "applies to run", func() bool { return started.Load() > 200 })
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

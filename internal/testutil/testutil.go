@@ -34,9 +34,14 @@ func (s *SyncBuffer) String() string {
 const DefaultWait = 10 * time.Second
 
 // Eventually polls cond every few milliseconds until it holds, and fails
-// the test with what it waited for when it does not within timeout
-// (DefaultWait when 0).
-func Eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+// the test with what it waited for when it does not within DefaultWait.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	EventuallyWithin(t, what, DefaultWait, cond)
+}
+
+// EventuallyWithin is Eventually with its own deadline.
+func EventuallyWithin(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	if !Poll(timeout, cond) {
 		t.Fatalf("timed out after %s waiting for %s", orDefault(timeout), what)

@@ -3,6 +3,7 @@ package terminal_test
 import (
 	"context"
 	"errors"
+	"github.com/sterad/sterad/internal/testutil"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -140,7 +141,7 @@ func TestFaultSilence(t *testing.T) {
 		t.Errorf("the terminal received %d frames while silent", n-received)
 	}
 
-	eventually(t, "the end of the silence", func() bool { return !term.State().Faults.Silent })
+	testutil.Eventually(t, "the end of the silence", func() bool { return !term.State().Faults.Silent })
 	g2, r := connect(t, term)
 	if r.BootID != boot {
 		t.Errorf("boot_id changed")
@@ -235,7 +236,7 @@ func TestFaultInvalid(t *testing.T) {
 func TestServeOneLineAtATime(t *testing.T) {
 	term := newTerminal(t)
 	serve(t, term, gwLink)
-	eventually(t, "connected", func() bool { return term.State().Connected })
+	testutil.Eventually(t, "connected", func() bool { return term.State().Connected })
 	a, b := net.Pipe()
 	defer b.Close()
 	if err := term.Serve(context.Background(), a); !errors.Is(err, terminal.ErrAlreadyServing) {
@@ -264,7 +265,7 @@ func TestLinkRestartOnSameLine(t *testing.T) {
 	g.progress("T1", protocol.ProgressPresentCard)
 	// PROGRESS fails after its retransmissions; the CARD queued behind it
 	// is dropped with the link.
-	eventually(t, "the CARD to be given up", func() bool { return term.State().State == terminal.StateWaitingCard })
+	testutil.Eventually(t, "the CARD to be given up", func() bool { return term.State().State == terminal.StateWaitingCard })
 	drop.Store(false)
 
 	r := g.hello()

@@ -237,22 +237,6 @@ func (g *gateway) sale(txnID string) protocol.Result {
 	return g.result(txnID)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func idle(term *terminal.Terminal) func() bool {
 	return func() bool { return term.State().State == terminal.StateIdle }
 }

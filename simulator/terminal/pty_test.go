@@ -5,6 +5,7 @@ package terminal_test
 import (
 	"context"
 	"errors"
+	"github.com/sterad/sterad/internal/testutil"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -84,7 +85,7 @@ func TestListenPTY(t *testing.T) {
 		}
 	})
 
-	eventually(t, "the pty symlink", func() bool {
+	testutil.Eventually(t, "the pty symlink", func() bool {
 		target, err := os.Readlink(link)
 		return err == nil && target != "/dev/nonexistent-stale"
 	})
@@ -118,7 +119,7 @@ func TestListenPTY(t *testing.T) {
 		t.Error("the gateway's link ended without error")
 	}
 	var g2 *gateway
-	eventually(t, "the port to come back", func() bool {
+	testutil.Eventually(t, "the port to come back", func() bool {
 		g2, r, err = openPort(t, link)
 		return err == nil
 	})
@@ -156,11 +157,11 @@ func TestListenPTYReboot(t *testing.T) {
 	var g *gateway
 	var r protocol.HelloResp
 	var err error
-	eventually(t, "the port", func() bool { g, r, err = openPort(t, link); return err == nil })
+	testutil.Eventually(t, "the port", func() bool { g, r, err = openPort(t, link); return err == nil })
 	boot := r.BootID
 	mustFault(t, term, terminal.FaultReboot, 0, 50)
 	linkDone(t, g)
-	eventually(t, "the port after the reboot", func() bool { _, r, err = openPort(t, link); return err == nil })
+	testutil.Eventually(t, "the port after the reboot", func() bool { _, r, err = openPort(t, link); return err == nil })
 	if r.BootID == boot {
 		t.Error("same boot_id after a reboot")
 	}

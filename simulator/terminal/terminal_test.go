@@ -1,12 +1,11 @@
 package terminal_test
 
 import (
-	"bytes"
 	"fmt"
+	"github.com/sterad/sterad/internal/testutil"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,7 +81,7 @@ func TestSale(t *testing.T) {
 	if r := g.result("T1"); r.Status != "done" || !r.Printed || r.Reason != "" {
 		t.Errorf("RESULT = %+v", r)
 	}
-	eventually(t, "idle", idle(term))
+	testutil.Eventually(t, "idle", idle(term))
 
 	slips := term.Slips()
 	if len(slips) != 1 {
@@ -199,7 +198,7 @@ func TestCustomerCancel(t *testing.T) {
 	if st := g.status("T1"); st.State != "done" || st.Result == nil || st.Result.Status != "cancelled" {
 		t.Errorf("STATUS_RESP = %+v", st)
 	}
-	eventually(t, "idle", idle(term))
+	testutil.Eventually(t, "idle", idle(term))
 }
 
 func TestCancelBeforeCard(t *testing.T) {
@@ -222,7 +221,7 @@ func TestCancelBeforeCard(t *testing.T) {
 			if r := g.result("T1"); r.Status != "cancelled" || r.Reason != terminal.ReasonCancelRequest {
 				t.Errorf("RESULT = %+v", r)
 			}
-			eventually(t, "idle", idle(term))
+			testutil.Eventually(t, "idle", idle(term))
 
 			// CANCEL again: the same answer and the RESULT again.
 			if r := g.cancel("T1"); !r.Accepted {
@@ -280,7 +279,7 @@ func TestBusy(t *testing.T) {
 	}
 	g.cancel("A")
 	g.result("A")
-	eventually(t, "idle", idle(term))
+	testutil.Eventually(t, "idle", idle(term))
 	if r := g.sale("B"); r.Status != "done" {
 		t.Errorf("B after A: %+v", r)
 	}
@@ -322,7 +321,7 @@ func TestReplay(t *testing.T) {
 	g.errorMsg("B", protocol.ErrCodeTxnIDReused)
 	g.cancel("B")
 	g.result("B")
-	eventually(t, "idle", idle(term))
+	testutil.Eventually(t, "idle", idle(term))
 
 	// In flight, card sent: the same CARD again.
 	g.send(protocol.TypeReadCard, readCard("C"))
@@ -349,7 +348,7 @@ func TestStatusQuery(t *testing.T) {
 	}
 	g.cancel("W")
 	g.result("W")
-	eventually(t, "idle", idle(term))
+	testutil.Eventually(t, "idle", idle(term))
 
 	g.send(protocol.TypeReadCard, readCard("T"))
 	g.progress("T", protocol.ProgressPresentCard)
@@ -466,7 +465,7 @@ func TestJournalKeepsLast100(t *testing.T) {
 		g.send(protocol.TypeReadCard, readCard(id))
 		g.progress(id, protocol.ProgressPresentCard)
 		g.result(id)
-		eventually(t, "idle", idle(term))
+		testutil.Eventually(t, "idle", idle(term))
 	}
 	if st := g.status("J0"); st.State != "unknown" {
 		t.Errorf("oldest result kept: %+v", st)
@@ -480,26 +479,8 @@ func TestJournalKeepsLast100(t *testing.T) {
 	g.errorMsg("J1", protocol.ErrCodeTxnIDReused)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogsNeverShowCardData(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	term := newTerminal(t, func(c *terminal.Config) { c.Logger = logger })
 	g, _ := connect(t, term)
