@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,5 +371,105 @@ func TestKeyedNoShowRecordsTheReservation(t *testing.T) {
 	}
 	if _, err := h.submit(r); sterad.ErrorCode(err) != "already_charged" {
 		t.Fatalf("second keyed no-show: %v", err)
+	}
+}
+
+// A guarantee kept before reservations were stored (a vault entry alone)
+// reads as its reservation: its stay decides, and the first write stores
+// the reservation.
+func TestVaultEntryWithoutReservation(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	stay := sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 22}}
+	card := &sterad.Card{PAN: "5555555555554444", Expiry: sterad.Expiry{Year: 2028, Month: 12}, Entry: sterad.EntryKeyed, Brand: sterad.BrandMastercard}
+	if err := h.db.Apply(ctx, sterad.Change{
+		SealCards: []sterad.SealCard{{Owner: sterad.VaultOwner("RSV-OLD"), Card: card}},
+		PutVault: []*sterad.VaultEntry{{Reference: "RSV-OLD", MaskedPAN: "555555******4444", Brand: sterad.BrandMastercard, Stay: stay,
+			Token: "TK00000000000555", CreatedAt: h.clock.Now(), RetainUntil: time.Date(2026, 11, 30, 0, 0, 0, 0, jst)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+	r := noShow("RSV-OLD")
+	r.CheckIn = "2026-11-20"
+	if _, err := h.submit(r); sterad.ErrorCode(err) != "stay_mismatch" {
+		t.Fatalf("typed stay against the vault entry's: %v", err)
+	}
+	r = noShow("RSV-OLD")
+	r.Token = "TK00000000000555"
+	ns := h.mustSubmit(r)
+	if ns.Status != sterad.StatusApproved || ns.Brand != sterad.BrandMastercard {
+		t.Fatalf("no-show with the vault entry's token: %+v", ns)
+	}
+	got, err := h.gw.Reservation(ctx, "RSV-OLD")
+	if err != nil || got.State != sterad.ReservationCharged || got.Version == 0 || len(got.Charges) != 1 || got.Charges[0] != ns.ID || got.CardKept {
+		t.Fatalf("reservation after the charge: %v %+v", err, got)
+	}
+	if v, _ := h.gw.Vault(ctx); len(v) != 0 {
+		t.Fatalf("vault after the charge: %+v", v)
+	}
+}
+
+// No-shows, releases and purges racing on one reservation: at most one
+// charge, and the stored reservation agrees with what happened.
+func TestReservationRaces(t *testing.T) {
+	h := newHarness(t)
+	tokenHost(h)
+	cc := h.mustSubmit(guarantee("RSV-RACE", "4111111111111111"))
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+	ctx := context.Background()
+	const n = 8
+	errs := make(chan error, 3*n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			r := noShow("RSV-RACE")
+			if i%2 == 0 {
+				r.Token = cc.Token
+			}
+			r.Wait = true
+			_, err := h.submit(r)
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := h.gw.ReleaseVault(ctx, "RSV-RACE")
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := h.gw.Purge(ctx)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		switch sterad.ErrorCode(err) {
+		case "", "already_charged", "reservation_released", "unknown_reference", "no_card_kept":
+		default:
+			t.Errorf("unexpected: %v", err)
+		}
+	}
+	charges, _ := h.gw.Transactions(ctx, sterad.TransactionFilter{Op: sterad.OpNoShow})
+	r, err := h.gw.Reservation(ctx, "RSV-RACE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case len(charges) > 1:
+		t.Fatalf("%d no-show charges", len(charges))
+	case len(charges) == 1 && (r.State != sterad.ReservationCharged || len(r.Charges) != 1 || r.Charges[0] != charges[0].ID):
+		t.Fatalf("charged %s, reservation %+v", charges[0].ID, r)
+	case len(charges) == 0 && r.State != sterad.ReservationReleased:
+		t.Fatalf("nothing charged, reservation %+v", r)
+	}
+	if r.CardKept || r.Token != "" && r.State == sterad.ReservationReleased {
+		t.Fatalf("released but kept: %+v", r)
+	}
+	if _, err := h.db.OpenCard(ctx, sterad.VaultOwner("RSV-RACE")); !errors.Is(err, sterad.ErrNotFound) {
+		t.Fatalf("guarantee card still kept: %v", err)
 	}
 }
