@@ -14,7 +14,9 @@ func newVaultCommand(g *globalOptions) *cobra.Command {
 		Long: `A card checked for a guaranteed reservation (cardcheck with --ref and the stay)
 is kept encrypted until the no-show charge, the guest's check-in, the
 reservation's cancellation, or the end of its retention (check-out + 7 days):
-then it is destroyed beyond recovery.`,
+then it is destroyed beyond recovery, and the reservation's token dies with it.
+"vault show --ref R" shows the reservation as stored: the stay no-shows are
+checked against, its state, card, token and charges.`,
 	}
 	list := &cobra.Command{
 		Use:   "list",
