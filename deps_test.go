@@ -27,6 +27,7 @@ var layers = map[string]struct {
 	"simulator/acquirer":    {[]string{"", "protocol"}, []string{"github.com/shopspring/decimal"}},
 	"simulator/terminal":    {[]string{"", "protocol"}, []string{"github.com/creack/pty", "golang.org/x/term"}},
 	"internal/pipetest":     {nil, nil},
+	"internal/testutil":     {nil, nil},
 	"crashtest":             {nil, nil},
 	"crashtest/brokenstore": {[]string{""}, nil},
 	"modeltest":             {nil, nil},

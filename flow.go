@@ -277,14 +277,14 @@ func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next
 		t.HasCard = false
 	case OpNoShow:
 		// Charged: the hotel has no reason to keep the card number.
-		if err := g.releaseVault(ctx, t.Reference, c); err != nil {
+		if err := g.noShowCharged(ctx, t, c, now); err != nil {
 			return err
 		}
 	case OpPreauth, OpSale:
 		// The guest checked in with a card at the terminal: the guarantee
 		// card is no longer needed.
 		if t.Terminal != "" {
-			if err := g.releaseVault(ctx, t.Reference, c); err != nil {
+			if err := g.checkedIn(ctx, t, c, now); err != nil {
 				return err
 			}
 		}
@@ -410,6 +410,7 @@ type txChange struct {
 // and runs fn once more, so fn must decide from the records it is given,
 // never from what an earlier call saw.
 func (g *Gateway) modify(ctx context.Context, id string, fn func(t *Transaction, c *txChange) error) (*Transaction, *txChange, error) {
+	defer g.lockReservationOf(ctx, id)() // before the transaction's: see Gateway.batchMu
 	unlock := g.locks.lock("txn:" + id)
 	defer unlock()
 	for attempt := 1; ; attempt++ {

@@ -393,10 +393,9 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 		return nil, Errorf(EUnavailable, "acquirer_offline", "a card check needs the acquirer, which is unreachable now: try again when sterad status shows it online")
 	}
 	if p.op == OpNoShow {
-		if err := g.checkNoShow(ctx, p, now); err != nil {
+		if err := g.checkNoShow(ctx, p, t, &change, now); err != nil {
 			return nil, err
 		}
-		t.Entry = p.entry
 	}
 
 	// The terminal: known, online, and free.

@@ -195,6 +195,9 @@ func (g *Gateway) validate(r Request, now time.Time) (*plan, error) {
 	if op == OpCardCheck && p.stay != nil && p.reference == "" {
 		return nil, Errorf(EInvalid, "missing_reference", "a card check with stay dates guarantees a reservation: give its reference")
 	}
+	if op == OpCardCheck && p.reference != "" && p.stay == nil {
+		return nil, Errorf(EInvalid, "missing_stay", "a card check with a reference guarantees that reservation: give its stay dates (check-in and check-out), or no reference to only check the card")
+	}
 	if op == OpPreauth || op == OpNoShow {
 		if p.reference == "" {
 			return nil, Errorf(EInvalid, "missing_reference", "a %s needs the reservation reference", op)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,5 +183,293 @@ func TestVaultRelease(t *testing.T) {
 		if _, err := h.db.OpenCard(context.Background(), sterad.VaultOwner(ref)); !errors.Is(err, sterad.ErrNotFound) {
 			t.Errorf("%s: card still kept (%v)", ref, err)
 		}
+	}
+}
+
+// tokenHost answers card checks that ask for a token with one token per
+// card number, as a host does.
+func tokenHost(h *harness) {
+	h.host.answer = func(m *sterad.HostMessage) (*sterad.HostMessage, error) {
+		r, _ := h.host.approve(m)
+		if m.WantToken && (r.ResponseCode == "85" || r.ResponseCode == "00") {
+			r.Token = "TK" + string(m.PAN[len(m.PAN)-14:])
+		}
+		return r, nil
+	}
+}
+
+func sent(h *harness, mti sterad.MTI) int {
+	n := 0
+	for _, m := range h.host.messages() {
+		if m.MTI == mti {
+			n++
+		}
+	}
+	return n
+}
+
+// Issue 9 #4: the no-show is checked against the stay the reservation was
+// guaranteed for, never the stay typed in the request.
+func TestNoShowUsesTheStoredStay(t *testing.T) {
+	h := newHarness(t)
+	tokenHost(h)
+	later := guarantee("RSV-LATER", "4111111111111111")
+	later.CheckIn, later.CheckOut = "2026-12-05", "2026-12-07" // arrives in two weeks
+	cc := h.mustSubmit(later)
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+
+	for name, r := range map[string]sterad.Request{
+		"vault card": noShow("RSV-LATER"),
+		"token":      func() sterad.Request { r := noShow("RSV-LATER"); r.Token = cc.Token; return r }(),
+		"keyed": func() sterad.Request {
+			r := noShow("RSV-LATER")
+			r.PAN, r.Expiry = "5555555555554444", "2812"
+			return r
+		}(),
+	} {
+		_, err := h.submit(r)
+		if sterad.ErrorCode(err) != "stay_mismatch" || sterad.ErrorKind(err) != sterad.EConflict {
+			t.Fatalf("%s: a typed stay of today against a stored stay in two weeks: %v", name, err)
+		}
+		if msg := sterad.ErrorMessage(err); !strings.Contains(msg, "2026-12-05") || !strings.Contains(msg, "2026-11-21") {
+			t.Errorf("%s: the refusal names both stays: %q", name, msg)
+		}
+	}
+	// With the stored stay typed: too early, by the stored arrival day.
+	r := noShow("RSV-LATER")
+	r.CheckIn, r.CheckOut = "2026-12-05", "2026-12-07"
+	if _, err := h.submit(r); sterad.ErrorCode(err) != "noshow_too_early" || !strings.Contains(sterad.ErrorMessage(err), "2026-12-05") {
+		t.Fatalf("no-show before the stored arrival: %v", err)
+	}
+	if n := sent(h, sterad.MTIFinancial); n != 0 {
+		t.Fatalf("%d no-show charges sent", n)
+	}
+	if txns, _ := h.gw.Transactions(context.Background(), sterad.TransactionFilter{Op: sterad.OpNoShow}); len(txns) != 0 {
+		t.Fatalf("refused no-shows stored: %+v", txns)
+	}
+	// On the stored arrival day after 18:00 it is charged.
+	h.clock.Set(time.Date(2026, 12, 5, 18, 0, 0, 0, jst))
+	if ns := h.mustSubmit(r); ns.Status != sterad.StatusApproved {
+		t.Fatalf("no-show on the stored arrival day: %+v", ns)
+	}
+}
+
+// Issue 9 #5: a token is bound to the reservation that obtained it and
+// dies with it.
+func TestTokenDiesWithItsReservation(t *testing.T) {
+	h := newHarness(t)
+	tokenHost(h)
+	a := h.mustSubmit(guarantee("RSV-A", "4111111111111111"))
+	b := h.mustSubmit(guarantee("RSV-B", "5555555555554444"))
+	h.mustSubmit(guarantee("RSV-IN", "3530111333300000"))
+	h.mustSubmit(guarantee("RSV-OLD", "378282246310005"))
+	if a.Token == "" || b.Token == "" || a.Token == b.Token {
+		t.Fatalf("tokens: %q %q", a.Token, b.Token)
+	}
+	// Released: cancelled, checked in, retention ended.
+	if _, err := h.gw.ReleaseVault(context.Background(), "RSV-A"); err != nil {
+		t.Fatal(err)
+	}
+	h.term.present(chipVisa)
+	h.mustSubmit(sterad.Request{Op: "preauth", Terminal: "FRONT001", Amount: "20000", Reference: "RSV-IN", CheckIn: "2026-11-21", CheckOut: "2026-11-22"})
+	inToken := "TK30111333300000"
+
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+	withToken := func(ref, token string) sterad.Request {
+		r := noShow(ref)
+		r.Token = token
+		return r
+	}
+	for name, tt := range map[string]struct {
+		r    sterad.Request
+		code string
+	}{
+		"cancelled":          {withToken("RSV-A", a.Token), "reservation_released"},
+		"cancelled, vault":   {noShow("RSV-A"), "reservation_released"},
+		"checked in":         {withToken("RSV-IN", inToken), "reservation_released"},
+		"another reference":  {withToken("RSV-X", b.Token), "token_mismatch"},
+		"another guarantee":  {withToken("RSV-B", a.Token), "token_mismatch"},
+		"released elsewhere": {withToken("RSV-X", a.Token), "token_mismatch"},
+	} {
+		_, err := h.submit(tt.r)
+		if sterad.ErrorCode(err) != tt.code || sterad.ErrorKind(err) != sterad.EConflict {
+			t.Errorf("%s: %v, want 409 %s", name, err, tt.code)
+			continue
+		}
+		if msg := sterad.ErrorMessage(err); tt.r.Token != "" && strings.Contains(msg, tt.r.Token) {
+			t.Errorf("%s: the refusal echoes the token: %q", name, msg)
+		}
+	}
+	if n := sent(h, sterad.MTIFinancial); n != 0 {
+		t.Fatalf("%d no-show charges sent for dead or foreign tokens", n)
+	}
+	// Its own token charges its own reservation once.
+	if ns := h.mustSubmit(withToken("RSV-B", b.Token)); ns.Status != sterad.StatusApproved {
+		t.Fatalf("RSV-B with its token: %+v", ns)
+	}
+	if _, err := h.submit(withToken("RSV-B", b.Token)); sterad.ErrorCode(err) != "already_charged" {
+		t.Fatalf("RSV-B charged twice: %v", err)
+	}
+	// The retention purge releases the reservation and its token.
+	h.clock.Set(time.Date(2026, 11, 30, 0, 0, 0, 0, jst))
+	if _, err := h.gw.Purge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.submit(withToken("RSV-OLD", "TK78282246310005")); sterad.ErrorCode(err) != "reservation_released" {
+		t.Fatalf("token after the retention purge: %v", err)
+	}
+}
+
+// Issue 9 #6: a reference on a card check means "guarantee this
+// reservation", which needs its stay.
+func TestCardCheckReferenceNeedsStay(t *testing.T) {
+	h := newHarness(t)
+	tokenHost(h)
+	_, err := h.submit(sterad.Request{Op: "cardcheck", PAN: "4111111111111111", Expiry: "2812", Reference: "RSV-NOSTAY"})
+	if sterad.ErrorCode(err) != "missing_stay" || sterad.ErrorKind(err) != sterad.EInvalid {
+		t.Fatalf("card check with a reference and no stay: %v", err)
+	}
+	if len(h.host.messages()) != 0 {
+		t.Fatalf("sent: %+v", h.host.messages())
+	}
+	if txns, _ := h.gw.Transactions(context.Background(), sterad.TransactionFilter{}); len(txns) != 0 {
+		t.Fatalf("stored: %+v", txns)
+	}
+}
+
+// Issue 9 #15b: a no-show by token carries the brand and masked card of
+// the card check that issued the token, so the settlement report counts
+// its fee.
+func TestTokenNoShowHasTheCardsBrand(t *testing.T) {
+	h := newHarness(t)
+	tokenHost(h)
+	cc := h.mustSubmit(guarantee("RSV-JCB", "3530111333300000"))
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+	r := noShow("RSV-JCB")
+	r.Token = cc.Token
+	ns := h.mustSubmit(r)
+	if ns.Status != sterad.StatusApproved || ns.Brand != sterad.BrandJCB || ns.MaskedPAN != "353011******0000" || ns.Entry != sterad.EntryToken {
+		t.Fatalf("token no-show: brand %q card %q entry %q (%s)", ns.Brand, ns.MaskedPAN, ns.Entry, ns.Status)
+	}
+}
+
+// A keyed no-show for a reservation sterad never checked records the
+// reservation with the typed stay: a second charge is refused the same
+// way, whatever stay it types.
+func TestKeyedNoShowRecordsTheReservation(t *testing.T) {
+	h := newHarness(t)
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+	r := noShow("RSV-WALK")
+	r.PAN, r.Expiry = "5555555555554444", "2812"
+	if ns := h.mustSubmit(r); ns.Status != sterad.StatusApproved {
+		t.Fatalf("keyed no-show: %+v", ns)
+	}
+	again := r
+	again.CheckIn, again.CheckOut = "2026-11-20", "2026-11-21"
+	if _, err := h.submit(again); sterad.ErrorCode(err) != "stay_mismatch" {
+		t.Fatalf("second keyed no-show with another stay: %v", err)
+	}
+	if _, err := h.submit(r); sterad.ErrorCode(err) != "already_charged" {
+		t.Fatalf("second keyed no-show: %v", err)
+	}
+}
+
+// A guarantee kept before reservations were stored (a vault entry alone)
+// reads as its reservation: its stay decides, and the first write stores
+// the reservation.
+func TestVaultEntryWithoutReservation(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	stay := sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 22}}
+	card := &sterad.Card{PAN: "5555555555554444", Expiry: sterad.Expiry{Year: 2028, Month: 12}, Entry: sterad.EntryKeyed, Brand: sterad.BrandMastercard}
+	if err := h.db.Apply(ctx, sterad.Change{
+		SealCards: []sterad.SealCard{{Owner: sterad.VaultOwner("RSV-OLD"), Card: card}},
+		PutVault: []*sterad.VaultEntry{{Reference: "RSV-OLD", MaskedPAN: "555555******4444", Brand: sterad.BrandMastercard, Stay: stay,
+			Token: "TK00000000000555", CreatedAt: h.clock.Now(), RetainUntil: time.Date(2026, 11, 30, 0, 0, 0, 0, jst)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+	r := noShow("RSV-OLD")
+	r.CheckIn = "2026-11-20"
+	if _, err := h.submit(r); sterad.ErrorCode(err) != "stay_mismatch" {
+		t.Fatalf("typed stay against the vault entry's: %v", err)
+	}
+	r = noShow("RSV-OLD")
+	r.Token = "TK00000000000555"
+	ns := h.mustSubmit(r)
+	if ns.Status != sterad.StatusApproved || ns.Brand != sterad.BrandMastercard {
+		t.Fatalf("no-show with the vault entry's token: %+v", ns)
+	}
+	got, err := h.gw.Reservation(ctx, "RSV-OLD")
+	if err != nil || got.State != sterad.ReservationCharged || got.Version == 0 || len(got.Charges) != 1 || got.Charges[0] != ns.ID || got.CardKept {
+		t.Fatalf("reservation after the charge: %v %+v", err, got)
+	}
+	if v, _ := h.gw.Vault(ctx); len(v) != 0 {
+		t.Fatalf("vault after the charge: %+v", v)
+	}
+}
+
+// No-shows, releases and purges racing on one reservation: at most one
+// charge, and the stored reservation agrees with what happened.
+func TestReservationRaces(t *testing.T) {
+	h := newHarness(t)
+	tokenHost(h)
+	cc := h.mustSubmit(guarantee("RSV-RACE", "4111111111111111"))
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+	ctx := context.Background()
+	const n = 8
+	errs := make(chan error, 3*n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			r := noShow("RSV-RACE")
+			if i%2 == 0 {
+				r.Token = cc.Token
+			}
+			r.Wait = true
+			_, err := h.submit(r)
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := h.gw.ReleaseVault(ctx, "RSV-RACE")
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := h.gw.Purge(ctx)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		switch sterad.ErrorCode(err) {
+		case "", "already_charged", "reservation_released", "unknown_reference", "no_card_kept":
+		default:
+			t.Errorf("unexpected: %v", err)
+		}
+	}
+	charges, _ := h.gw.Transactions(ctx, sterad.TransactionFilter{Op: sterad.OpNoShow})
+	r, err := h.gw.Reservation(ctx, "RSV-RACE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case len(charges) > 1:
+		t.Fatalf("%d no-show charges", len(charges))
+	case len(charges) == 1 && (r.State != sterad.ReservationCharged || len(r.Charges) != 1 || r.Charges[0] != charges[0].ID):
+		t.Fatalf("charged %s, reservation %+v", charges[0].ID, r)
+	case len(charges) == 0 && r.State != sterad.ReservationReleased:
+		t.Fatalf("nothing charged, reservation %+v", r)
+	}
+	if r.CardKept || r.Token != "" && r.State == sterad.ReservationReleased {
+		t.Fatalf("released but kept: %+v", r)
+	}
+	if _, err := h.db.OpenCard(ctx, sterad.VaultOwner("RSV-RACE")); !errors.Is(err, sterad.ErrNotFound) {
+		t.Fatalf("guarantee card still kept: %v", err)
 	}
 }

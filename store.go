@@ -103,6 +103,58 @@ type VaultEntry struct {
 	RetainUntil time.Time `json:"retain_until"`
 }
 
+// ReservationState is where a guaranteed reservation stands.
+type ReservationState string
+
+// Reservation states.
+const (
+	// ReservationGuaranteed: an approved card check guarantees it; its
+	// card (in the vault) or its token may be charged for a no-show.
+	ReservationGuaranteed ReservationState = "guaranteed"
+	// ReservationUnguaranteed: known only from a keyed no-show charge
+	// (sterad never checked a card for it); nothing is kept.
+	ReservationUnguaranteed ReservationState = "unguaranteed"
+	// ReservationCharged: a no-show charge was approved; the card is
+	// destroyed. A voided charge no longer blocks a new one (keyed, or
+	// with the reservation's token).
+	ReservationCharged ReservationState = "charged"
+	// ReservationReleased: cancelled, checked in, or past its retention
+	// before any charge: card and token are dead, nothing can be charged.
+	ReservationReleased ReservationState = "released"
+)
+
+// Reservation is a reservation sterad guarantees or charged: the stay it
+// was guaranteed for, the card or token kept for it and its no-show
+// charges. No-shows are checked against it, never against what a request
+// types. It is written in the same Change as the transaction that changes
+// it, under the gateway's lock "ref:" + Reference.
+type Reservation struct {
+	Reference string           `json:"reference"`
+	Stay      Stay             `json:"stay"`
+	State     ReservationState `json:"state"`
+	MaskedPAN string           `json:"masked_pan,omitempty"`
+	Brand     Brand            `json:"brand,omitempty"`
+	// Token is the host token the card check obtained: accepted only for
+	// this reservation, and only while it is guaranteed or charged.
+	Token string `json:"token,omitempty"`
+	// TokenMAC is a keyed MAC of the token (Store.MAC): what stays of it
+	// once the reservation is released, to recognise it and refuse it.
+	TokenMAC string `json:"token_mac,omitempty"`
+	CheckTxn string `json:"check_txn,omitempty"` // the card check that guaranteed it
+	// CardKept: the card is sealed under VaultOwner(Reference) (and the
+	// vault lists it).
+	CardKept    bool      `json:"card_kept"`
+	RetainUntil time.Time `json:"retain_until,omitzero"`
+	Charges     []string  `json:"charges,omitempty"`  // no-show transactions, oldest first
+	Released    string    `json:"released,omitempty"` // why it was released
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	// Version is the stored version this copy was read at (0: not
+	// stored). Apply refuses a copy whose Version is not the stored one
+	// (ErrStale) and stores it as Version+1.
+	Version uint64 `json:"version"`
+}
+
 // VaultOwner returns the card owner key of a vault entry.
 func VaultOwner(reference string) string { return "vault:" + reference }
 
@@ -112,7 +164,7 @@ func VaultOwner(reference string) string { return "vault:" + reference }
 // when the key is bound, EConflict "batch_open" when a second batch would
 // be open, ENotFound "queue_item_not_found" when UpdateQueue or Dequeue
 // names a missing item (two parties must never both deliver one item), and
-// ErrStale when a transaction or batch it puts is not the stored version
+// ErrStale when a transaction, batch or reservation it puts is not the stored version
 // (compare-and-swap: see Transaction.Version). On success the Version of
 // every record put is advanced in place.
 type Change struct {
@@ -126,6 +178,9 @@ type Change struct {
 	PutBatches   []*Batch
 	PutVault     []*VaultEntry
 	DeleteVault  []string // references
+	// PutReservations creates or replaces reservations, compare-and-swap
+	// on their Version; Apply sets each one's Version in place.
+	PutReservations []*Reservation
 }
 
 // TransactionFilter selects transactions. Zero fields match everything.
@@ -175,6 +230,11 @@ type Store interface {
 
 	Vault(ctx context.Context) ([]*VaultEntry, error)
 	VaultEntry(ctx context.Context, reference string) (*VaultEntry, error)
+
+	// Reservation returns a reservation; ErrNotFound when none is stored.
+	Reservation(ctx context.Context, reference string) (*Reservation, error)
+	// Reservations returns every reservation in reference order.
+	Reservations(ctx context.Context) ([]*Reservation, error)
 
 	Close() error
 }

@@ -228,6 +228,15 @@ func (c *Client) ReleaseVault(ctx context.Context, reference string) (*sterad.Va
 	return out.Released, nil
 }
 
+// Reservation returns a reservation as stored.
+func (c *Client) Reservation(ctx context.Context, reference string) (*sterad.Reservation, error) {
+	var out sterad.Reservation
+	if _, err := c.Do(ctx, http.MethodGet, "/v1/reservations/"+url.PathEscape(reference), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Batches lists the batches.
 func (c *Client) Batches(ctx context.Context) ([]BatchView, error) {
 	var out struct {

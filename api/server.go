@@ -67,6 +67,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/vault", auth(s.vault))
 	mux.Handle("POST /v1/vault/purge", auth(s.purge))
 	mux.Handle("DELETE /v1/vault/{reference}", auth(s.releaseVault))
+	mux.Handle("GET /v1/reservations/{reference}", auth(s.reservation))
 	for pattern, h := range s.Extra {
 		mux.Handle(pattern, auth(h))
 	}
@@ -347,6 +348,17 @@ func (s *Server) releaseVault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"released": e})
+}
+
+// reservation shows a reservation as stored: its stay, state, masked
+// card, token and no-show charges.
+func (s *Server) reservation(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Gateway.Reservation(r.Context(), r.PathValue("reference"))
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

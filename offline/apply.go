@@ -98,7 +98,8 @@ func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
 func isEmpty(c *sterad.Change) bool {
 	return len(c.Put) == 0 && c.Idempotency == nil && len(c.SealCards) == 0 && len(c.DestroyCards) == 0 &&
 		len(c.Enqueue) == 0 && len(c.UpdateQueue) == 0 && len(c.Dequeue) == 0 &&
-		len(c.PutBatches) == 0 && len(c.PutVault) == 0 && len(c.DeleteVault) == 0
+		len(c.PutBatches) == 0 && len(c.PutVault) == 0 && len(c.DeleteVault) == 0 &&
+		len(c.PutReservations) == 0
 }
 
 // committer takes every request waiting when it is free and commits them
@@ -194,6 +195,9 @@ func (db *DB) commitGroup(group []*request) []error {
 				for _, b := range r.p.c.PutBatches {
 					b.Version++
 				}
+				for _, x := range r.p.c.PutReservations {
+					x.Version++
+				}
 			}
 		}
 		db.wipeSlots(slots.released)
@@ -263,6 +267,7 @@ type prepared struct {
 	batches [][]byte
 	plan    *batchPlan // set by validate
 	vault   [][]byte
+	resv    [][]byte // PutReservations, encoded at Version+1
 }
 
 // wipe clears the card keys that p still holds.
@@ -382,6 +387,9 @@ func prepare(c *sterad.Change) (_ *prepared, err error) {
 			return nil, err
 		}
 	}
+	if p.resv, err = prepareReservations(c); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -433,6 +441,9 @@ func (w *writer) validate(p *prepared) error {
 			return err
 		}
 		p.plan = plan
+	}
+	if err := w.validateReservations(c); err != nil {
+		return err
 	}
 	return nil
 }
@@ -502,6 +513,9 @@ func (w *writer) write(p *prepared) error {
 		if err := w.b.vault.Delete([]byte(ref)); err != nil {
 			return fmt.Errorf("delete vault: %w", err)
 		}
+	}
+	if err := w.writeReservations(c, p.resv); err != nil {
+		return err
 	}
 	return nil
 }

@@ -14,7 +14,9 @@ func newVaultCommand(g *globalOptions) *cobra.Command {
 		Long: `A card checked for a guaranteed reservation (cardcheck with --ref and the stay)
 is kept encrypted until the no-show charge, the guest's check-in, the
 reservation's cancellation, or the end of its retention (check-out + 7 days):
-then it is destroyed beyond recovery.`,
+then it is destroyed beyond recovery, and the reservation's token dies with it.
+"vault show --ref R" shows the reservation as stored: the stay no-shows are
+checked against, its state, card, token and charges.`,
 	}
 	list := &cobra.Command{
 		Use:   "list",
@@ -89,6 +91,50 @@ then it is destroyed beyond recovery.`,
 		},
 	}
 	release.Flags().StringVar(&ref, "ref", "", "reservation reference")
-	cmd.AddCommand(list, purge, release)
+	var showRef string
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Show a reservation: its stay, state, card or token kept, and no-show charges",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showRef == "" {
+				return fmt.Errorf("--ref is required")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Reservation(cmd.Context(), showRef)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), r)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "reference\t%s\n", r.Reference)
+			fmt.Fprintf(tw, "state\t%s\n", r.State)
+			if r.Released != "" {
+				fmt.Fprintf(tw, "released\t%s\n", r.Released)
+			}
+			fmt.Fprintf(tw, "stay\t%s → %s\n", r.Stay.CheckIn, r.Stay.CheckOut)
+			fmt.Fprintf(tw, "card\t%s %s (kept: %t)\n", r.MaskedPAN, r.Brand, r.CardKept)
+			if r.Token != "" {
+				fmt.Fprintf(tw, "token\t%s\n", r.Token)
+			}
+			if !r.RetainUntil.IsZero() {
+				fmt.Fprintf(tw, "kept until\t%s\n", r.RetainUntil.Local().Format("2006-01-02 15:04"))
+			}
+			if r.CheckTxn != "" {
+				fmt.Fprintf(tw, "card check\t%s\n", r.CheckTxn)
+			}
+			for _, id := range r.Charges {
+				fmt.Fprintf(tw, "no-show\t%s\n", id)
+			}
+			return tw.Flush()
+		},
+	}
+	show.Flags().StringVar(&showRef, "ref", "", "reservation reference")
+	cmd.AddCommand(list, purge, release, show)
 	return cmd
 }
