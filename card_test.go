@@ -228,3 +228,29 @@ func TestCardValidateReadData(t *testing.T) {
 		})
 	}
 }
+
+// The brand comes from the card number's own range; the reader's claim
+// fills in only an unknown range, and a disagreement is reported (issue 9
+// #15a).
+func TestCardSettleBrand(t *testing.T) {
+	tests := []struct {
+		pan           string
+		claimed, want sterad.Brand
+		disagree      bool
+	}{
+		{"4111111111111111", sterad.BrandAmex, sterad.BrandVisa, true},
+		{"4111111111111111", sterad.BrandVisa, sterad.BrandVisa, false},
+		{"4111111111111111", "", sterad.BrandVisa, false},
+		{"4111111111111111", sterad.BrandUnknown, sterad.BrandVisa, false},
+		{"3530111333300000", sterad.BrandVisa, sterad.BrandJCB, true},
+		{"6011000000000004", sterad.BrandDiners, sterad.BrandDiners, false}, // range unknown to sterad: the reader knows
+		{"6011000000000004", "", sterad.BrandUnknown, false},
+	}
+	for _, tt := range tests {
+		c := &sterad.Card{PAN: sterad.PAN(tt.pan), Brand: tt.claimed}
+		claimed := c.SettleBrand()
+		if c.Brand != tt.want || (claimed != "") != tt.disagree || tt.disagree && claimed != tt.claimed {
+			t.Errorf("%s claimed %q: brand %q, disagreement %q; want %q, %v", sterad.MaskPAN(tt.pan), tt.claimed, c.Brand, claimed, tt.want, tt.disagree)
+		}
+	}
+}

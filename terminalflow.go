@@ -46,17 +46,24 @@ func (g *Gateway) runAtTerminal(ctx context.Context, s *started) {
 }
 
 // cardRead journals a card read at the terminal, encrypted, before the
-// terminal is told it arrived.
+// terminal is told it arrived. Its brand is the card number's own (the
+// terminal's claim only fills in a range sterad does not know). A card
+// whose track 2 or chip data name another card is journaled as read but
+// not kept: authorizeRead refuses it.
 func (g *Gateway) cardRead(ctx context.Context, id string, c *Card) error {
-	if c.Brand == "" || c.Brand == BrandUnknown {
-		c.Brand = BrandOf(string(c.PAN))
+	if claimed := c.SettleBrand(); claimed != "" {
+		g.log.Warn("the terminal's brand disagrees with the card number's range: the range wins",
+			"txn", id, "card", c.PAN.Masked(), "terminal_brand", string(claimed), "brand", string(c.Brand))
 	}
+	keep := c.CheckCardData() == nil
 	_, _, err := g.modify(ctx, id, func(t *Transaction, ch *txChange) error {
 		if t.Step != StepReading {
 			return nil // a retransmitted CARD: already journaled
 		}
-		t.MaskedPAN, t.Brand, t.Entry, t.HasCard = c.PAN.Masked(), c.Brand, c.Entry, true
-		ch.SealCards = append(ch.SealCards, SealCard{Owner: t.ID, Card: c})
+		t.MaskedPAN, t.Brand, t.Entry, t.HasCard = c.PAN.Masked(), c.Brand, c.Entry, keep
+		if keep {
+			ch.SealCards = append(ch.SealCards, SealCard{Owner: t.ID, Card: c})
+		}
 		return t.Transition(StatusPending, StepCardRead, g.clock.Now(), "card read: "+c.PAN.Masked())
 	})
 	return err
@@ -100,11 +107,17 @@ func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
 // refuseRead returns why a card read at the terminal must not be sent
 // ("" when it may).
 func (g *Gateway) refuseRead(ctx context.Context, t *Transaction, card *Card, now time.Time) string {
-	if err := ValidatePAN(string(card.PAN)); err != nil {
-		return "the terminal sent an invalid card number: " + ErrorMessage(err)
-	}
-	if !card.Expiry.IsZero() && card.Expiry.Expired(now.In(g.cfg.Location)) {
-		return "declined: the card has expired"
+	// The card as a whole (Card.Validate): its number, its track 2 and
+	// chip data naming that same card, its expiry.
+	if err := card.Validate(now.In(g.cfg.Location)); err != nil {
+		switch ErrorCode(err) {
+		case "invalid_card":
+			return "the terminal sent an invalid card number: " + ErrorMessage(err)
+		case "expired_card":
+			return "declined: the card has expired"
+		default:
+			return "the card was refused, nothing was sent: " + ErrorMessage(err)
+		}
 	}
 	if t.Op == OpRefund && t.Original != "" {
 		if orig, err := g.store.OpenCard(ctx, t.Original); err == nil {
