@@ -39,8 +39,11 @@ func TestOutcomeNeverConfirmed(t *testing.T) {
 		if shows > 3 {
 			t.Errorf("offline=%v: %d OUTCOMEs sent, want at most 3", offline, shows)
 		}
-		if tx.Status != sterad.StatusReversed || tx.TerminalResult != "unconfirmed" || !strings.Contains(tx.Reason, "never confirmed") {
+		if tx.Status != sterad.StatusReversed || tx.TerminalResult != "unconfirmed" || !strings.Contains(tx.Reason, "not charged") && !strings.Contains(tx.Reason, "nothing charged") {
 			t.Fatalf("offline=%v: %s %s %q %q", offline, tx.Status, tx.Step, tx.TerminalResult, tx.Reason)
+		}
+		if !hasNote(tx, "never confirmed the outcome") {
+			t.Fatalf("offline=%v: the journal does not say why: %+v", offline, tx.Events)
 		}
 		if info := h.gw.Terminals()[0]; info.State != sterad.TerminalReady || info.CurrentTxn != "" {
 			t.Fatalf("offline=%v: terminal %+v", offline, info)
@@ -85,6 +88,50 @@ func TestDeclineNeverConfirmed(t *testing.T) {
 		t.Fatalf("decline: %s %s %q %q", tx.Status, tx.Step, tx.TerminalResult, tx.Reason)
 	}
 	if got := strings.Join(mtis(h.host.messages()), " "); got != "0200" {
+		t.Fatalf("the host saw %s", got)
+	}
+}
+
+// hasNote reports whether one of t's journal events says what.
+func hasNote(t *sterad.Transaction, what string) bool {
+	for _, e := range t.Events {
+		if strings.Contains(e.Note, what) {
+			return true
+		}
+	}
+	return false
+}
+
+// The same terminal found again on a reconnect (the transaction was left
+// for the operator when the OUTCOME could not be sent): the reconciliation
+// is bounded too, and ends with the approval reversed.
+func TestOutcomeNeverConfirmedAfterReconnect(t *testing.T) {
+	h := newHarness(t)
+	h.term.mu.Lock()
+	h.term.showErr = sterad.ErrTerminalOffline
+	h.term.mu.Unlock()
+	tx := presentSale(h, "7000")
+	if tx.Status != sterad.StatusApproved || tx.TerminalResult != "" || tx.Step != sterad.StepOutcome {
+		t.Fatalf("before the reconnect: %s %s %q", tx.Status, tx.Step, tx.TerminalResult)
+	}
+	h.term.mu.Lock()
+	h.term.showErr, h.term.noResult, h.term.query = sterad.ErrLinkFailed, true, "card_sent"
+	h.term.shows = 0
+	h.term.mu.Unlock()
+	h.gw.TerminalReconnected("FRONT001", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tx, _ = h.gw.Wait(ctx, tx.ID)
+	if ctx.Err() != nil {
+		t.Fatalf("the reconciliation is still running: %s %s", tx.Status, tx.Step)
+	}
+	h.term.mu.Lock()
+	shows := h.term.shows
+	h.term.mu.Unlock()
+	if shows > 3 || tx.Status != sterad.StatusReversed || tx.TerminalResult != "unconfirmed" {
+		t.Fatalf("after the reconnect: %d OUTCOMEs, %s %s %q", shows, tx.Status, tx.Step, tx.TerminalResult)
+	}
+	if got := strings.Join(mtis(h.host.messages()), " "); got != "0200 0420" {
 		t.Fatalf("the host saw %s", got)
 	}
 }

@@ -184,8 +184,14 @@ func (g *Gateway) cardNotRead(ctx context.Context, s *started, err error) {
 	}
 }
 
+// outcomeAttempts bounds how often one transaction's OUTCOME is sent while
+// its terminal answers STATUS_QUERY card_sent (it has the card, waits for
+// the outcome) but never sends the RESULT: after that many the outcome
+// counts as never confirmed (outcomeNeverConfirmed).
+const outcomeAttempts = 3
+
 // showOutcome shows the outcome at the terminal and journals the RESULT.
-// attempt counts how often the link failed while doing so.
+// attempt counts the OUTCOMEs already sent without a RESULT.
 func (g *Gateway) showOutcome(ctx context.Context, id string, attempt int) {
 	t, err := g.store.Transaction(ctx, id)
 	if err != nil {
@@ -204,8 +210,9 @@ func (g *Gateway) showOutcome(ctx context.Context, id string, attempt int) {
 	case err == nil:
 		g.afterResult(ctx, id, res)
 	case ctx.Err() != nil:
-	case errors.Is(err, ErrLinkFailed) && attempt < 2:
-		g.reconcile(ctx, id)
+	case errors.Is(err, ErrLinkFailed):
+		// No RESULT (or the link failed): ask the terminal what it did.
+		g.reconcileAttempt(ctx, id, attempt+1)
 	default:
 		g.log.Warn("outcome not shown at the terminal", "txn", id, "err", err)
 		g.leaveForOperator(ctx, id, "the terminal did not confirm the outcome: check the terminal's slip")
@@ -329,7 +336,10 @@ func (g *Gateway) leaveForOperator(ctx context.Context, id, reason string) {
 
 // reconcile decides what happened to a transaction whose terminal link
 // failed (terminal-link.md §6): wait for the terminal, ask it, and finish.
-func (g *Gateway) reconcile(ctx context.Context, id string) {
+func (g *Gateway) reconcile(ctx context.Context, id string) { g.reconcileAttempt(ctx, id, 0) }
+
+// reconcileAttempt is reconcile after attempt OUTCOMEs went unanswered.
+func (g *Gateway) reconcileAttempt(ctx context.Context, id string, attempt int) {
 	t, err := g.store.Transaction(ctx, id)
 	if err != nil {
 		g.log.Error("load transaction", "txn", id, "err", err)
@@ -361,7 +371,7 @@ func (g *Gateway) reconcile(ctx context.Context, id string) {
 	case StepSent:
 		// Recovery turns this into a reversal before reconciling.
 	default:
-		g.reconcileOutcome(ctx, t, term, st)
+		g.reconcileOutcome(ctx, t, term, st, attempt)
 	}
 }
 
@@ -403,11 +413,16 @@ func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *Transaction, term 
 
 // reconcileOutcome finishes a transaction whose host outcome is known but
 // whose terminal may not have shown it.
-func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Terminal, st TerminalTxnState) {
+func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Terminal, st TerminalTxnState, attempt int) {
 	switch st.State {
 	case "card_sent":
-		// Still waiting for our OUTCOME: show it again.
-		g.showOutcome(ctx, t.ID, 1)
+		// Still waiting for our OUTCOME: show it again, a bounded number
+		// of times.
+		if attempt >= outcomeAttempts {
+			g.outcomeNeverConfirmed(ctx, t.ID, attempt)
+			return
+		}
+		g.showOutcome(ctx, t.ID, attempt)
 	case "done":
 		if st.Result != nil {
 			if err := g.terminalResult(ctx, t.ID, *st.Result); err != nil {
@@ -436,6 +451,48 @@ func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Ter
 			x.Record(step, g.clock.Now(), "terminal lost the transaction")
 			return nil
 		})
+	}
+}
+
+// outcomeNeverConfirmed ends a transaction whose terminal has the card
+// but never confirmed an outcome: after attempts OUTCOMEs it still answers
+// card_sent and sends no RESULT. It has shown nothing it stands by and
+// printed no slip, so the customer never saw the transaction through: like
+// a customer who walks away (terminal-link.md §5), an approval is reversed
+// with RR=CU and a stand-in withdrawn before its advice goes. A declined or
+// failed outcome has nothing to undo. What cannot be undone here (the
+// journal could not be written) is left for an operator. Either way the
+// flow ends: the API call returns and the terminal is free for sterad
+// (the terminal itself refuses a new READ_CARD with BUSY until it is
+// fixed: CANCEL is TOO_LATE once the card was sent).
+func (g *Gateway) outcomeNeverConfirmed(ctx context.Context, id string, attempts int) {
+	reason := fmt.Sprintf("the terminal never confirmed the outcome (no RESULT after %d attempts)", attempts)
+	g.log.Warn("terminal never confirmed the outcome: undoing it", "txn", id, "attempts", attempts)
+	g.undoUnseen(ctx, id, reason)
+	_, _, err := g.modify(ctx, id, func(x *Transaction, c *txChange) error {
+		if x.TerminalResult != "" {
+			return nil
+		}
+		x.TerminalResult = "unconfirmed"
+		now := g.clock.Now()
+		switch {
+		case x.Status == StatusApproved || x.Status == StatusStoodIn:
+			x.Reason = reason + ": it could not be reversed here: check the terminal and the acquirer"
+			x.Record(x.Step, now, x.Reason)
+		case x.Step == StepReversal || x.Step == StepQueued:
+			x.Record(x.Step, now, reason) // still owed to the acquirer
+		default:
+			if x.Status == StatusPending {
+				x.Reason = reason + ": check the terminal"
+				return x.Transition(StatusUnknown, x.Step, now, x.Reason)
+			}
+			x.Record(StepDone, now, reason)
+		}
+		return nil
+	})
+	if err != nil {
+		g.log.Error("journal unconfirmed outcome", "txn", id, "err", err)
+		g.leaveForOperator(ctx, id, reason+": check the terminal")
 	}
 }
 
