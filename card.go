@@ -1,6 +1,7 @@
 package sterad
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -283,9 +284,17 @@ func (c *Card) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("pan", c.PAN.Masked()), slog.String("entry", string(c.Entry)), slog.String("brand", string(c.Brand)))
 }
 
-// Validate checks the card number and expiry at t.
+// Validate checks the card as a whole at t: the card number (12 to 19
+// digits, Luhn), that every other copy of the card data it carries names
+// the same card (CheckCardData: track 2, the chip's own card tags), and
+// the expiry (present, not past). It is the one check of a card, keyed or
+// read at a terminal, before anything is sent for it. Errors never quote
+// card data (masked card numbers at most).
 func (c *Card) Validate(t time.Time) error {
 	if err := ValidatePAN(string(c.PAN)); err != nil {
+		return err
+	}
+	if err := c.CheckCardData(); err != nil {
 		return err
 	}
 	if c.Expiry.IsZero() {
@@ -305,4 +314,204 @@ func (c *Card) Wipe() {
 	clear(c.Track2)
 	clear(c.ICC)
 	c.Track2, c.ICC = nil, nil
+}
+
+// MaxTrack2 is the longest track 2 (DE 35 is z..37).
+const MaxTrack2 = 37
+
+// ParseTrack2 reads track 2 equivalent data (acquirer-host.md DE 35, z..37,
+// as ISO/IEC 7813 lays it out): the card number (12 to 19 digits), the
+// separator '=' or 'D', the expiry YYMM, then digits only (service code
+// and discretionary data; they may be absent). Sentinels, an LRC or a
+// second separator make it malformed. Errors never quote the data.
+func ParseTrack2(t2 Sensitive) (PAN, Expiry, error) {
+	bad := func(why string) (PAN, Expiry, error) {
+		return "", Expiry{}, Errorf(EInvalid, "invalid_track2", "track 2 is malformed: %s", why)
+	}
+	if len(t2) == 0 {
+		return bad("it is empty")
+	}
+	if len(t2) > MaxTrack2 {
+		return bad(fmt.Sprintf("it is longer than %d characters", MaxTrack2))
+	}
+	sep := -1
+	for i, c := range t2 {
+		switch {
+		case c >= '0' && c <= '9':
+		case c == '=' || c == 'D':
+			if sep >= 0 {
+				return bad("it has two field separators")
+			}
+			sep = i
+		default:
+			return bad("it holds characters other than digits and one '=' or 'D' separator")
+		}
+	}
+	switch {
+	case sep < 0:
+		return bad("the field separator ('=' or 'D') is missing")
+	case sep < 12 || sep > 19:
+		return bad("its card number is not 12 to 19 digits")
+	case len(t2) < sep+5:
+		return bad("the expiry (YYMM) after the separator is missing")
+	}
+	exp, err := ParseExpiry(string(t2[sep+1 : sep+5]))
+	if err != nil {
+		return bad("its expiry is not YYMM")
+	}
+	return PAN(t2[:sep]), exp, nil
+}
+
+// CheckCardData checks that every copy of the card data the card carries
+// names the card of its PAN and expiry:
+//   - track 2 (swipe): well formed (ParseTrack2), its card number
+//     Luhn-valid and equal to PAN, its expiry equal to Expiry;
+//   - chip data (chip, contactless), when it holds the card's own EMV
+//     tags: 5A (application PAN), 57 (track 2 equivalent data) and 5F24
+//     (expiry date) must agree with PAN and Expiry. The chip data is
+//     scanned as BER-TLV, into constructed templates; a list that cannot
+//     be parsed further is checked up to there (the host judges DE 55).
+//
+// A card that disagrees with itself is refused: swipe requests carry
+// track 2 instead of DE 2, so the host would charge the card of track 2
+// while sterad recorded (and refunded, reversed, reported) the other one.
+// A keyed card has neither and always passes. Errors never quote card
+// data (masked card numbers at most).
+func (c *Card) CheckCardData() error {
+	if len(c.Track2) > 0 {
+		if err := c.sameCard("track 2", c.Track2); err != nil {
+			return err
+		}
+	}
+	if len(c.ICC) > 0 {
+		return c.checkICC(c.ICC, 0)
+	}
+	return nil
+}
+
+// sameCard checks track 2 equivalent data (from track 2 or chip tag 57)
+// against the card.
+func (c *Card) sameCard(where string, t2 Sensitive) error {
+	pan, exp, err := ParseTrack2(t2)
+	if err != nil {
+		if where == "track 2" {
+			return err
+		}
+		return Errorf(EInvalid, "invalid_chip_data", "%s is malformed: %s", where, strings.TrimPrefix(ErrorMessage(err), "track 2 is malformed: "))
+	}
+	if !Luhn(string(pan)) {
+		return Errorf(EInvalid, "invalid_track2", "the card number on %s (%s) fails the Luhn check", where, pan.Masked())
+	}
+	if pan != c.PAN {
+		return Errorf(EInvalid, "card_mismatch", "%s names another card (%s) than the card number read (%s)", where, pan.Masked(), c.PAN.Masked())
+	}
+	if exp != c.Expiry {
+		return Errorf(EInvalid, "card_mismatch", "the expiry on %s differs from the expiry read", where)
+	}
+	return nil
+}
+
+// checkICC scans BER-TLV chip data for the card's own tags (5A, 57,
+// 5F24). depth bounds the nesting of constructed templates.
+func (c *Card) checkICC(b []byte, depth int) error {
+	for len(b) > 0 {
+		if b[0] == 0x00 || b[0] == 0xFF { // padding between objects
+			b = b[1:]
+			continue
+		}
+		// Tag: one byte, or more when its low five bits are all set.
+		n := 1
+		if b[0]&0x1F == 0x1F {
+			for n < len(b) && b[n]&0x80 != 0 {
+				n++
+			}
+			n++
+		}
+		if n > len(b) || n > 3 {
+			return nil // malformed: checked up to here
+		}
+		tag, constructed := b[:n], b[0]&0x20 != 0
+		b = b[n:]
+		// Length: short form, or 0x81/0x82 followed by one or two bytes.
+		if len(b) == 0 {
+			return nil
+		}
+		l, m := int(b[0]), 1
+		switch {
+		case b[0] == 0x81 && len(b) >= 2:
+			l, m = int(b[1]), 2
+		case b[0] == 0x82 && len(b) >= 3:
+			l, m = int(b[1])<<8|int(b[2]), 3
+		case b[0] >= 0x80:
+			return nil
+		}
+		if m+l > len(b) {
+			return nil
+		}
+		v := b[m : m+l]
+		b = b[m+l:]
+		switch {
+		case constructed:
+			if depth < 4 {
+				if err := c.checkICC(v, depth+1); err != nil {
+					return err
+				}
+			}
+		case len(tag) == 1 && tag[0] == 0x5A:
+			digits := strings.TrimRight(strings.ToUpper(hex.EncodeToString(v)), "F")
+			pan := PAN(digits)
+			if !isDigits(digits) {
+				return Errorf(EInvalid, "invalid_chip_data", "the chip's card number (tag 5A) is not a card number")
+			}
+			if pan != c.PAN {
+				return Errorf(EInvalid, "card_mismatch", "the chip data names another card (%s) than the card number read (%s)", pan.Masked(), c.PAN.Masked())
+			}
+		case len(tag) == 1 && tag[0] == 0x57:
+			t2 := Sensitive(strings.TrimRight(strings.ToUpper(hex.EncodeToString(v)), "F"))
+			err := c.sameCard("the chip's track 2 equivalent data (tag 57)", t2)
+			clear(t2)
+			if err != nil {
+				return err
+			}
+		case len(tag) == 2 && tag[0] == 0x5F && tag[1] == 0x24:
+			d := hex.EncodeToString(v)
+			if len(d) < 4 || !isDigits(d) {
+				return Errorf(EInvalid, "invalid_chip_data", "the chip's expiry date (tag 5F24) is not YYMMDD")
+			}
+			if d[:4] != c.Expiry.String() {
+				return Errorf(EInvalid, "card_mismatch", "the chip's expiry date (tag 5F24) differs from the expiry read")
+			}
+		}
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// SettleBrand sets the card's brand from its number's own IIN range
+// (BrandOf): the fee table and the reports follow the card, not what a
+// reader claims. The brand already on the card (the terminal's `brand`)
+// is kept only when the number's range is unknown to sterad. It returns
+// the claimed brand when it disagreed with the range (and was overridden),
+// "" otherwise; the caller logs that, masked.
+func (c *Card) SettleBrand() (claimed Brand) {
+	own := BrandOf(string(c.PAN))
+	if own == BrandUnknown {
+		if c.Brand == "" {
+			c.Brand = BrandUnknown
+		}
+		return ""
+	}
+	if c.Brand != "" && c.Brand != BrandUnknown && c.Brand != own {
+		claimed = c.Brand
+	}
+	c.Brand = own
+	return claimed
 }

@@ -2,6 +2,7 @@ package sterad_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -147,5 +148,109 @@ func TestCardValidate(t *testing.T) {
 	expired := &sterad.Card{PAN: "4111111111111111", Expiry: sterad.Expiry{Year: 2026, Month: 10}}
 	if err := expired.Validate(now); sterad.ErrorCode(err) != "expired_card" {
 		t.Errorf("expired card: %v", err)
+	}
+}
+
+// iccTLV builds EMV chip data from tag/value pairs (tags and values in hex).
+func iccTLV(t *testing.T, pairs ...string) sterad.Sensitive {
+	t.Helper()
+	var b []byte
+	for i := 0; i+1 < len(pairs); i += 2 {
+		tag, err1 := hex.DecodeString(pairs[i])
+		val, err2 := hex.DecodeString(pairs[i+1])
+		if err1 != nil || err2 != nil {
+			t.Fatalf("bad test TLV %s %s", pairs[i], pairs[i+1])
+		}
+		b = append(b, tag...)
+		b = append(b, byte(len(val)))
+		b = append(b, val...)
+	}
+	return b
+}
+
+// A card read at a terminal is checked as a whole: track 2 and the chip's
+// own card tags must name the card of `pan` and `expiry` (issue 9 #7).
+func TestCardValidateReadData(t *testing.T) {
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	const visa, mc, amex = "4111111111111111", "5555555555554444", "378282246310005"
+	exp := sterad.Expiry{Year: 2028, Month: 12}
+	tests := []struct {
+		name   string
+		pan    string
+		track2 string
+		icc    []string
+		code   string // "" when the card is valid
+	}{
+		{"track 2 with =", visa, visa + "=2812101123456789", nil, ""},
+		{"track 2 with D", visa, visa + "D2812101", nil, ""},
+		{"track 2 without service code", visa, visa + "=2812", nil, ""},
+		{"track 2 of another card", visa, mc + "=2812101123456789", nil, "card_mismatch"},
+		{"track 2 with another expiry", visa, visa + "=2901101123456789", nil, "card_mismatch"},
+		{"track 2 PAN fails Luhn", visa, "4111111111111112=2812101", nil, "invalid_track2"},
+		{"track 2 without separator", visa, visa + "2812101", nil, "invalid_track2"},
+		{"track 2 with two separators", visa, visa + "=2812=101", nil, "invalid_track2"},
+		{"track 2 with letters", visa, visa + "=28121A1", nil, "invalid_track2"},
+		{"track 2 with sentinels", visa, ";" + visa + "=2812101?", nil, "invalid_track2"},
+		{"track 2 too long", visa, visa + "=2812101" + strings.Repeat("0", 15), nil, "invalid_track2"},
+		{"track 2 short expiry", visa, visa + "=281", nil, "invalid_track2"},
+		{"track 2 bad expiry month", visa, visa + "=2813101", nil, "invalid_track2"},
+		{"track 2 PAN too short", visa, "41111=2812101", nil, "invalid_track2"},
+		{"chip data with the same 5A", visa, "", []string{"5A", "4111111111111111", "9F26", "0102030405060708"}, ""},
+		{"chip data with padded 5A", amex, "", []string{"5A", "378282246310005F"}, ""},
+		{"chip data with another 5A", visa, "", []string{"5A", "5555555555554444"}, "card_mismatch"},
+		{"chip data with another 5F24", visa, "", []string{"5F24", "291231"}, "card_mismatch"},
+		{"chip data with the same 5F24", visa, "", []string{"5F24", "281231"}, ""},
+		{"chip data with another 57", visa, "", []string{"57", "5555555555554444D2812101"}, "card_mismatch"},
+		{"chip data with the same 57", visa, "", []string{"57", "4111111111111111D28121010000"}, ""},
+		{"chip data without card tags", visa, "", []string{"9F26", "0102030405060708", "9F27", "80"}, ""},
+		{"chip data in a template", visa, "", []string{"70", "5A085555555555554444"}, "card_mismatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &sterad.Card{PAN: sterad.PAN(tt.pan), Expiry: exp, Entry: sterad.EntrySwipe, Track2: sterad.Sensitive(tt.track2)}
+			if tt.icc != nil {
+				c.Entry, c.Track2, c.ICC = sterad.EntryChip, nil, iccTLV(t, tt.icc...)
+			}
+			err := c.Validate(now)
+			if got := sterad.ErrorCode(err); got != tt.code {
+				t.Fatalf("Validate = %v (%q), want %q", err, got, tt.code)
+			}
+			if err != nil {
+				for _, p := range []string{visa, mc, amex, "4111111111111112"} {
+					if strings.Contains(err.Error(), p) {
+						t.Fatalf("the error shows a card number: %v", err)
+					}
+				}
+				if strings.Contains(err.Error(), "2812") || strings.Contains(err.Error(), "2901") {
+					t.Fatalf("the error shows track 2 data: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// The brand comes from the card number's own range; the reader's claim
+// fills in only an unknown range, and a disagreement is reported (issue 9
+// #15a).
+func TestCardSettleBrand(t *testing.T) {
+	tests := []struct {
+		pan           string
+		claimed, want sterad.Brand
+		disagree      bool
+	}{
+		{"4111111111111111", sterad.BrandAmex, sterad.BrandVisa, true},
+		{"4111111111111111", sterad.BrandVisa, sterad.BrandVisa, false},
+		{"4111111111111111", "", sterad.BrandVisa, false},
+		{"4111111111111111", sterad.BrandUnknown, sterad.BrandVisa, false},
+		{"3530111333300000", sterad.BrandVisa, sterad.BrandJCB, true},
+		{"6011000000000004", sterad.BrandDiners, sterad.BrandDiners, false}, // range unknown to sterad: the reader knows
+		{"6011000000000004", "", sterad.BrandUnknown, false},
+	}
+	for _, tt := range tests {
+		c := &sterad.Card{PAN: sterad.PAN(tt.pan), Brand: tt.claimed}
+		claimed := c.SettleBrand()
+		if c.Brand != tt.want || (claimed != "") != tt.disagree || tt.disagree && claimed != tt.claimed {
+			t.Errorf("%s claimed %q: brand %q, disagreement %q; want %q, %v", sterad.MaskPAN(tt.pan), tt.claimed, c.Brand, claimed, tt.want, tt.disagree)
+		}
 	}
 }

@@ -24,6 +24,8 @@ type fakeTerminal struct {
 	state    string
 	release  chan struct{} // when set, ReadCard waits for it
 	showErr  error         // returned by the next ShowOutcome (a link failure)
+	noResult bool          // every ShowOutcome fails with showErr: the terminal never sends RESULT
+	shows    int           // OUTCOMEs sent
 	query    string        // STATUS_RESP state (default unknown)
 	cancels  []string      // CANCELs sent
 }
@@ -77,8 +79,11 @@ func (f *fakeTerminal) ReadCard(ctx context.Context, req sterad.CardRequest, per
 
 func (f *fakeTerminal) ShowOutcome(ctx context.Context, o sterad.TerminalOutcome, persist func(sterad.TerminalResult) error) (sterad.TerminalResult, error) {
 	f.mu.Lock()
+	f.shows++
 	if err := f.showErr; err != nil {
-		f.showErr = nil
+		if !f.noResult {
+			f.showErr = nil
+		}
 		f.mu.Unlock()
 		return sterad.TerminalResult{}, err
 	}

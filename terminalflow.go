@@ -46,17 +46,24 @@ func (g *Gateway) runAtTerminal(ctx context.Context, s *started) {
 }
 
 // cardRead journals a card read at the terminal, encrypted, before the
-// terminal is told it arrived.
+// terminal is told it arrived. Its brand is the card number's own (the
+// terminal's claim only fills in a range sterad does not know). A card
+// whose track 2 or chip data name another card is journaled as read but
+// not kept: authorizeRead refuses it.
 func (g *Gateway) cardRead(ctx context.Context, id string, c *Card) error {
-	if c.Brand == "" || c.Brand == BrandUnknown {
-		c.Brand = BrandOf(string(c.PAN))
+	if claimed := c.SettleBrand(); claimed != "" {
+		g.log.Warn("the terminal's brand disagrees with the card number's range: the range wins",
+			"txn", id, "card", c.PAN.Masked(), "terminal_brand", string(claimed), "brand", string(c.Brand))
 	}
+	keep := c.CheckCardData() == nil
 	_, _, err := g.modify(ctx, id, func(t *Transaction, ch *txChange) error {
 		if t.Step != StepReading {
 			return nil // a retransmitted CARD: already journaled
 		}
-		t.MaskedPAN, t.Brand, t.Entry, t.HasCard = c.PAN.Masked(), c.Brand, c.Entry, true
-		ch.SealCards = append(ch.SealCards, SealCard{Owner: t.ID, Card: c})
+		t.MaskedPAN, t.Brand, t.Entry, t.HasCard = c.PAN.Masked(), c.Brand, c.Entry, keep
+		if keep {
+			ch.SealCards = append(ch.SealCards, SealCard{Owner: t.ID, Card: c})
+		}
 		return t.Transition(StatusPending, StepCardRead, g.clock.Now(), "card read: "+c.PAN.Masked())
 	})
 	return err
@@ -100,11 +107,17 @@ func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
 // refuseRead returns why a card read at the terminal must not be sent
 // ("" when it may).
 func (g *Gateway) refuseRead(ctx context.Context, t *Transaction, card *Card, now time.Time) string {
-	if err := ValidatePAN(string(card.PAN)); err != nil {
-		return "the terminal sent an invalid card number: " + ErrorMessage(err)
-	}
-	if !card.Expiry.IsZero() && card.Expiry.Expired(now.In(g.cfg.Location)) {
-		return "declined: the card has expired"
+	// The card as a whole (Card.Validate): its number, its track 2 and
+	// chip data naming that same card, its expiry.
+	if err := card.Validate(now.In(g.cfg.Location)); err != nil {
+		switch ErrorCode(err) {
+		case "invalid_card":
+			return "the terminal sent an invalid card number: " + ErrorMessage(err)
+		case "expired_card":
+			return "declined: the card has expired"
+		default:
+			return "the card was refused, nothing was sent: " + ErrorMessage(err)
+		}
 	}
 	if t.Op == OpRefund && t.Original != "" {
 		if orig, err := g.store.OpenCard(ctx, t.Original); err == nil {
@@ -171,8 +184,14 @@ func (g *Gateway) cardNotRead(ctx context.Context, s *started, err error) {
 	}
 }
 
+// outcomeAttempts bounds how often one transaction's OUTCOME is sent while
+// its terminal answers STATUS_QUERY card_sent (it has the card, waits for
+// the outcome) but never sends the RESULT: after that many the outcome
+// counts as never confirmed (outcomeNeverConfirmed).
+const outcomeAttempts = 3
+
 // showOutcome shows the outcome at the terminal and journals the RESULT.
-// attempt counts how often the link failed while doing so.
+// attempt counts the OUTCOMEs already sent without a RESULT.
 func (g *Gateway) showOutcome(ctx context.Context, id string, attempt int) {
 	t, err := g.store.Transaction(ctx, id)
 	if err != nil {
@@ -191,8 +210,9 @@ func (g *Gateway) showOutcome(ctx context.Context, id string, attempt int) {
 	case err == nil:
 		g.afterResult(ctx, id, res)
 	case ctx.Err() != nil:
-	case errors.Is(err, ErrLinkFailed) && attempt < 2:
-		g.reconcile(ctx, id)
+	case errors.Is(err, ErrLinkFailed):
+		// No RESULT (or the link failed): ask the terminal what it did.
+		g.reconcileAttempt(ctx, id, attempt+1)
 	default:
 		g.log.Warn("outcome not shown at the terminal", "txn", id, "err", err)
 		g.leaveForOperator(ctx, id, "the terminal did not confirm the outcome: check the terminal's slip")
@@ -317,7 +337,10 @@ func (g *Gateway) leaveForOperator(ctx context.Context, id, reason string) {
 
 // reconcile decides what happened to a transaction whose terminal link
 // failed (terminal-link.md §6): wait for the terminal, ask it, and finish.
-func (g *Gateway) reconcile(ctx context.Context, id string) {
+func (g *Gateway) reconcile(ctx context.Context, id string) { g.reconcileAttempt(ctx, id, 0) }
+
+// reconcileAttempt is reconcile after attempt OUTCOMEs went unanswered.
+func (g *Gateway) reconcileAttempt(ctx context.Context, id string, attempt int) {
 	t, err := g.store.Transaction(ctx, id)
 	if err != nil {
 		g.log.Error("load transaction", "txn", id, "err", err)
@@ -349,7 +372,7 @@ func (g *Gateway) reconcile(ctx context.Context, id string) {
 	case StepSent:
 		// Recovery turns this into a reversal before reconciling.
 	default:
-		g.reconcileOutcome(ctx, t, term, st)
+		g.reconcileOutcome(ctx, t, term, st, attempt)
 	}
 }
 
@@ -391,11 +414,16 @@ func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *Transaction, term 
 
 // reconcileOutcome finishes a transaction whose host outcome is known but
 // whose terminal may not have shown it.
-func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Terminal, st TerminalTxnState) {
+func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Terminal, st TerminalTxnState, attempt int) {
 	switch st.State {
 	case "card_sent":
-		// Still waiting for our OUTCOME: show it again.
-		g.showOutcome(ctx, t.ID, 1)
+		// Still waiting for our OUTCOME: show it again, a bounded number
+		// of times.
+		if attempt >= outcomeAttempts {
+			g.outcomeNeverConfirmed(ctx, t.ID, attempt)
+			return
+		}
+		g.showOutcome(ctx, t.ID, attempt)
 	case "done":
 		if st.Result != nil {
 			if err := g.terminalResult(ctx, t.ID, *st.Result); err != nil {
@@ -424,6 +452,48 @@ func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Ter
 			x.Record(step, g.clock.Now(), "terminal lost the transaction")
 			return nil
 		})
+	}
+}
+
+// outcomeNeverConfirmed ends a transaction whose terminal has the card
+// but never confirmed an outcome: after attempts OUTCOMEs it still answers
+// card_sent and sends no RESULT. It has shown nothing it stands by and
+// printed no slip, so the customer never saw the transaction through: like
+// a customer who walks away (terminal-link.md §5), an approval is reversed
+// with RR=CU and a stand-in withdrawn before its advice goes. A declined or
+// failed outcome has nothing to undo. What cannot be undone here (the
+// journal could not be written) is left for an operator. Either way the
+// flow ends: the API call returns and the terminal is free for sterad
+// (the terminal itself refuses a new READ_CARD with BUSY until it is
+// fixed: CANCEL is TOO_LATE once the card was sent).
+func (g *Gateway) outcomeNeverConfirmed(ctx context.Context, id string, attempts int) {
+	reason := fmt.Sprintf("the terminal never confirmed the outcome (no RESULT after %d attempts)", attempts)
+	g.log.Warn("terminal never confirmed the outcome: undoing it", "txn", id, "attempts", attempts)
+	g.undoUnseen(ctx, id, reason)
+	_, _, err := g.modify(ctx, id, func(x *Transaction, c *txChange) error {
+		if x.TerminalResult != "" {
+			return nil
+		}
+		x.TerminalResult = "unconfirmed"
+		now := g.clock.Now()
+		switch {
+		case x.Status == StatusApproved || x.Status == StatusStoodIn:
+			x.Reason = reason + ": it could not be reversed here: check the terminal and the acquirer"
+			x.Record(x.Step, now, x.Reason)
+		case x.Step == StepReversal || x.Step == StepQueued:
+			x.Record(x.Step, now, reason) // still owed to the acquirer
+		default:
+			if x.Status == StatusPending {
+				x.Reason = reason + ": check the terminal"
+				return x.Transition(StatusUnknown, x.Step, now, x.Reason)
+			}
+			x.Record(StepDone, now, reason)
+		}
+		return nil
+	})
+	if err != nil {
+		g.log.Error("journal unconfirmed outcome", "txn", id, "err", err)
+		g.leaveForOperator(ctx, id, reason+": check the terminal")
 	}
 }
 

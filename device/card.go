@@ -15,8 +15,14 @@ func badCard(why string) error {
 }
 
 // parseCard turns a CARD payload into a card. It checks the form only
-// (digits, YYMM, known entry mode, hex chip data); the Luhn check and
-// expiry against the date are the gateway's (sterad.Card.Validate).
+// (digits, YYMM, known entry mode, hex chip data): a CARD that fails it is
+// not a card, and is cancelled. Whether the card is usable is the
+// gateway's to decide, in one place (sterad.Card.Validate): the Luhn
+// check, the expiry against the date, and track 2 and chip data naming
+// the same card as `pan` — a card refused there was acknowledged, so the
+// gateway ends it with a declined OUTCOME the terminal shows. Brand is the
+// terminal's claim (or the number's range when it names none); the
+// gateway settles it from the number's range (sterad.Card.SettleBrand).
 // Errors never quote the card data.
 func parseCard(cd protocol.CardData) (*sterad.Card, error) {
 	if n := len(cd.PAN); n < 12 || n > 19 || !isDigits(cd.PAN) {

@@ -29,6 +29,14 @@ type Card struct {
 	Entry   string     `json:"entry,omitempty"`    // chip (default), ctls, swipe, keyed
 	Action  string     `json:"action,omitempty"`   // present (default), cancel, walkaway
 	DelayMS int        `json:"delay_ms,omitempty"` // presentation time; default Config.PresentDelay
+	// Track2, when set, is sent as the swiped card's track 2 instead of
+	// one built from the PAN and expiry, unchecked (a skimmed or
+	// mis-encoded card: the gateway's own checks can be exercised). Only
+	// a swipe carries track 2.
+	Track2 string `json:"track2,omitempty"`
+	// Brand, when set, is sent as the CARD's brand instead of the PAN's
+	// own (a terminal with a wrong brand table).
+	Brand string `json:"brand,omitempty"`
 }
 
 // validate checks and normalizes a queued card. The PAN must be 12 to 19
@@ -57,6 +65,14 @@ func (c *Card) validate() error {
 	if c.Expiry != "" {
 		if _, err := sterad.ParseExpiry(c.Expiry); err != nil {
 			return err
+		}
+	}
+	if len(c.Track2) > 64 || strings.ContainsFunc(c.Track2, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return sterad.Errorf(sterad.EInvalid, "invalid_track2", "track2 must be at most 64 printable ASCII characters")
+	}
+	if c.Brand != "" {
+		if _, ok := sterad.ParseBrand(c.Brand); !ok {
+			return sterad.Errorf(sterad.EInvalid, "invalid_brand", "brand must be visa, mastercard, jcb, amex, diners or unionpay")
 		}
 	}
 	if c.DelayMS < 0 || time.Duration(c.DelayMS)*time.Millisecond > MaxDelay {
@@ -117,9 +133,15 @@ func (t *Terminal) cardData(tx *txn) *protocol.CardData {
 	if b := sterad.BrandOf(pan); b != sterad.BrandUnknown {
 		cd.Brand = string(b)
 	}
+	if tx.card.Brand != "" {
+		cd.Brand = tx.card.Brand
+	}
 	switch sterad.EntryMode(tx.entry) {
 	case sterad.EntrySwipe:
 		cd.Track2 = track2(pan, exp)
+		if tx.card.Track2 != "" {
+			cd.Track2 = tx.card.Track2
+		}
 	case sterad.EntryChip, sterad.EntryContactless:
 		cd.ICC = iccData(tx.req, now)
 	}

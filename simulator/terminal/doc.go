@@ -80,7 +80,9 @@
 //
 // POST /card queues what the customer does at the next READ_CARD (FIFO):
 // {"pan","expiry":"YYMM","entry":"chip|ctls|swipe|keyed",
-// "action":"present|cancel|walkaway","delay_ms":N}, all optional. The PAN
+// "action":"present|cancel|walkaway","delay_ms":N,"track2","brand"}, all
+// optional; track2 replaces a swiped card's own track 2 (unchecked), brand
+// the brand of the PAN's range (a terminal that disagrees). The PAN
 // must be 12 to 19 digits, but the Luhn check is not enforced and expired
 // dates are allowed, so the gateway's own checks can be exercised. With
 // nothing queued the customer presents Visa 4111111111111111 by chip,
@@ -114,6 +116,10 @@
 //     Serve returns an *UnplugError; the caller may serve again after Down.
 //   - reboot: a new boot_id, the transaction in flight is lost, then as
 //     unplug with ms default 500.
+//   - no_result: the next count OUTCOMEs are acknowledged and ignored: no
+//     PROGRESS, no slip, no RESULT; the transaction stays card_sent (a
+//     hung display or printer task), so the gateway's bounded retries and
+//     its handling of an outcome never confirmed can be exercised.
 //
 // # Control API
 //

@@ -14,7 +14,7 @@ const maxBody = 64 << 10
 
 // Handler returns the control API:
 //
-//	POST /card   {"pan","expiry","entry","action","delay_ms"} → 200 {"queued": n}
+//	POST /card   {"pan","expiry","entry","action","delay_ms","track2","brand"} → 200 {"queued": n}
 //	POST /fault  {"kind","count","ms"}                         → 200 {"kind","count","ms"}
 //	GET  /state                                                → 200 State
 //	GET  /slips                                                → 200 {"slips": [Slip]}

@@ -185,6 +185,7 @@ type Terminal struct {
 
 type faultState struct {
 	dropACK, badCRC, garbage, truncate int
+	noResult                           int // OUTCOMEs to ignore
 	silentUntil                        time.Time
 }
 
@@ -256,6 +257,7 @@ type Faults struct {
 	BadCRC   int  `json:"bad_crc"`
 	Garbage  int  `json:"garbage"`
 	Truncate int  `json:"truncate"`
+	NoResult int  `json:"no_result"`
 	Silent   bool `json:"silent"`
 }
 
@@ -325,7 +327,7 @@ func (t *Terminal) State() State {
 	f := t.faults
 	t.fmu.Unlock()
 	st.Faults = Faults{DropACK: f.dropACK, BadCRC: f.badCRC, Garbage: f.garbage, Truncate: f.truncate,
-		Silent: time.Now().Before(f.silentUntil)}
+		NoResult: f.noResult, Silent: time.Now().Before(f.silentUntil)}
 	return st
 }
 
@@ -368,10 +370,14 @@ const (
 	FaultSilence  = "silence"
 	FaultUnplug   = "unplug"
 	FaultReboot   = "reboot"
+	// FaultNoResult: the next count OUTCOMEs are acknowledged and ignored
+	// (no PROGRESS, no slip, no RESULT); the transaction stays card_sent,
+	// as in a terminal whose display or printer task hung.
+	FaultNoResult = "no_result"
 )
 
 // Fault arms a line fault (see the package documentation). count (default
-// 1) applies to drop_ack, bad_crc, garbage and truncate; ms to silence
+// 1) applies to drop_ack, bad_crc, garbage, truncate and no_result; ms to silence
 // (default 7000), unplug (default 1000) and reboot (default 500). Faults
 // armed while no line is served wait for the next line; unplug without a
 // line does nothing.
@@ -390,9 +396,11 @@ func (t *Terminal) Fault(kind string, count, ms int) error {
 	}
 	t.log.Info("fault armed", "kind", kind, "count", count, "ms", ms)
 	switch kind {
-	case FaultDropACK, FaultBadCRC, FaultGarbage, FaultTruncate:
+	case FaultDropACK, FaultBadCRC, FaultGarbage, FaultTruncate, FaultNoResult:
 		t.fmu.Lock()
 		switch kind {
+		case FaultNoResult:
+			t.faults.noResult += count
 		case FaultDropACK:
 			t.faults.dropACK += count
 		case FaultBadCRC:
@@ -421,7 +429,7 @@ func (t *Terminal) Fault(kind string, count, ms int) error {
 		t.unplug(&UnplugError{Down: dur(DefaultRebootDown), Reboot: true})
 	default:
 		return sterad.Errorf(sterad.EInvalid, "invalid_fault",
-			"unknown fault kind %q (drop_ack, bad_crc, garbage, truncate, silence, unplug, reboot)", kind)
+			"unknown fault kind %q (drop_ack, bad_crc, garbage, truncate, silence, unplug, reboot, no_result)", kind)
 	}
 	return nil
 }
@@ -443,4 +451,15 @@ func (t *Terminal) silent(now time.Time) bool {
 	t.fmu.Lock()
 	defer t.fmu.Unlock()
 	return now.Before(t.faults.silentUntil)
+}
+
+// takeNoResult consumes one armed no_result fault.
+func (t *Terminal) takeNoResult() bool {
+	t.fmu.Lock()
+	defer t.fmu.Unlock()
+	if t.faults.noResult == 0 {
+		return false
+	}
+	t.faults.noResult--
+	return true
 }

@@ -344,6 +344,10 @@ func (t *Terminal) onOutcome(s *session, f protocol.Frame) {
 		t.sendError(s, o.TxnID, protocol.ErrCodeBadRequest, "status must be approved, declined or error")
 		return
 	}
+	if t.takeNoResult() {
+		t.log.Info("outcome ignored (no_result fault)", "txn_id", o.TxnID)
+		return
+	}
 	printed := t.hasCap(CapPrinter)
 	t.log.Info("outcome", "txn_id", o.TxnID, "status", o.Status, "printed", printed)
 	if printed {
