@@ -308,9 +308,6 @@ func (g *Gateway) closeOnce(ctx context.Context) (*Batch, error) {
 	if err := g.finishClose(ctx, b); err != nil {
 		b.Attempts++
 		b.LastError = ErrorMessage(err)
-		p, _ := g.Progress(b.Number)
-		p.Batch, p.Error, p.Attempts, p.NextRetry = b.Number, b.LastError, b.Attempts, time.Time{}
-		g.setProgress(p)
 		// Recorded even when the stop cut the attempt off.
 		if aerr := g.store.Apply(context.WithoutCancel(ctx), Change{PutBatches: []*Batch{b}}); aerr != nil {
 			g.log.Error("record batch close attempt", "batch", b.Number, "err", aerr)
@@ -746,7 +743,8 @@ func (g *Gateway) closeBackoff(attempts int) time.Duration {
 	return min(d, g.cfg.RetryInterval*MaxCloseBackoff)
 }
 
-// retryAt shows when the failing close of b is tried again.
+// retryAt shows the failing close of b: its attempts, its last error and
+// when it is tried again (all at once, once the retry is armed).
 func (g *Gateway) retryAt(b *Batch, at time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -754,10 +752,7 @@ func (g *Gateway) retryAt(b *Batch, at time.Time) {
 		g.progress = map[int]BatchProgress{}
 	}
 	p := g.progress[b.Number]
-	p.Batch, p.Running, p.Attempts, p.NextRetry = b.Number, false, b.Attempts, at
-	if p.Error == "" {
-		p.Error = b.LastError
-	}
+	p.Batch, p.Running, p.Error, p.Attempts, p.NextRetry = b.Number, false, b.LastError, b.Attempts, at
 	g.progress[b.Number] = p
 }
 
