@@ -221,7 +221,9 @@ func servingMain(dir string, logs *syncBuffer) *Main {
 		sc.T3, sc.PingInterval, sc.HelloTimeout = time.Second, 300*time.Millisecond, time.Second
 		sc.Backoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
 	}
-	m.ClientTuning = func(o *protocol.ClientOptions) { o.BackoffMin, o.BackoffMax = 50*time.Millisecond, 200*time.Millisecond }
+	m.ClientTuning = func(o *protocol.ClientOptions) {
+		o.BackoffMin, o.BackoffMax = 50*time.Millisecond, 200*time.Millisecond
+	}
 	m.GatewayTuning = func(g *sterad.GatewayConfig) { g.TerminalWait, g.RetryInterval = 5*time.Second, 200*time.Millisecond }
 	return m
 }
