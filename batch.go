@@ -42,6 +42,38 @@ type BatchProgress struct {
 	ToUpload int    `json:"to_upload"`
 	Running  bool   `json:"running"`
 	Error    string `json:"error,omitempty"` // why the last attempt did not finish
+	// A close that did not finish: how many attempts failed so far and
+	// when the batch loop tries again.
+	Attempts  int       `json:"attempts,omitempty"`
+	NextRetry time.Time `json:"next_retry,omitzero"`
+}
+
+// MaxCloseBackoff bounds the backoff of a failing close: the n-th retry
+// waits RetryInterval × 2^(n-1), at most RetryInterval × MaxCloseBackoff.
+const MaxCloseBackoff = 16
+
+// ErrStopping is returned for requests that arrive while the gateway stops.
+var ErrStopping = &Error{Kind: EUnavailable, Code: "stopping", Message: "sterad is stopping: try again once it has restarted"}
+
+// CloseRun is one attempt at the batch close, run by the batch loop.
+// Everyone who asks for a close while one is pending or under way joins
+// it: there is only ever one close at a time.
+type CloseRun struct {
+	Batch int // the batch it works on
+
+	done  chan struct{}
+	batch *Batch
+	err   error
+}
+
+// Done is closed when the attempt has ended.
+func (r *CloseRun) Done() <-chan struct{} { return r.done }
+
+// Result waits for the attempt and returns the batch as it stands then
+// (closed, or closing with the reason in LastError, along with the error).
+func (r *CloseRun) Result() (*Batch, error) {
+	<-r.done
+	return r.batch, r.err
 }
 
 // nextBatchNumber is the number after n: 999999 wraps to 1.
@@ -191,9 +223,82 @@ func (g *Gateway) ClosingNumber(ctx context.Context) (int, error) {
 }
 
 // CloseBatch closes the open batch now (or finishes the batch a failed
-// close left closing). It returns the batch as it stands: closed, or
-// closing with the reason in LastError along with the error.
+// close left closing) and waits for that attempt. It returns the batch as
+// it stands: closed, or closing with the reason in LastError along with
+// the error; a failed close is retried by the batch loop. When ctx ends
+// first the close goes on.
 func (g *Gateway) CloseBatch(ctx context.Context) (*Batch, error) {
+	run, err := g.StartClose(ctx)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-run.Done():
+		return run.Result()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// StartClose asks the batch loop to close the open batch (or to finish
+// the batch left closing) now, and returns that attempt at once. A close
+// already pending or under way is joined, not started again.
+func (g *Gateway) StartClose(ctx context.Context) (*CloseRun, error) {
+	if run, err := g.pendingClose(); run != nil || err != nil {
+		return run, err
+	}
+	n, err := g.ClosingNumber(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if run := cmp.Or(g.closeCur, g.closeNext); run != nil {
+		return run, nil
+	}
+	if g.stopping || g.closeEnded {
+		return nil, ErrStopping
+	}
+	g.closeNext = &CloseRun{Batch: n, done: make(chan struct{})}
+	select {
+	case g.closeAsk <- struct{}{}:
+	default:
+	}
+	return g.closeNext, nil
+}
+
+// pendingClose returns the close pending or under way, if any.
+func (g *Gateway) pendingClose() (*CloseRun, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if run := cmp.Or(g.closeCur, g.closeNext); run != nil {
+		return run, nil
+	}
+	if g.ctx == nil || g.stopping || g.closeEnded {
+		return nil, ErrStopping
+	}
+	return nil, nil
+}
+
+// Closing returns the batch left closing (a close under way, or failing
+// and waiting for its retry), or nil.
+func (g *Gateway) Closing(ctx context.Context) (*Batch, error) {
+	bs, err := g.store.Batches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bs {
+		if b.State == BatchClosing {
+			return b, nil
+		}
+	}
+	return nil, nil
+}
+
+// closeOnce makes one attempt at closing: it finishes the batch left
+// closing, or switches batches and closes the one that was open. A
+// failure is recorded on the batch.
+func (g *Gateway) closeOnce(ctx context.Context) (*Batch, error) {
 	g.closeMu.Lock()
 	defer g.closeMu.Unlock()
 	b, err := g.closingBatch(ctx)
@@ -201,12 +306,10 @@ func (g *Gateway) CloseBatch(ctx context.Context) (*Batch, error) {
 		return nil, err
 	}
 	if err := g.finishClose(ctx, b); err != nil {
-		p, _ := g.Progress(b.Number)
-		p.Batch, p.Running, p.Error = b.Number, false, ErrorMessage(err)
-		g.setProgress(p)
 		b.Attempts++
 		b.LastError = ErrorMessage(err)
-		if aerr := g.store.Apply(ctx, Change{PutBatches: []*Batch{b}}); aerr != nil {
+		// Recorded even when the stop cut the attempt off.
+		if aerr := g.store.Apply(context.WithoutCancel(ctx), Change{PutBatches: []*Batch{b}}); aerr != nil {
 			g.log.Error("record batch close attempt", "batch", b.Number, "err", aerr)
 		}
 		g.log.Warn("batch close did not finish: it will be retried", "batch", b.Number, "attempt", b.Attempts, "err", err)
@@ -473,71 +576,142 @@ func (g *Gateway) upload0320(ctx context.Context, b *Batch, t *Transaction) (boo
 	}
 }
 
-// closed records the batch closed, with its per-day totals for the
-// settlement report, and destroys the card data kept for its transactions:
-// nothing will be sent for them any more.
+// errUnchanged ends a modify that has nothing to write.
+var errUnchanged = errors.New("unchanged")
+
+// closed destroys the card data kept for the batch's transactions (nothing
+// will be sent for them any more) and records the batch closed, with its
+// per-day totals for the settlement report. Each transaction is changed
+// under its lock from its current record: a refund or anything else
+// committed while the close waited for the host is kept.
 func (g *Gateway) closed(ctx context.Context, b *Batch, txns []*Transaction) error {
 	now := g.clock.Now()
+	destroyed := 0
+	for _, t := range txns {
+		_, c, err := g.modify(ctx, t.ID, func(x *Transaction, c *txChange) error {
+			if x.HasCard {
+				x.HasCard = false
+				x.Record(x.Step, now, fmt.Sprintf("card destroyed: batch %06d closed", b.Number))
+				c.DestroyCards = append(c.DestroyCards, x.ID)
+			}
+			// A completed pre-authorization's card goes with its completion.
+			if x.Op == OpCompletion && x.Counted() && x.Original != "" {
+				o, err := g.lockedOriginal(ctx, x, c)
+				if err != nil {
+					return err
+				}
+				if o.HasCard {
+					o.HasCard = false
+					o.Record(o.Step, now, fmt.Sprintf("card destroyed: its completion's batch %06d closed", b.Number))
+					c.DestroyCards = append(c.DestroyCards, o.ID)
+				}
+			}
+			if len(c.DestroyCards) == 0 {
+				return errUnchanged
+			}
+			return nil
+		})
+		switch {
+		case errors.Is(err, errUnchanged):
+		case err != nil:
+			return fmt.Errorf("destroy the cards of batch %06d: %w", b.Number, err)
+		default:
+			destroyed += len(c.DestroyCards)
+		}
+	}
 	b.State, b.ClosedAt, b.LastError = BatchClosed, now, ""
 	if g.cfg.Summarize != nil {
 		b.Days = g.cfg.Summarize(txns)
 	}
-	c := Change{PutBatches: []*Batch{b}}
-	seen := map[string]bool{}
-	destroy := func(id string) {
-		if !seen[id] {
-			seen[id] = true
-			c.DestroyCards = append(c.DestroyCards, id)
-		}
-	}
-	for _, t := range txns {
-		if !t.HasCard && t.Original == "" {
-			continue
-		}
-		x := t.Clone()
-		if x.HasCard {
-			x.HasCard = false
-			x.Record(x.Step, now, fmt.Sprintf("card destroyed: batch %06d closed", b.Number))
-			c.Put = append(c.Put, x)
-			destroy(x.ID)
-		}
-		// A completed pre-authorization's card goes with its completion.
-		if t.Op == OpCompletion && t.Counted() {
-			if p, err := g.store.Transaction(ctx, t.Original); err == nil && p.HasCard {
-				p.HasCard = false
-				p.Record(p.Step, now, fmt.Sprintf("card destroyed: its completion's batch %06d closed", b.Number))
-				c.Put = append(c.Put, p)
-				destroy(p.ID)
-			}
-		}
-	}
-	if err := g.store.Apply(ctx, c); err != nil {
+	if err := g.store.Apply(ctx, Change{PutBatches: []*Batch{b}}); err != nil {
 		return fmt.Errorf("record batch %06d closed: %w", b.Number, err)
 	}
 	g.setProgress(BatchProgress{Batch: b.Number, Phase: "closed"})
-	g.log.Info("batch closed", "batch", b.Number, "terminals", len(b.Terminals), "cards_destroyed", len(c.DestroyCards))
+	g.log.Info("batch closed", "batch", b.Number, "terminals", len(b.Terminals), "cards_destroyed", destroyed)
 	return nil
 }
 
-// batchLoop closes the batch every day at the cut-off (local time, from
-// the injected clock), retrying a close that could not finish.
+// batchLoop is the one runner of batch closes. It closes the batch every
+// day at the cut-off (local time, from the injected clock), runs the
+// closes asked for by the API, and retries a close that did not finish,
+// whoever started it, with backoff on the injected clock until it
+// finishes. It ends with the gateway: Stop waits for it.
 func (g *Gateway) batchLoop(ctx context.Context) {
-	for {
-		// A batch left closing (a failed close, a restart) is finished first.
-		if g.hasClosing(ctx) {
-			g.closeUntilDone(ctx)
+	defer g.endCloses()
+	var cutoff, retry <-chan time.Time
+	armCutoff := func() {
+		if g.cfg.Cutoff >= 0 {
+			now := g.clock.Now()
+			cutoff = g.clock.After(g.nextCutoff(now).Sub(now))
 		}
-		now := g.clock.Now()
+	}
+	armCutoff()
+	for {
+		g.mu.Lock()
+		asked := g.closeNext != nil
+		g.mu.Unlock()
+		if asked || g.closeDue(ctx) {
+			retry = nil
+			b, err := g.closeDueBatches(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil && b != nil {
+				d := g.closeBackoff(b.Attempts)
+				at := g.clock.Now().Add(d)
+				retry = g.clock.After(d)
+				g.retryAt(b, at)
+			} else if err != nil {
+				retry = g.clock.After(g.cfg.RetryInterval) // the store failed
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-g.clock.After(g.nextCutoff(now).Sub(now)):
+		case <-g.closeAsk:
+		case <-retry:
+		case <-cutoff:
+			armCutoff()
 		}
-		g.closeUntilDone(ctx)
 	}
 }
 
-func (g *Gateway) hasClosing(ctx context.Context) bool {
+// closeDueBatches closes until nothing is due: the batch left closing
+// first, then the batch open at a cut-off that has passed. It returns the
+// last batch it worked on.
+func (g *Gateway) closeDueBatches(ctx context.Context) (*Batch, error) {
+	for i := 0; ; i++ {
+		n, err := g.ClosingNumber(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g.mu.Lock()
+		run := g.closeNext
+		if run == nil {
+			run = &CloseRun{Batch: n, done: make(chan struct{})}
+		}
+		g.closeNext, g.closeCur = nil, run
+		g.mu.Unlock()
+
+		b, err := g.closeOnce(ctx)
+
+		g.mu.Lock()
+		run.batch, run.err = b, err
+		g.closeCur = nil
+		close(run.done)
+		g.mu.Unlock()
+		// At most a closing batch and the cut-off's: never spin.
+		if err != nil || i >= 2 || !g.closeDue(ctx) {
+			return b, err
+		}
+	}
+}
+
+// closeDue reports whether a close must run now: a batch is left closing,
+// or the open batch was open at a cut-off that has passed (the nightly
+// close, also when the daemon was down at the cut-off or a close of an
+// older batch held it up).
+func (g *Gateway) closeDue(ctx context.Context) bool {
 	bs, err := g.store.Batches(ctx)
 	if err != nil {
 		return false
@@ -547,20 +721,61 @@ func (g *Gateway) hasClosing(ctx context.Context) bool {
 			return true
 		}
 	}
+	if g.cfg.Cutoff < 0 {
+		return false
+	}
+	last := g.lastCutoff(g.clock.Now())
+	for _, b := range bs {
+		if b.State == BatchOpen && !b.OpenedAt.IsZero() && b.OpenedAt.Before(last) {
+			return true
+		}
+	}
 	return false
 }
 
-func (g *Gateway) closeUntilDone(ctx context.Context) {
-	for {
-		if _, err := g.CloseBatch(ctx); err == nil || ctx.Err() != nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-g.clock.After(g.cfg.RetryInterval):
-		}
+// closeBackoff is the wait before retrying a close that failed attempts
+// times.
+func (g *Gateway) closeBackoff(attempts int) time.Duration {
+	d := g.cfg.RetryInterval
+	for i := 1; i < attempts && d < g.cfg.RetryInterval*MaxCloseBackoff; i++ {
+		d *= 2
 	}
+	return min(d, g.cfg.RetryInterval*MaxCloseBackoff)
+}
+
+// retryAt shows the failing close of b: its attempts, its last error and
+// when it is tried again (all at once, once the retry is armed).
+func (g *Gateway) retryAt(b *Batch, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.progress == nil {
+		g.progress = map[int]BatchProgress{}
+	}
+	p := g.progress[b.Number]
+	p.Batch, p.Running, p.Error, p.Attempts, p.NextRetry = b.Number, false, b.LastError, b.Attempts, at
+	g.progress[b.Number] = p
+}
+
+// endCloses answers the closes still asked for when the loop ends.
+func (g *Gateway) endCloses() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closeEnded = true
+	if run := g.closeNext; run != nil {
+		run.err = ErrStopping
+		close(run.done)
+		g.closeNext = nil
+	}
+}
+
+// lastCutoff returns the latest cut-off at or before now.
+func (g *Gateway) lastCutoff(now time.Time) time.Time {
+	local := now.In(g.cfg.Location)
+	c := DateOf(local).Time(g.cfg.Location).Add(g.cfg.Cutoff)
+	if c.After(now) {
+		c = DateOf(local).AddDays(-1).Time(g.cfg.Location).Add(g.cfg.Cutoff)
+	}
+	return c
 }
 
 // nextCutoff returns the next cut-off after now, in the merchant's time.

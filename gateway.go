@@ -30,6 +30,10 @@ const (
 	DefaultVaultRetention = 7 * 24 * time.Hour
 	// DefaultPurgeInterval: the vault is purged hourly.
 	DefaultPurgeInterval = time.Hour
+	// DefaultStopGrace is how long Stop lets flows in flight finish: the
+	// acquirer client's default timeout (15 s) and 5 s to journal the
+	// answer and show it at the terminal.
+	DefaultStopGrace = 20 * time.Second
 )
 
 // DefaultCompletionTolerance: a completion may exceed the authorized
@@ -66,6 +70,10 @@ type GatewayConfig struct {
 	// Summarize computes a closing batch's totals by business day and
 	// brand for the settlement report (the settlement package's).
 	Summarize func([]*Transaction) []DayTotals
+	// StopGrace bounds how long Stop lets flows in flight finish their
+	// acquirer exchange and journal its answer before it cancels them
+	// (default DefaultStopGrace; the daemon uses the acquirer timeout + 5 s).
+	StopGrace time.Duration
 }
 
 // Deps are the adapters the gateway drives.
@@ -112,6 +120,16 @@ type Gateway struct {
 	kick       chan struct{}         // wakes the forwarder
 	forwarding map[string]bool       // transactions whose queued message is in flight (under mu)
 	drainMu    sync.Mutex            // one queue drain at a time
+
+	// The batch loop is the one runner of batch closes.
+	closeAsk   chan struct{} // wakes the batch loop: a close was asked for
+	closeNext  *CloseRun     // asked for, not started yet (under mu)
+	closeCur   *CloseRun     // under way (under mu)
+	closeEnded bool          // the batch loop has ended (under mu)
+
+	stopping bool           // Stop has begun: new requests are refused (under mu)
+	submits  sync.WaitGroup // Submit calls admitted before Stop
+	stopOnce sync.Once
 }
 
 // NewGateway checks the configuration and returns a gateway. Call Start
@@ -163,6 +181,9 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 	if cfg.SettleTimeout <= 0 {
 		cfg.SettleTimeout = DefaultSettleTimeout
 	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = DefaultStopGrace
+	}
 	if d.Clock == nil {
 		d.Clock = SystemClock{}
 	}
@@ -172,7 +193,7 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 	g := &Gateway{
 		cfg: cfg, store: d.Store, acquirer: d.Acquirer, clock: d.Clock, log: d.Logger, newID: d.NewID,
 		terms: map[string]Terminal{}, busy: map[string]string{}, inflight: map[string]chan struct{}{},
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), closeAsk: make(chan struct{}, 1),
 	}
 	for _, t := range d.Terminals {
 		id := t.Info().ID
@@ -187,7 +208,8 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 }
 
 // Start recovers the transactions a crash interrupted and starts the
-// store-and-forward loop. Flows run until ctx ends; Stop waits for them.
+// store-and-forward, purge and batch loops. Flows run until ctx ends or
+// Stop; Stop waits for them.
 func (g *Gateway) Start(ctx context.Context) error {
 	g.ctx, g.cancel = context.WithCancel(ctx)
 	if _, err := g.store.CurrentBatch(ctx); err != nil {
@@ -196,11 +218,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.recover(g.ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	loops := []func(context.Context){g.forwardLoop, g.purgeLoop}
-	if g.cfg.Cutoff >= 0 {
-		loops = append(loops, g.batchLoop)
-	}
-	for _, loop := range loops {
+	// The batch loop also runs without a nightly close: it runs and
+	// retries the closes asked for by the API.
+	for _, loop := range []func(context.Context){g.forwardLoop, g.purgeLoop, g.batchLoop} {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
@@ -210,12 +230,73 @@ func (g *Gateway) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the flows and waits for them.
+// Stop stops the gateway. New requests are refused with ErrStopping at
+// once; flows in flight may finish (a request with the acquirer gets its
+// answer journaled) for up to StopGrace; then what remains is cancelled,
+// left to the recovery at the next start, and Stop waits for every
+// goroutine of the gateway, the batch close included. Close the acquirer
+// and the store only after Stop. Stop may be called more than once.
 func (g *Gateway) Stop() {
-	if g.cancel != nil {
-		g.cancel()
+	g.stopOnce.Do(func() {
+		g.mu.Lock()
+		g.stopping = true
+		g.mu.Unlock()
+		if g.ctx != nil && g.ctx.Err() == nil {
+			g.drainFlows(g.cfg.StopGrace)
+		}
+		if g.cancel != nil {
+			g.cancel()
+		}
+		g.wg.Wait()
+	})
+}
+
+// drainFlows waits until the requests admitted before Stop and every flow
+// in flight have ended, or grace has passed.
+func (g *Gateway) drainFlows(grace time.Duration) {
+	idle := make(chan struct{})
+	go func() { // ends at the latest once Stop cancels the flows
+		defer close(idle)
+		g.submits.Wait()
+		for {
+			g.mu.Lock()
+			var flows []chan struct{}
+			for _, ch := range g.inflight {
+				flows = append(flows, ch)
+			}
+			g.mu.Unlock()
+			if len(flows) == 0 {
+				return
+			}
+			for _, ch := range flows {
+				<-ch
+			}
+		}
+	}()
+	// The grace is a bound on the shutdown in real time, like the
+	// acquirer's timeout: not business time from the injected clock.
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+		g.mu.Lock()
+		n := len(g.inflight)
+		g.mu.Unlock()
+		g.log.Warn("stop: grace period over, cancelling the flows still running (recovered at the next start)", "grace", grace, "flows", n)
 	}
-	g.wg.Wait()
+}
+
+// admit lets a request in unless the gateway is stopping; call the
+// returned func when the request is done.
+func (g *Gateway) admit() (func(), error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopping {
+		return nil, ErrStopping
+	}
+	g.submits.Add(1)
+	return g.submits.Done, nil
 }
 
 // Config returns the effective configuration.
@@ -279,6 +360,11 @@ func (g *Gateway) Wait(ctx context.Context, id string) (*Transaction, error) {
 // once. replay is true when an Idempotency-Key returned an existing
 // transaction: nothing new was started.
 func (g *Gateway) Submit(ctx context.Context, r Request) (t *Transaction, replay bool, err error) {
+	leave, err := g.admit()
+	if err != nil {
+		return nil, false, err
+	}
+	defer leave()
 	now := g.clock.Now()
 	p, err := g.validate(r, now)
 	if err != nil {

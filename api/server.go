@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -285,35 +284,27 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.batchView(b))
 }
 
-// closeBatch closes the batch now. The close goes on if the client leaves;
-// with ?wait=false the answer (202) names the batch to poll.
+// closeBatch closes the batch now. The gateway's batch loop runs the close
+// (a close already under way is joined, not started again) and goes on if
+// the client leaves; with ?wait=false the answer (202) names the batch to
+// poll.
 func (s *Server) closeBatch(w http.ResponseWriter, r *http.Request) {
-	n, err := s.Gateway.ClosingNumber(r.Context())
+	run, err := s.Gateway.StartClose(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	done := make(chan struct{})
-	var b *sterad.Batch
-	var cerr error
-	go func() {
-		defer close(done)
-		b, cerr = s.Gateway.CloseBatch(context.WithoutCancel(r.Context()))
-	}()
 	if r.URL.Query().Get("wait") == "false" {
-		writeJSON(w, http.StatusAccepted, map[string]int{"batch": n})
+		writeJSON(w, http.StatusAccepted, map[string]int{"batch": run.Batch})
 		return
 	}
 	select {
-	case <-done:
+	case <-run.Done():
 	case <-r.Context().Done():
 		return
 	}
+	b, cerr := run.Result()
 	if cerr != nil {
-		if b != nil {
-			writeJSON(w, statusFor(cerr), ErrorBody{Error: ErrorDetail{Code: sterad.ErrorCode(cerr), Message: sterad.ErrorMessage(cerr)}})
-			return
-		}
 		WriteError(w, cerr)
 		return
 	}
@@ -371,6 +362,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st.Queue = summarize(items)
 	if b, err := s.Gateway.OpenBatch(r.Context()); err == nil {
 		st.Batch = b
+	}
+	// A batch left closing: a close under way, or failing and retried.
+	if b, err := s.Gateway.Closing(r.Context()); err == nil && b != nil {
+		v := s.batchView(b)
+		st.Closing = &v
 	}
 	alerts, err := s.Gateway.Alerts(r.Context())
 	if err != nil {

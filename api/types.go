@@ -193,7 +193,8 @@ type Status struct {
 	Terminals []sterad.TerminalInfo `json:"terminals"`
 	Queue     QueueSummary          `json:"queue"`
 	Batch     *sterad.Batch         `json:"batch,omitempty"`
-	Alerts    []*Transaction        `json:"alerts"` // offline approvals the issuer declined: collect another way
+	Closing   *BatchView            `json:"closing,omitempty"` // a batch left closing: its attempts, last error, next retry
+	Alerts    []*Transaction        `json:"alerts"`            // offline approvals the issuer declined: collect another way
 	Version   string                `json:"version,omitempty"`
 }
 

@@ -61,9 +61,9 @@ func newBatchCommand(g *globalOptions) *cobra.Command {
 					if g.json {
 						return printJSON(out, b)
 					}
-					printBatch(out, b.Batch)
+					printBatch(out, b.Batch, p)
 					if b.State != sterad.BatchClosed {
-						return fmt.Errorf("batch %06d is still closing: %s (it will be retried)", n, p.Error)
+						return fmt.Errorf("batch %06d is still closing: %s (sterad retries it%s)", n, p.Error, retryAt(p))
 					}
 					return nil
 				}
@@ -92,13 +92,37 @@ func newBatchCommand(g *globalOptions) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), bs)
 			}
 			for _, b := range bs {
-				printBatch(cmd.OutOrStdout(), b.Batch)
+				printBatch(cmd.OutOrStdout(), b.Batch, b.Progress)
 			}
 			return nil
 		},
 	}
 	cmd.AddCommand(closeCmd, list)
 	return cmd
+}
+
+// closeState describes a close under way or failing: its phase, the
+// failed attempts with the last error, and the next retry.
+func closeState(b *sterad.Batch, p *sterad.BatchProgress) string {
+	var s string
+	if p != nil && p.Running {
+		s += "  " + p.Phase
+	}
+	if b.Attempts > 0 {
+		s += fmt.Sprintf("  %d failed attempt(s), last error: %s", b.Attempts, b.LastError)
+	}
+	if p != nil && !p.Running {
+		s += retryAt(p)
+	}
+	return s
+}
+
+// retryAt names the next retry of a failing close.
+func retryAt(p *sterad.BatchProgress) string {
+	if p == nil || p.NextRetry.IsZero() {
+		return ""
+	}
+	return ", next retry " + p.NextRetry.Local().Format("2006-01-02 15:04:05")
 }
 
 // progressWriter draws the bar on the terminal's stderr when the output is
@@ -110,13 +134,13 @@ func progressWriter(out io.Writer) io.Writer {
 	return out
 }
 
-func printBatch(w io.Writer, b *sterad.Batch) {
+func printBatch(w io.Writer, b *sterad.Batch, p *sterad.BatchProgress) {
 	fmt.Fprintf(w, "batch %06d  %-7s opened %s", b.Number, b.State, b.OpenedAt.Local().Format("2006-01-02 15:04"))
 	if !b.ClosedAt.IsZero() {
 		fmt.Fprintf(w, "  closed %s", b.ClosedAt.Local().Format("2006-01-02 15:04"))
 	}
-	if b.Attempts > 0 && b.State != sterad.BatchClosed {
-		fmt.Fprintf(w, "  %d attempt(s), last error: %s", b.Attempts, b.LastError)
+	if b.State == sterad.BatchClosing {
+		fmt.Fprint(w, closeState(b, p))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -28,6 +28,9 @@ type Config struct {
 	Settlement        SettlementConfig  `yaml:"settlement"`
 	Reservations      ReservationConfig `yaml:"reservations"`
 	Log               LogConfig         `yaml:"log"`
+	// ShutdownGrace bounds how long a stop (SIGTERM) lets payments in
+	// flight finish (default: acquirer.timeout + 5s).
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
 }
 
 // APIConfig is the HTTP API.

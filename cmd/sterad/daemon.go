@@ -65,13 +65,46 @@ type Main struct {
 	calendar *settlement.Calendar
 	cutoff   time.Duration
 
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	httpSrv *http.Server
-	closers []func()
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	httpSrv   *http.Server
+	closers   []func()
+	closeOnce sync.Once
 }
 
-// Run starts everything and returns once the API listens. Close stops it.
+// DefaultStopMargin is added to the acquirer timeout for the stop's grace
+// when shutdown_grace is not configured: the time to journal the answer
+// and show it at the terminal.
+const DefaultStopMargin = 5 * time.Second
+
+// stopGrace is how long a stop lets payments in flight finish.
+func (m *Main) stopGrace() time.Duration {
+	if g := m.Config.ShutdownGrace.D(); g > 0 {
+		return g
+	}
+	return m.Config.Acquirer.Timeout.D() + DefaultStopMargin
+}
+
+// Serve runs the daemon until ctx ends (SIGINT or SIGTERM), then stops it
+// in order (see Close), logs "stopped" and returns nil. ready, if set, is
+// called once the API listens.
+func (m *Main) Serve(ctx context.Context, ready func()) error {
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	if ready != nil {
+		ready()
+	}
+	<-ctx.Done()
+	m.Logger.Info("stopping: payments in flight may finish", "grace", m.stopGrace())
+	m.Close()
+	m.Logger.Info("stopped")
+	return nil
+}
+
+// Run starts everything and returns once the API listens. Close stops it:
+// nothing started here ends with ctx, so that a signal (which ends the
+// caller's ctx) cannot cut a payment off; Close stops it in order.
 func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Logger == nil {
 		m.Logger = slog.New(slog.DiscardHandler)
@@ -95,7 +128,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	ctx, m.cancel = context.WithCancel(ctx)
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -167,7 +200,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	gcfg := sterad.GatewayConfig{
 		MerchantID: cfg.MerchantID, VirtualTerminalID: cfg.VirtualTerminalID, Location: cfg.Location(),
 		NoShowCutoff: clockTime(cfg.Reservations.NoShowCutoff), VaultRetention: cfg.Reservations.Retention.D(),
-		Offline: cfg.offlineLimits(), Cutoff: m.cutoff, Summarize: m.summarize,
+		Offline: cfg.offlineLimits(), Cutoff: m.cutoff, Summarize: m.summarize, StopGrace: m.stopGrace(),
 	}
 	if m.GatewayTuning != nil {
 		m.GatewayTuning(&gcfg)
@@ -182,7 +215,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.Gateway.Start(ctx); err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
-	m.closers = append(m.closers, m.Gateway.Stop)
 	statuses := m.Client.Subscribe()
 	m.goRun(func() {
 		for {
@@ -290,22 +322,42 @@ func (m *Main) startAPI() error {
 	return nil
 }
 
-// Close stops the daemon: the API first (no new requests), then the flows,
-// the terminal sessions and the acquirer link, and the store last.
+// Close stops the daemon, in this order: the API stops taking requests
+// (requests under way may finish); the gateway refuses new ones (503
+// "stopping") and lets payments in flight finish their exchange with the
+// acquirer and journal the answer, for at most the stop's grace, then
+// cancels what remains (the recovery takes it up at the next start); then
+// the terminal sessions and the acquirer link end, and the store is closed
+// last. Close may be called more than once.
 func (m *Main) Close() error {
-	if m.httpSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		m.httpSrv.Shutdown(ctx)
-		cancel()
-	}
-	if m.cancel != nil {
-		m.cancel()
-	}
-	for i := len(m.closers) - 1; i >= 0; i-- {
-		m.closers[i]()
-	}
-	m.closers = nil
-	m.wg.Wait()
+	m.closeOnce.Do(func() {
+		grace := m.stopGrace()
+		httpDone := make(chan struct{})
+		go func() {
+			defer close(httpDone)
+			if m.httpSrv == nil {
+				return
+			}
+			// Handlers waiting for a payment end with the gateway's flows.
+			ctx, cancel := context.WithTimeout(context.Background(), grace+DefaultStopMargin)
+			defer cancel()
+			if err := m.httpSrv.Shutdown(ctx); err != nil {
+				m.httpSrv.Close()
+			}
+		}()
+		if m.Gateway != nil {
+			m.Gateway.Stop()
+		}
+		<-httpDone
+		if m.cancel != nil {
+			m.cancel()
+		}
+		for i := len(m.closers) - 1; i >= 0; i-- {
+			m.closers[i]()
+		}
+		m.closers = nil
+		m.wg.Wait()
+	})
 	return nil
 }
 

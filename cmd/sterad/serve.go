@@ -57,21 +57,25 @@ first start, mode 0600). Client commands find it there with --data.`,
 				return err
 			}
 			m := &Main{Config: cfg, Simulate: o.simulate, Logger: logger}
-			if err := m.Run(cmd.Context()); err != nil {
-				return err
-			}
-			defer m.Close()
-			if o.simulate {
-				fmt.Fprintf(cmd.OutOrStdout(), `sterad is running with simulators.
+			// SIGINT/SIGTERM end cmd.Context(): Serve then stops the
+			// daemon in order, letting payments in flight finish.
+			ready := func() {
+				if o.simulate {
+					fmt.Fprintf(cmd.OutOrStdout(), `sterad is running with simulators.
   API            http://%s   (token in %s)
   test acquirer  %s
   terminals      %s
   try            sterad --data %s sale --terminal FRONT001 --amount 12800
 Press Ctrl-C to stop.
 `, m.APIAddr, filepath.Join(cfg.DataDir, "api.token"), m.Config.Acquirer.Address, terminalList(m.Config), cfg.DataDir)
+				}
 			}
-			<-cmd.Context().Done()
-			logger.Info("stopping")
+			if err := m.Serve(cmd.Context(), ready); err != nil {
+				return err
+			}
+			if o.simulate {
+				fmt.Fprintln(cmd.OutOrStdout(), "sterad stopped.")
+			}
 			return nil
 		},
 	}

@@ -154,6 +154,9 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			if st.Batch != nil {
 				fmt.Fprintf(w, "batch      %06d %s since %s\n", st.Batch.Number, st.Batch.State, st.Batch.OpenedAt.Local().Format("2006-01-02 15:04"))
 			}
+			if c := st.Closing; c != nil {
+				fmt.Fprintf(w, "closing    %06d%s\n", c.Number, closeState(c.Batch, c.Progress))
+			}
 			for _, a := range st.Alerts {
 				fmt.Fprintf(w, "ALERT      %s %s %s %s: %s\n", a.ID, a.Op, yen(a.Amount), a.MaskedPAN, a.Reason)
 			}
