@@ -586,38 +586,40 @@ var errUnchanged = errors.New("unchanged")
 // committed while the close waited for the host is kept.
 func (g *Gateway) closed(ctx context.Context, b *Batch, txns []*Transaction) error {
 	now := g.clock.Now()
-	destroyed := 0
+	var (
+		mu        sync.Mutex
+		destroyed int
+		firstErr  error
+	)
+	// Each transaction is changed under its own lock from its current
+	// record, never from the copy read for the totals; many at once, so
+	// that their commits are grouped.
+	work := make(chan *Transaction)
+	var wg sync.WaitGroup
+	for w := 0; w < min(16, len(txns)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range work {
+				n, err := g.destroyClosedCards(ctx, b, t.ID, now)
+				mu.Lock()
+				destroyed += n
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 	for _, t := range txns {
-		_, c, err := g.modify(ctx, t.ID, func(x *Transaction, c *txChange) error {
-			if x.HasCard {
-				x.HasCard = false
-				x.Record(x.Step, now, fmt.Sprintf("card destroyed: batch %06d closed", b.Number))
-				c.DestroyCards = append(c.DestroyCards, x.ID)
-			}
-			// A completed pre-authorization's card goes with its completion.
-			if x.Op == OpCompletion && x.Counted() && x.Original != "" {
-				o, err := g.lockedOriginal(ctx, x, c)
-				if err != nil {
-					return err
-				}
-				if o.HasCard {
-					o.HasCard = false
-					o.Record(o.Step, now, fmt.Sprintf("card destroyed: its completion's batch %06d closed", b.Number))
-					c.DestroyCards = append(c.DestroyCards, o.ID)
-				}
-			}
-			if len(c.DestroyCards) == 0 {
-				return errUnchanged
-			}
-			return nil
-		})
-		switch {
-		case errors.Is(err, errUnchanged):
-		case err != nil:
-			return fmt.Errorf("destroy the cards of batch %06d: %w", b.Number, err)
-		default:
-			destroyed += len(c.DestroyCards)
+		if t.HasCard || t.Op == OpCompletion {
+			work <- t
 		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("destroy the cards of batch %06d: %w", b.Number, firstErr)
 	}
 	b.State, b.ClosedAt, b.LastError = BatchClosed, now, ""
 	if g.cfg.Summarize != nil {
@@ -629,6 +631,42 @@ func (g *Gateway) closed(ctx context.Context, b *Batch, txns []*Transaction) err
 	g.setProgress(BatchProgress{Batch: b.Number, Phase: "closed"})
 	g.log.Info("batch closed", "batch", b.Number, "terminals", len(b.Terminals), "cards_destroyed", destroyed)
 	return nil
+}
+
+// destroyClosedCards destroys the card kept for transaction id (and for
+// its pre-authorization, if it is a counted completion) once its batch
+// closed, and returns how many cards it destroyed.
+func (g *Gateway) destroyClosedCards(ctx context.Context, b *Batch, id string, now time.Time) (int, error) {
+	_, c, err := g.modify(ctx, id, func(x *Transaction, c *txChange) error {
+		if x.HasCard {
+			x.HasCard = false
+			x.Record(x.Step, now, fmt.Sprintf("card destroyed: batch %06d closed", b.Number))
+			c.DestroyCards = append(c.DestroyCards, x.ID)
+		}
+		// A completed pre-authorization's card goes with its completion.
+		if x.Op == OpCompletion && x.Counted() && x.Original != "" {
+			o, err := g.lockedOriginal(ctx, x, c)
+			if err != nil {
+				return err
+			}
+			if o.HasCard {
+				o.HasCard = false
+				o.Record(o.Step, now, fmt.Sprintf("card destroyed: its completion's batch %06d closed", b.Number))
+				c.DestroyCards = append(c.DestroyCards, o.ID)
+			}
+		}
+		if len(c.DestroyCards) == 0 {
+			return errUnchanged
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errUnchanged):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	return len(c.DestroyCards), nil
 }
 
 // batchLoop is the one runner of batch closes. It closes the batch every
