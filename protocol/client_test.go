@@ -353,8 +353,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// noLeaks fails the test if goroutines of the client, the connection
-// library or the fake host outlive it. Call it first, so that its cleanup
+// noLeaks fails the test if goroutines of the client, its links or the
+// fake host outlive it. Call it first, so that its cleanup
 // runs last.
 func noLeaks(t *testing.T) {
 	t.Helper()
@@ -364,7 +364,7 @@ func noLeaks(t *testing.T) {
 			buf := make([]byte, 1<<20)
 			stacks = string(buf[:runtime.Stack(buf, true)])
 			for _, g := range strings.Split(stacks, "\n\n") {
-				if strings.Contains(g, "iso8583-connection") || strings.Contains(g, "protocol.(*Client)") ||
+				if strings.Contains(g, "protocol.(*link)") || strings.Contains(g, "protocol.(*Client)") ||
 					strings.Contains(g, "protocol_test.(*fakeHost)") || strings.Contains(g, "protocol_test.(*hostConn)") {
 					return true
 				}
