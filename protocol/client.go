@@ -92,6 +92,9 @@ type ClientOptions struct {
 	// ConnectTimeout bounds the TCP connection and TLS handshake
 	// (DefaultConnectTimeout, 10 s).
 	ConnectTimeout time.Duration
+	// Dialer, when set, dials the TCP connection (a local address,
+	// socket options); nil uses a zero net.Dialer.
+	Dialer *net.Dialer
 
 	// STAN returns the next STAN of terminalID at now: the store's
 	// persistent counter, shared with every other message of that
@@ -316,7 +319,11 @@ func (c *Client) isDraining() bool {
 func (c *Client) connect(ctx context.Context) (*link, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
-	tcp, err := (&net.Dialer{}).DialContext(dctx, "tcp", c.opts.Address)
+	d := c.opts.Dialer
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	tcp, err := d.DialContext(dctx, "tcp", c.opts.Address)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
