@@ -212,8 +212,13 @@ func TestClientHostStopsReading(t *testing.T) {
 	const (
 		n        = 1200
 		deadline = 300 * time.Millisecond
-		margin   = 2 * time.Second
 	)
+	// The bound catches calls blocked on the connection, not slow CPUs:
+	// the overshoot measured is CPU time (1200 messages packed at once).
+	margin := 2 * time.Second
+	if raceEnabled {
+		margin = 5 * time.Second
+	}
 	tests := []struct {
 		name string
 		edit func(*protocol.ClientOptions)
