@@ -473,13 +473,13 @@ func (c *Client) Drain(ctx context.Context) error {
 			c.log.Warn("acquirer client drained with requests still waiting", "err", err)
 		}
 	}
-	if l != nil {
-		if err == nil && l.signedOn.Load() {
-			c.signOff(ctx, l)
-		}
-		l.kill(errDrained)
+	if l != nil && err == nil && l.signedOn.Load() {
+		c.signOff(ctx, l)
 	}
 	c.endLife()
+	if l != nil {
+		l.kill(errDrained)
+	}
 	return err
 }
 
@@ -654,7 +654,7 @@ func (c *Client) setStatus(state string, l *link, err error) bool {
 	c.status.State = state
 	c.status.Online = state == HostOnline
 	c.status.Since = c.opts.Clock.Now()
-	if err != nil {
+	if err != nil && !errors.Is(err, errDrained) {
 		c.status.LastError = err.Error()
 	}
 	close(c.changed)
