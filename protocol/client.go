@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"github.com/moov-io/iso8583"
-	connection "github.com/moov-io/iso8583-connection"
-	iso8583errors "github.com/moov-io/iso8583/errors"
 	"github.com/sterad/sterad"
 )
 
@@ -29,7 +26,14 @@ const (
 	DefaultBackoffMin     = 1 * time.Second
 	DefaultBackoffMax     = 30 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
+	DefaultMaxTimeouts    = 3
 )
+
+// maxBatch caps the bytes the writer hands the connection in one write.
+// Every request in a write is "maybe sent" once the write starts; a small
+// batch keeps the requests queued behind a write that blocks (the host
+// stopped reading) certainly unsent.
+const maxBatch = 8 << 10
 
 // DefaultLocation is the merchant's time zone for DE 12 and 13 when
 // ClientOptions.Location is nil. Japan has kept UTC+9 without daylight
@@ -41,8 +45,11 @@ var DefaultLocation = time.FixedZone("Asia/Tokyo", 9*60*60)
 // its response: the host could not tell their responses apart.
 var ErrDuplicateRequest = errors.New("a request with the same MTI class, STAN and terminal ID is outstanding")
 
-// ClientOptions configure a Client. Zero durations, a nil Clock, Location or
-// Logger take the defaults.
+// errDrained is why the link of a drained client was closed.
+var errDrained = errors.New("acquirer client drained")
+
+// ClientOptions configure a Client. Zero durations and counts, a nil Clock,
+// Location or Logger take the defaults.
 type ClientOptions struct {
 	// Address is the host's "host:port". Required.
 	Address string
@@ -58,15 +65,24 @@ type ClientOptions struct {
 	MerchantID string
 
 	// Timeout is how long Exchange waits for a response (DefaultTimeout,
-	// 15 s), shortened by the deadline of Exchange's context.
+	// 15 s), shortened by the deadline of Exchange's context. It also
+	// bounds one write to the connection: a host that takes no bytes for
+	// that long is dead.
 	Timeout time.Duration
-	// EchoInterval is how long the link may stay without a message sent
-	// before an echo (0800, DE 70 = 301) is sent (DefaultEchoInterval, 30 s).
+	// EchoInterval is how long the link may stay without a message
+	// received from the host before an echo (0800, DE 70 = 301) is sent
+	// (DefaultEchoInterval, 30 s). What the client sends does not count:
+	// only the host's messages prove it is alive.
 	EchoInterval time.Duration
 	// EchoTimeout is how long an echo waits for its answer before the
 	// link is declared dead, closed and reconnected (DefaultEchoTimeout,
 	// 10 s).
 	EchoTimeout time.Duration
+	// MaxTimeouts is the number of consecutive Exchange calls that may
+	// end without a response by their deadline before the link is
+	// declared dead, closed and reconnected (DefaultMaxTimeouts, 3). Any
+	// matched response resets the count.
+	MaxTimeouts int
 	// BackoffMin is the wait before reconnecting after a failure; it
 	// doubles after every failed attempt up to BackoffMax, and is reset
 	// by a completed sign-on (DefaultBackoffMin, 1 s).
@@ -76,13 +92,17 @@ type ClientOptions struct {
 	// ConnectTimeout bounds the TCP connection and TLS handshake
 	// (DefaultConnectTimeout, 10 s).
 	ConnectTimeout time.Duration
+	// Dialer, when set, dials the TCP connection (a local address,
+	// socket options); nil uses a zero net.Dialer.
+	Dialer *net.Dialer
 
 	// STAN returns the next STAN of terminalID at now: the store's
 	// persistent counter, shared with every other message of that
 	// terminal. The client uses it for its 0800s. Required.
 	STAN func(ctx context.Context, terminalID string, now time.Time) (sterad.STAN, error)
 	// Clock dates the 0800s (DE 7, 12, 13) and the link status
-	// (default sterad.SystemClock{}).
+	// (default sterad.SystemClock{}). Deadlines of network I/O use the
+	// system's monotonic time.
 	Clock sterad.Clock
 	// Location is the merchant's local time zone for DE 12 and 13
 	// (default DefaultLocation, Asia/Tokyo).
@@ -95,9 +115,9 @@ type ClientOptions struct {
 // ClientStats are counters since the client was created. Requests,
 // responses and timeouts include the client's own 0800s.
 type ClientStats struct {
-	Requests      int64 // requests handed to the connection
+	Requests      int64 // requests accepted for sending
 	Responses     int64 // responses matched to their request
-	Timeouts      int64 // requests that got no response in time (ErrNoResponse)
+	Timeouts      int64 // requests that may have been sent and got no response (ErrNoResponse)
 	LateResponses int64 // responses that matched no waiting request: logged, never used
 	Malformed     int64 // messages from the host that could not be read
 	Oversized     int64 // messages longer than MaxMessageLength, skipped unread
@@ -109,28 +129,33 @@ type ClientStats struct {
 const (
 	HostOnline     = "online"     // signed on: Exchange sends
 	HostConnecting = "connecting" // connecting or signing on
-	HostOffline    = "offline"    // no connection: waiting to reconnect, or stopped
+	HostOffline    = "offline"    // no connection: waiting to reconnect, draining, or stopped
 )
 
-// Client is the acquirer host client (acquirer-host.md §1): one connection,
-// signed on before use, kept alive with echoes and reconnected with backoff,
-// on which any number of requests may be outstanding. Run maintains the
-// link; Exchange sends requests on it. A Client is safe for concurrent use.
+// Client is the acquirer host client (acquirer-host.md §1, and
+// docs/acquirer-link.md for its contract): one connection, signed on before
+// use, watched with echoes and reconnected with backoff, on which any
+// number of requests may be outstanding. Run maintains the link; Exchange
+// sends requests on it; Drain closes it gracefully. A Client is safe for
+// concurrent use.
 type Client struct {
 	opts ClientOptions
 	tls  *tls.Config
 	log  *slog.Logger
 
 	running atomic.Bool
+	life    context.Context // ended when Drain is done: Run returns
+	endLife context.CancelFunc
 
-	mu      sync.Mutex
-	online  *link // the signed-on link, nil unless online
-	status  sterad.LinkStatus
-	changed chan struct{} // closed and replaced at every status change
-	subs    []chan sterad.LinkStatus
-
-	pendingMu sync.Mutex
-	pending   map[string]*outstanding
+	mu       sync.Mutex
+	online   *link // the signed-on link Exchange uses; nil when offline or draining
+	current  *link // the connection Run maintains, signed on or not
+	draining bool
+	inflight int           // Exchange calls that passed the online check
+	idle     chan struct{} // closed when inflight drops to 0 during a drain
+	status   sterad.LinkStatus
+	changed  chan struct{} // closed and replaced at every status change
+	subs     []chan sterad.LinkStatus
 
 	stats struct {
 		requests, responses, timeouts, late, malformed, oversized, reconnects, signOns atomic.Int64
@@ -138,40 +163,6 @@ type Client struct {
 }
 
 var _ sterad.Acquirer = (*Client)(nil)
-
-// link is one connection to the host.
-type link struct {
-	conn     *connection.Connection
-	tcp      net.Conn // the TCP connection, under TLS if any
-	signedOn atomic.Bool
-
-	once sync.Once
-	dead chan struct{} // closed by kill
-	err  error         // why the link died, set before dead is closed
-}
-
-func newLink(tcp net.Conn) *link { return &link{tcp: tcp, dead: make(chan struct{})} }
-
-// kill records the first reason the link failed and closes the TCP
-// connection, which ends the connection's read and write loops and fails
-// its outstanding requests. Run never waits for the connection library to
-// wind down: a failure racing with a request completing can hang it.
-func (l *link) kill(err error) {
-	l.once.Do(func() {
-		l.err = err
-		close(l.dead)
-		l.tcp.Close()
-	})
-}
-
-// outstanding is a request waiting for its response. written and abandoned
-// are guarded by Client.pendingMu.
-type outstanding struct {
-	msg       *iso8583.Message
-	packed    []byte
-	written   bool // the writer started writing it: the host may have it
-	abandoned bool // the caller gave up before it was written: never write it
-}
 
 // NewClient checks opts and returns a Client. Call Run to connect.
 func NewClient(opts ClientOptions) (*Client, error) {
@@ -202,6 +193,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 			*d.v = d.def
 		}
 	}
+	if opts.MaxTimeouts <= 0 {
+		opts.MaxTimeouts = DefaultMaxTimeouts
+	}
 	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
 	if opts.Clock == nil {
 		opts.Clock = sterad.SystemClock{}
@@ -216,9 +210,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		opts:    opts,
 		log:     opts.Logger,
 		changed: make(chan struct{}),
-		pending: make(map[string]*outstanding),
 		status:  sterad.LinkStatus{State: HostOffline, Since: opts.Clock.Now(), Address: opts.Address},
 	}
+	c.life, c.endLife = context.WithCancel(context.Background())
 	if opts.TLS != nil {
 		c.tls = opts.TLS.Clone()
 		c.tls.MinVersion = max(c.tls.MinVersion, tls.VersionTLS12)
@@ -226,58 +220,110 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	return c, nil
 }
 
-// Run keeps the link up until ctx is done: connect, sign on (0800, DE 70 =
-// 001, answered 0810 DE 39 = 00), then serve Exchange; when the connection
-// fails or an echo goes unanswered, reconnect with backoff. When ctx is done
-// it signs off (best effort), waits for outstanding requests, closes the
-// connection and returns nil. Run must not be called concurrently.
+// Run keeps the link up until ctx is done or Drain has closed the client:
+// connect, sign on (0800, DE 70 = 001, answered 0810 DE 39 = 00), then
+// serve Exchange; when the connection fails, an echo goes unanswered or
+// MaxTimeouts exchanges in a row time out, close it and reconnect with
+// backoff. When ctx is done it drains the client for at most Timeout (see
+// Drain) and returns nil. Run must not be called concurrently; a drained
+// client does not run again.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("acquirer client: already running")
 	}
 	defer c.running.Store(false)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.life, cancel)()
+
 	backoff := c.opts.BackoffMin
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; rctx.Err() == nil; attempt++ {
+		if c.isDraining() {
+			<-rctx.Done() // the drain ends the client
+			break
+		}
 		if attempt > 0 {
 			c.stats.reconnects.Add(1)
 		}
 		c.setStatus(HostConnecting, nil, nil)
-		l, err := c.connect(ctx)
+		l, err := c.connect(rctx)
+		if err != nil && rctx.Err() != nil {
+			break // connecting was cut short by the end of Run
+		}
 		if err == nil {
 			backoff = c.opts.BackoffMin
-			c.setStatus(HostOnline, l, nil)
+			if !c.setStatus(HostOnline, l, nil) {
+				continue // draining: the drain closes l
+			}
 			select {
 			case <-l.dead:
-			case <-l.conn.Done():
-				l.kill(connection.ErrConnectionClosed)
-			case <-ctx.Done():
-				c.shutdown(l)
-				return nil
+			case <-rctx.Done():
+				continue // the loop ends; l stays up for the drain
 			}
 			err = l.err
 		}
-		if ctx.Err() != nil {
-			c.setStatus(HostOffline, nil, nil)
-			return nil
+		// Offline at once; then wait for the dead link's goroutines.
+		c.setStatus(HostOffline, nil, err)
+		if l != nil {
+			c.forget(l)
+		}
+		if rctx.Err() != nil {
+			break
 		}
 		c.log.Warn("acquirer link down", "address", c.opts.Address, "err", err, "retry_in", backoff)
-		c.setStatus(HostOffline, nil, err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
-		case <-ctx.Done():
+		case <-rctx.Done():
 			t.Stop()
-			return nil
 		}
 		backoff = min(2*backoff, c.opts.BackoffMax)
 	}
+
+	if c.life.Err() == nil {
+		// ctx ended Run: the in-flight exchanges get their answers,
+		// for at most Timeout.
+		dctx, dcancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+		c.Drain(dctx)
+		dcancel()
+	}
+	c.mu.Lock()
+	l := c.current
+	c.mu.Unlock()
+	if l != nil {
+		l.kill(errDrained)
+		c.forget(l)
+	}
+	c.setStatus(HostOffline, nil, nil)
+	return nil
+}
+
+// forget waits for the goroutines of the dead link l and clears it as the
+// current link.
+func (c *Client) forget(l *link) {
+	l.wg.Wait()
+	c.mu.Lock()
+	if c.current == l {
+		c.current = nil
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
 }
 
 // connect dials the host and signs on.
 func (c *Client) connect(ctx context.Context) (*link, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
-	tcp, err := (&net.Dialer{}).DialContext(dctx, "tcp", c.opts.Address)
+	d := c.opts.Dialer
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	tcp, err := d.DialContext(dctx, "tcp", c.opts.Address)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
@@ -295,27 +341,23 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 		}
 		nc = tc
 	}
-	l := newLink(tcp)
-	// The length reader and writer are nil: the message reader and
-	// writer below frame messages themselves.
-	l.conn, err = connection.NewFrom(nc, Spec, nil, nil,
-		connection.SendTimeout(c.opts.Timeout),
-		connection.IdleTime(c.opts.EchoInterval),
-		connection.PingHandler(func(*connection.Connection) { c.echo(l) }),
-		connection.InboundMessageHandler(c.inbound),
-		connection.ErrorHandler(func(err error) { c.log.Debug("acquirer connection", "err", err) }),
-		connection.SetRequestIDGenerator(requestIDs{}),
-		connection.SetMessageReader(&messageReader{c: c, l: l}),
-		connection.SetMessageWriter(&messageWriter{c: c, l: l}),
-	)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("connect: %w", err)
+	l := &link{
+		c: c, tcp: tcp, nc: nc, start: time.Now(),
+		pending: make(map[string]*outstanding), wake: make(chan struct{}, 1), dead: make(chan struct{}),
 	}
+	c.mu.Lock()
+	c.current = l
+	c.mu.Unlock()
+	l.wg.Add(2)
+	go l.readLoop()
+	go l.writeLoop()
 	if err := c.signOn(ctx, l); err != nil {
 		l.kill(err)
+		c.forget(l)
 		return nil, err
 	}
+	l.wg.Add(1)
+	go l.watch()
 	return l, nil
 }
 
@@ -324,7 +366,7 @@ func (c *Client) signOn(ctx context.Context, l *link) error {
 	if err != nil {
 		return fmt.Errorf("sign-on: %w", err)
 	}
-	resp, err := c.roundTrip(ctx, l, req, c.opts.Timeout)
+	resp, err := c.roundTrip(ctx, l, req, c.opts.Timeout, false)
 	if err != nil {
 		return fmt.Errorf("sign-on: %w", err)
 	}
@@ -337,46 +379,39 @@ func (c *Client) signOn(ctx context.Context, l *link) error {
 	return nil
 }
 
-// echo runs when nothing was sent for EchoInterval: an unanswered echo means
-// the link is dead.
-func (c *Client) echo(l *link) {
-	if !l.signedOn.Load() {
-		return // the sign-on under way proves the link
-	}
+// echo sends an echo on l and waits EchoTimeout for its answer. It returns
+// an error when the link is dead: the echo went out and no answer came.
+func (c *Client) echo(l *link) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.EchoTimeout)
 	req, err := c.network(ctx, sterad.NetEcho)
 	cancel()
 	if err != nil {
 		c.log.Error("cannot send echo", "err", err)
-		return
+		return nil // try again after EchoInterval
 	}
-	// No deadline on the context: the round trip ends with Send, after the
-	// connection has forgotten the echo, before the link is killed.
-	resp, err := c.roundTrip(context.Background(), l, req, c.opts.EchoTimeout)
-	if err == nil && resp.ResponseCode != "00" {
-		err = fmt.Errorf("echo answered with response code %s", resp.ResponseCode)
+	resp, err := c.roundTrip(context.Background(), l, req, c.opts.EchoTimeout, false)
+	switch {
+	case errors.Is(err, sterad.ErrNoResponse):
+		return fmt.Errorf("echo: %w", err)
+	case err != nil:
+		// Not sent: the link died under it, or a STAN clash.
+		c.log.Warn("echo not sent", "err", err)
+		return nil
+	case resp.ResponseCode != "00":
+		return fmt.Errorf("echo answered with response code %s", resp.ResponseCode)
 	}
-	if err != nil {
-		err = fmt.Errorf("echo: %w", err)
-		c.log.Warn("acquirer link dead", "err", err)
-		l.kill(err)
-	}
+	return nil
 }
 
-// shutdown stops serving Exchange, signs off and closes the connection once
-// the outstanding requests are answered or timed out.
-func (c *Client) shutdown(l *link) {
-	c.setStatus(HostOffline, nil, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
-	defer cancel()
+// signOff sends a sign-off on l, best effort.
+func (c *Client) signOff(ctx context.Context, l *link) {
 	req, err := c.network(ctx, sterad.NetSignOff)
 	if err == nil {
-		_, err = c.roundTrip(ctx, l, req, c.opts.Timeout)
+		_, err = c.roundTrip(ctx, l, req, c.opts.Timeout, false)
 	}
 	if err != nil {
 		c.log.Info("sign-off not acknowledged", "err", err)
 	}
-	l.conn.Close()
 }
 
 // network builds one of the client's 0800s.
@@ -397,43 +432,97 @@ func (c *Client) network(ctx context.Context, code string) (*sterad.HostMessage,
 	}, nil
 }
 
-// Exchange sends req and waits for its response (see sterad.Acquirer). It
-// returns:
-//   - sterad.ErrHostUnavailable when the link is not signed on, or when
-//     the link failed, Timeout passed or ctx ended before req was written:
-//     nothing was sent, and nothing will be;
+// Drain closes the client gracefully, for SIGTERM: from the moment it is
+// called, Exchange refuses new requests with sterad.ErrHostUnavailable
+// (nothing sent) and the status is offline; the requests already in flight
+// keep the connection until they have their answers, their own deadlines
+// pass, or ctx ends. Then the client signs off (best effort, while ctx
+// lasts), closes the connection and Run returns. Drain returns nil when
+// every in-flight request ended by itself, ctx's error otherwise: those
+// still waiting then end with sterad.ErrNoResponse (reverse them). A drained
+// client stays closed. Drain may be called without Run, and more than once.
+func (c *Client) Drain(ctx context.Context) error {
+	c.mu.Lock()
+	first := !c.draining
+	c.draining = true
+	var idle chan struct{}
+	if c.inflight > 0 {
+		if c.idle == nil {
+			c.idle = make(chan struct{})
+		}
+		idle = c.idle
+	}
+	l := c.current
+	c.mu.Unlock()
+	if !first {
+		select {
+		case <-c.life.Done():
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.setStatus(HostOffline, nil, nil)
+	c.log.Info("acquirer client draining")
+	var err error
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			err = ctx.Err()
+			c.log.Warn("acquirer client drained with requests still waiting", "err", err)
+		}
+	}
+	if l != nil && err == nil && l.signedOn.Load() {
+		c.signOff(ctx, l)
+	}
+	c.endLife()
+	if l != nil {
+		l.kill(errDrained)
+	}
+	return err
+}
+
+// Exchange sends req and waits for its response (see sterad.Acquirer and
+// docs/acquirer-link.md). It returns by Timeout or ctx's deadline,
+// whichever comes first, whatever the connection does, with:
+//   - sterad.ErrHostUnavailable when req was certainly not sent: the link
+//     is not signed on or is draining, or the link failed, the deadline
+//     passed or ctx ended before the writer started writing req; it will
+//     never be written;
 //   - ErrDuplicateRequest, or a *FormatError when req cannot be packed:
 //     nothing was sent;
-//   - sterad.ErrNoResponse when req may have reached the host but no
-//     readable response came within Timeout or before ctx was done: the
-//     outcome is unknown, reverse; never resend;
-//   - otherwise the response, whatever its DE 39.
+//   - sterad.ErrNoResponse when req may have reached the host (its write
+//     started) but no readable response came before the deadline, ctx
+//     ended or the connection failed: the outcome is unknown, reverse;
+//     never resend;
+//   - otherwise the first response that matches req's MTI class, STAN and
+//     terminal ID, whatever its DE 39. Any later one is a late response.
 func (c *Client) Exchange(ctx context.Context, req *sterad.HostMessage) (*sterad.HostMessage, error) {
 	c.mu.Lock()
 	l := c.online
-	c.mu.Unlock()
-	if l == nil {
+	if l == nil || c.draining {
+		c.mu.Unlock()
 		return nil, fmt.Errorf("%s STAN %s: %w", req.MTI, req.STAN, sterad.ErrHostUnavailable)
 	}
-	return c.roundTrip(ctx, l, req, c.opts.Timeout)
+	c.inflight++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inflight--
+		if c.inflight == 0 && c.idle != nil {
+			close(c.idle)
+			c.idle = nil
+		}
+		c.mu.Unlock()
+	}()
+	return c.roundTrip(ctx, l, req, c.opts.Timeout, true)
 }
-
-type result struct {
-	msg     *iso8583.Message
-	err     error
-	written bool
-}
-
-// Progress of a round trip between the caller and the sending goroutine.
-const (
-	tripWaiting   int32 = iota
-	tripAbandoned       // the caller stopped waiting: a response is late
-	tripDelivered       // the sender handed the outcome to the caller
-)
 
 // roundTrip sends req on l and waits for the response at most timeout, or
-// until ctx is done.
-func (c *Client) roundTrip(ctx context.Context, l *link, req *sterad.HostMessage, timeout time.Duration) (*sterad.HostMessage, error) {
+// until ctx is done or l dies. exchange counts a timeout towards
+// MaxTimeouts.
+func (c *Client) roundTrip(ctx context.Context, l *link, req *sterad.HostMessage, timeout time.Duration, exchange bool) (*sterad.HostMessage, error) {
 	what := fmt.Sprintf("%s STAN %s terminal %s", req.MTI, req.STAN, req.TerminalID)
 	if req.MTI.IsResponse() || req.STAN == 0 || req.TerminalID == "" {
 		return nil, fmt.Errorf("%s: a request needs a request MTI, DE 11 and DE 41", what)
@@ -442,70 +531,51 @@ func (c *Client) roundTrip(ctx context.Context, l *link, req *sterad.HostMessage
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	key, _ := requestKey(msg)
+	key := requestKey(msg)
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	if timeout <= 0 || ctx.Err() != nil {
 		return nil, fmt.Errorf("%s: %w: %w", what, sterad.ErrHostUnavailable, cmp.Or(ctx.Err(), context.DeadlineExceeded))
 	}
-	o := &outstanding{msg: msg, packed: packed}
-	c.pendingMu.Lock()
-	if _, dup := c.pending[key]; dup {
-		c.pendingMu.Unlock()
-		return nil, fmt.Errorf("%s: %w", what, ErrDuplicateRequest)
+	o := &outstanding{frame: frame(packed), resp: make(chan *iso8583.Message, 1)}
+	if err := l.send(key, o); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	c.pending[key] = o
-	c.pendingMu.Unlock()
-
-	// Send takes no context: it runs on its own so that the caller can
-	// stop waiting when ctx is done. The key stays reserved until Send
-	// returns, as the connection still waits for the response under it.
 	c.stats.requests.Add(1)
-	var state atomic.Int32
-	done := make(chan result, 1)
-	go func() {
-		resp, err := l.conn.Send(msg, connection.SendTimeout(timeout))
-		c.pendingMu.Lock()
-		delete(c.pending, key)
-		written := o.written
-		c.pendingMu.Unlock()
-		if state.CompareAndSwap(tripWaiting, tripDelivered) {
-			done <- result{resp, err, written}
-		} else if resp != nil {
-			c.late(resp)
-		}
-	}()
 
-	var r result
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var answer *iso8583.Message
+	var why error
+	timedOut := false
 	select {
-	case r = <-done:
+	case answer = <-o.resp:
+	case <-timer.C:
+		why, timedOut = fmt.Errorf("no response within %v", timeout), true
 	case <-ctx.Done():
-		if state.CompareAndSwap(tripWaiting, tripAbandoned) {
-			c.pendingMu.Lock()
-			o.abandoned = !o.written
-			c.pendingMu.Unlock()
-			if o.abandoned {
-				return nil, fmt.Errorf("%s: %w: %w", what, sterad.ErrHostUnavailable, ctx.Err())
-			}
+		why, timedOut = ctx.Err(), errors.Is(ctx.Err(), context.DeadlineExceeded)
+	case <-l.dead:
+		why = l.err
+	}
+	if why != nil {
+		written, answered := l.giveUp(key, o)
+		switch {
+		case answered:
+			// The answer came as the caller stopped waiting: the reader
+			// removed the request first, so the answer is its own.
+			answer = <-o.resp
+		case !written:
+			return nil, fmt.Errorf("%s: %w: not sent: %w", what, sterad.ErrHostUnavailable, why)
+		default:
 			c.stats.timeouts.Add(1)
-			return nil, fmt.Errorf("%s: %w: %w", what, sterad.ErrNoResponse, ctx.Err())
+			if exchange && timedOut {
+				l.timedOut()
+			}
+			return nil, fmt.Errorf("%s: %w: %w", what, sterad.ErrNoResponse, why)
 		}
-		r = <-done
 	}
-	switch {
-	case r.err == nil:
-	case !r.written:
-		// The writer never took it, and never will: Send has returned.
-		return nil, fmt.Errorf("%s: %w: not sent: %w", what, sterad.ErrHostUnavailable, r.err)
-	case errors.Is(r.err, connection.ErrSendTimeout):
-		c.stats.timeouts.Add(1)
-		return nil, fmt.Errorf("%s: %w within %v", what, sterad.ErrNoResponse, timeout)
-	default:
-		c.stats.timeouts.Add(1)
-		return nil, fmt.Errorf("%s: %w: %w", what, sterad.ErrNoResponse, r.err)
-	}
-	resp, err := FromISO(r.msg, c.opts.Clock.Now())
+	resp, err := FromISO(answer, c.opts.Clock.Now())
 	if err == nil && resp.MTI != req.MTI.Response() {
 		err = formatErr(0, "%s does not answer %s", resp.MTI, req.MTI)
 	}
@@ -536,13 +606,9 @@ func (c *Client) late(msg *iso8583.Message) {
 		"code", m.ResponseCode)
 }
 
-// inbound handles what the host sends that no request waits for: late
-// responses, and echoes from the host.
-func (c *Client) inbound(conn *connection.Connection, msg *iso8583.Message) {
-	if mti, _ := msg.GetMTI(); sterad.MTI(mti).IsResponse() {
-		c.late(msg)
-		return
-	}
+// inbound handles a request from the host: an echo is answered, anything
+// else logged and ignored.
+func (c *Client) inbound(l *link, msg *iso8583.Message) {
 	m, err := FromISO(msg, c.opts.Clock.Now())
 	if err != nil {
 		c.stats.malformed.Add(1)
@@ -554,16 +620,15 @@ func (c *Client) inbound(conn *connection.Connection, msg *iso8583.Message) {
 			"terminal", m.TerminalID, "network_code", m.NetworkCode)
 		return
 	}
-	resp, err := ToISO(&sterad.HostMessage{
+	b, err := Pack(&sterad.HostMessage{
 		MTI: sterad.MTINetworkResponse, Transmitted: m.Transmitted, STAN: m.STAN, ResponseCode: "00",
 		TerminalID: m.TerminalID, NetworkCode: m.NetworkCode,
 	})
-	if err == nil {
-		err = conn.Reply(resp)
-	}
 	if err != nil {
 		c.log.Warn("cannot answer the acquirer's echo", "err", err)
+		return
 	}
+	l.reply(frame(b))
 }
 
 func (c *Client) logFormatError(msg string, err error, args ...any) {
@@ -576,15 +641,20 @@ func (c *Client) logFormatError(msg string, err error, args ...any) {
 	c.log.Error(msg, args...)
 }
 
-// setStatus records a change of the link state. l is the link when online.
-func (c *Client) setStatus(state string, l *link, err error) {
+// setStatus records a change of the link state; l is the link when online.
+// Once draining it only goes offline; it reports whether it changed the
+// state.
+func (c *Client) setStatus(state string, l *link, err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if state != HostOffline && c.draining {
+		return false
+	}
 	c.online = l
 	c.status.State = state
 	c.status.Online = state == HostOnline
 	c.status.Since = c.opts.Clock.Now()
-	if err != nil {
+	if err != nil && !errors.Is(err, errDrained) {
 		c.status.LastError = err.Error()
 	}
 	close(c.changed)
@@ -597,6 +667,7 @@ func (c *Client) setStatus(state string, l *link, err error) {
 		ch <- c.status
 	}
 	c.log.Info("acquirer link", "state", state, "address", c.opts.Address)
+	return true
 }
 
 // Status reports the link state. LastError is the last reason the link
@@ -656,95 +727,14 @@ func (c *Client) Stats() ClientStats {
 // requestKey is the spec's matching rule: MTI class, DE 11 and DE 41. STAN
 // alone would hand a reversal (which carries the STAN of the transaction it
 // reverses) the late response of that transaction.
-func requestKey(msg *iso8583.Message) (string, error) {
-	if msg == nil {
-		return "", errors.New("no message")
-	}
+func requestKey(msg *iso8583.Message) string {
 	mti, _ := msg.GetMTI()
 	stan, _ := msg.GetString(11)
 	tid, _ := msg.GetString(41)
-	return sterad.MTI(mti).Class() + "|" + stan + "|" + strings.TrimRight(tid, " "), nil
+	return sterad.MTI(mti).Class() + "|" + stan + "|" + strings.TrimRight(tid, " ")
 }
 
-// requestIDs is the connection's RequestIDGenerator: requestKey.
-type requestIDs struct{}
-
-func (requestIDs) GenerateRequestID(msg *iso8583.Message) (string, error) { return requestKey(msg) }
-
-// messageReader reads the 2-byte big-endian length and the message. It
-// skips oversized and malformed messages, logging them without their
-// content, so that one bad message does not cost the link.
-type messageReader struct {
-	c *Client
-	l *link
-}
-
-func (r *messageReader) ReadMessage(rd io.Reader) (*iso8583.Message, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
-		r.l.kill(fmt.Errorf("read: %w", err))
-		return nil, err
-	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
-	if n > MaxMessageLength {
-		if _, err := io.CopyN(io.Discard, rd, int64(n)); err != nil {
-			r.l.kill(fmt.Errorf("read: %w", err))
-			return nil, err
-		}
-		r.c.stats.oversized.Add(1)
-		r.c.log.Error("acquirer sent a message longer than the maximum: skipped", "length", n, "max", MaxMessageLength)
-		return nil, nil
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rd, b); err != nil {
-		r.l.kill(fmt.Errorf("read: %w", err))
-		return nil, err
-	}
-	msg, err := UnpackISO(b)
-	if err != nil {
-		r.c.stats.malformed.Add(1)
-		r.c.logFormatError("acquirer sent a malformed message: skipped", err, "length", n)
-		return nil, nil
-	}
-	return msg, nil
-}
-
-// messageWriter writes the length header and the message in one write. A
-// request is written as Exchange packed it; replies are packed here.
-type messageWriter struct {
-	c *Client
-	l *link
-}
-
-func (w *messageWriter) WriteMessage(wr io.Writer, msg *iso8583.Message) error {
-	var packed []byte
-	key, _ := requestKey(msg)
-	w.c.pendingMu.Lock()
-	if o := w.c.pending[key]; o != nil && o.msg == msg && !o.abandoned {
-		o.written = true
-		packed = o.packed
-	}
-	w.c.pendingMu.Unlock()
-	if packed == nil {
-		if mti, _ := msg.GetMTI(); !sterad.MTI(mti).IsResponse() {
-			// A request whose Exchange has already returned: sending it
-			// now would contradict what the caller was told.
-			return nil
-		}
-		b, err := packChecked(msg)
-		if err != nil {
-			// A pack error leaves the connection up.
-			return &iso8583errors.PackError{Err: err}
-		}
-		packed = b
-	}
-	buf := make([]byte, 2+len(packed))
-	binary.BigEndian.PutUint16(buf, uint16(len(packed)))
-	copy(buf[2:], packed)
-	if _, err := wr.Write(buf); err != nil {
-		err = fmt.Errorf("write: %w", err)
-		w.l.kill(err)
-		return err
-	}
-	return nil
+// frame prefixes a packed message with its 2-byte big-endian length.
+func frame(packed []byte) []byte {
+	return append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(packed)), uint16(len(packed))), packed...)
 }

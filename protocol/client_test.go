@@ -36,6 +36,11 @@ type fakeHost struct {
 	answer atomic.Pointer[func(*sterad.HostMessage) *sterad.HostMessage]
 	conns  chan *hostConn
 	wg     sync.WaitGroup
+	// stall, when set, stops every connection from reading (before its
+	// next message) until the channel is closed: the host's TCP window
+	// fills and the client's writes block.
+	stall atomic.Pointer[chan struct{}]
+	done  chan struct{} // closed when the test ends
 
 	mu   sync.Mutex
 	open []*hostConn
@@ -68,14 +73,20 @@ func startHost(t *testing.T, addr string) *fakeHost {
 // startHostTLS is startHost with TLS when conf is not nil.
 func startHostTLS(t *testing.T, addr string, conf *tls.Config) *fakeHost {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
+	return startHostWith(t, &net.ListenConfig{}, addr, conf)
+}
+
+// startHostWith is startHostTLS listening with lc.
+func startHostWith(t *testing.T, lc *net.ListenConfig, addr string, conf *tls.Config) *fakeHost {
+	t.Helper()
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if conf != nil {
 		ln = tls.NewListener(ln, conf)
 	}
-	h := &fakeHost{t: t, ln: ln, conns: make(chan *hostConn, 16)}
+	h := &fakeHost{t: t, ln: ln, conns: make(chan *hostConn, 16), done: make(chan struct{})}
 	h.setAnswer(approve)
 	h.wg.Add(1)
 	go h.accept()
@@ -105,6 +116,7 @@ func (h *fakeHost) accept() {
 }
 
 func (h *fakeHost) close() {
+	close(h.done)
 	h.ln.Close()
 	h.mu.Lock()
 	for _, hc := range h.open {
@@ -130,6 +142,13 @@ func (hc *hostConn) serve() {
 	defer hc.h.wg.Done()
 	defer close(hc.recv)
 	for {
+		if ch := hc.h.stall.Load(); ch != nil {
+			select {
+			case <-*ch:
+			case <-hc.h.done:
+				return
+			}
+		}
 		var hdr [2]byte
 		if _, err := io.ReadFull(hc.nc, hdr[:]); err != nil {
 			return
@@ -187,6 +206,24 @@ func (hc *hostConn) sendRaw(n int, b []byte) {
 	out = append(out, b...)
 	hc.record(false, out)
 	hc.nc.Write(out) // errors show up as the client's link failing
+}
+
+// sendAll packs ms and writes them with their length headers in one write:
+// they reach the client together.
+func (hc *hostConn) sendAll(ms ...*sterad.HostMessage) {
+	var out []byte
+	for _, m := range ms {
+		b, err := protocol.Pack(m)
+		if err != nil {
+			hc.h.t.Errorf("fake host: pack %s: %v", m.MTI, err)
+			return
+		}
+		out = append(binary.BigEndian.AppendUint16(out, uint16(len(b))), b...)
+	}
+	hc.wmu.Lock()
+	defer hc.wmu.Unlock()
+	hc.record(false, out)
+	hc.nc.Write(out)
 }
 
 // next waits for the next message the client sends on this connection.
@@ -353,8 +390,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// noLeaks fails the test if goroutines of the client, the connection
-// library or the fake host outlive it. Call it first, so that its cleanup
+// noLeaks fails the test if goroutines of the client, its links or the
+// fake host outlive it. Call it first, so that its cleanup
 // runs last.
 func noLeaks(t *testing.T) {
 	t.Helper()
@@ -364,7 +401,7 @@ func noLeaks(t *testing.T) {
 			buf := make([]byte, 1<<20)
 			stacks = string(buf[:runtime.Stack(buf, true)])
 			for _, g := range strings.Split(stacks, "\n\n") {
-				if strings.Contains(g, "iso8583-connection") || strings.Contains(g, "protocol.(*Client)") ||
+				if strings.Contains(g, "protocol.(*link)") || strings.Contains(g, "protocol.(*Client)") ||
 					strings.Contains(g, "protocol_test.(*fakeHost)") || strings.Contains(g, "protocol_test.(*hostConn)") {
 					return true
 				}

@@ -16,16 +16,22 @@
 // quote its content, which may be card data.
 //
 // Client implements sterad.Acquirer on one TCP (or TLS) connection framed
-// by a 2-byte big-endian length, on top of moov-io/iso8583-connection. Run
-// connects, signs on (0800, DE 70 = 001) and keeps the link up: an echo
-// after EchoInterval without traffic, a dead link closed and reconnected
-// with backoff. Exchange matches each response to its request by MTI class,
-// STAN and terminal ID, refuses a request whose key is outstanding, and
-// tells apart a request certainly not sent (sterad.ErrHostUnavailable) from
-// one whose outcome is unknown (sterad.ErrNoResponse). Responses that come
-// after Exchange stopped waiting are logged and counted, never used.
-// Oversized and malformed messages from the host are skipped without
-// costing the link.
+// by a 2-byte big-endian length; it is the project's own, on the same
+// framing as before, in place of moov-io/iso8583-connection
+// (docs/acquirer-link.md says why). Run connects, signs on (0800, DE 70 =
+// 001) and keeps the link up: an echo after EchoInterval without a message
+// from the host; an unanswered echo or MaxTimeouts exchanges in a row
+// without an answer mark the link dead, and it is closed and reconnected
+// with backoff. Exchange returns by its own deadline whatever the
+// connection does, matches each response to its request by MTI class, STAN
+// and terminal ID (the first answer counts, a second is late), refuses a
+// request whose key is outstanding, and tells apart a request certainly
+// not sent (sterad.ErrHostUnavailable) from one whose outcome is unknown
+// (sterad.ErrNoResponse). Responses that come after Exchange stopped
+// waiting are logged and counted, never used. Oversized and malformed
+// messages from the host are skipped without costing the link. Drain
+// closes the client gracefully: no new requests, the ones in flight get
+// their answers.
 //
 // # Terminal link SFL/1 (terminal-link.md)
 //
