@@ -93,6 +93,12 @@ func (c *conn) handle(raw []byte) {
 		return
 	}
 	h.stats.request(req.MTI)
+	if h.silent.Load() {
+		// A host that takes messages and never answers: nothing is
+		// processed, nothing is sent back, not even to an echo.
+		h.stats.dropped.Add(1)
+		return
+	}
 
 	var out outcome
 	switch {

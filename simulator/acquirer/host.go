@@ -59,9 +59,10 @@ type Host struct {
 	conns  map[*conn]struct{}
 	nextID uint64
 
-	delay atomic.Int64 // nanoseconds
-	drop  atomic.Int64 // responses still to drop
-	stats stats
+	delay  atomic.Int64 // nanoseconds
+	silent atomic.Bool  // read everything, answer nothing
+	drop   atomic.Int64 // responses still to drop
+	stats  stats
 
 	wg   sync.WaitGroup // connections and pending responses
 	done chan struct{}  // closed by Close
@@ -288,6 +289,11 @@ func (h *Host) SetDelay(d time.Duration) { h.delay.Store(int64(max(d, 0))) }
 // management 0800s) normally but send no response: "approved, answer
 // lost". n replaces any count still pending; 0 cancels.
 func (h *Host) Drop(n int) { h.drop.Store(int64(max(n, 0))) }
+
+// SetSilent makes the host keep its connections open and read every
+// message, but process and answer none, not even echoes and sign-ons: the
+// gateway must notice by itself that the link is dead.
+func (h *Host) SetSilent(on bool) { h.silent.Store(on) }
 
 // SetDisagree makes the host answer 95 to every 0500 without BU=1, so the
 // gateway has to upload the batch.
