@@ -185,19 +185,19 @@ func (h *harness) checkHost(ctx context.Context, txns []*sterad.Transaction) []s
 		}
 		oe := hostOf[o.ID]
 		if len(oe) == 0 {
-			add("REFUND: the host counts refund %s ¥%d of %s %s, which the host does not hold as a charge (sterad: %s)", t.ID, t.Amount.Minor(), o.Op, o.ID, o.Status)
+			add("HOST-REFUND: the host counts refund %s ¥%d of %s %s, which the host does not hold as a charge (sterad: %s)", t.ID, t.Amount.Minor(), o.Op, o.ID, o.Status)
 			continue
 		}
 		refunded[o.ID] += t.Amount.Minor()
 		if refunded[o.ID] > o.Amount.Minor() {
-			add("REFUND: the host counts ¥%d of refunds on %s %s of ¥%d", refunded[o.ID], o.Op, o.ID, o.Amount.Minor())
+			add("HOST-REFUND: the host counts ¥%d of refunds on %s %s of ¥%d", refunded[o.ID], o.Op, o.ID, o.Amount.Minor())
 		}
 	}
 	h.mu.Lock()
 	for origID, refundID := range h.refundsEarly {
 		if o := byID[origID]; o != nil {
 			if e, ok := hostEntry(ledger, o); !ok || !e.Counted {
-				add("REFUND: refund %s was sent before the host held %s %s, which the host then did not charge", refundID, o.Op, o.ID)
+				add("REFUND-SENT: refund %s was sent before the host held %s %s, which the host then did not charge", refundID, o.Op, o.ID)
 			}
 		}
 		delete(h.refundsEarly, origID)
@@ -207,12 +207,12 @@ func (h *harness) checkHost(ctx context.Context, txns []*sterad.Transaction) []s
 	// The open batch's totals, per terminal ID.
 	open, err := h.gw().OpenBatch(ctx)
 	if err != nil {
-		add("open batch: %v", err)
+		add("HARNESS: open batch: %v", err)
 		return out
 	}
 	b, err := h.gw().Batch(ctx, open.Number)
 	if err != nil {
-		add("batch %d: %v", open.Number, err)
+		add("HARNESS: batch %d: %v", open.Number, err)
 		return out
 	}
 	mine := map[string]sterad.Totals{}

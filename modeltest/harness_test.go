@@ -435,7 +435,7 @@ func (h *harness) checkRefundSend(m *sterad.HostMessage) {
 	db := h.inc.db
 	refunds, err := db.Transactions(ctx, sterad.TransactionFilter{Op: sterad.OpRefund})
 	if err != nil {
-		h.violate("read refunds: %v", err)
+		h.violate("HARNESS: read refunds: %v", err)
 		return
 	}
 	var r *sterad.Transaction
@@ -445,12 +445,12 @@ func (h *harness) checkRefundSend(m *sterad.HostMessage) {
 		}
 	}
 	if r == nil {
-		h.violate("a refund was sent (%s STAN %s ¥%s) that sterad has not journaled", m.TerminalID, m.STAN, m.Amount)
+		h.violate("UNJOURNALED: a refund was sent (%s STAN %s ¥%s) that sterad has not journaled", m.TerminalID, m.STAN, m.Amount)
 		return
 	}
 	orig, err := db.Transaction(ctx, r.Original)
 	if err != nil {
-		h.violate("refund %s: original %s: %v", r.ID, r.Original, err)
+		h.violate("HARNESS: refund %s: original %s: %v", r.ID, r.Original, err)
 		return
 	}
 	ledger := h.host.Ledger()
@@ -464,7 +464,7 @@ func (h *harness) checkRefundSend(m *sterad.HostMessage) {
 		return
 	}
 	if !e.Counted {
-		h.violate("refund %s of ¥%s was sent to the host for %s %s, which the host does not hold as a charge (host status %s, code %s)",
+		h.violate("REFUND-SENT: refund %s of ¥%s was sent to the host for %s %s, which the host does not hold as a charge (host status %s, code %s)",
 			r.ID, r.Amount, orig.Op, orig.ID, e.Status, e.Response)
 		return
 	}
@@ -478,7 +478,7 @@ func (h *harness) checkRefundSend(m *sterad.HostMessage) {
 		}
 	}
 	if refunded+m.Amount.Minor() > e.Amount.Minor() {
-		h.violate("refund %s of ¥%s was sent to the host for %s %s of ¥%s, of which the host already refunded ¥%d",
+		h.violate("REFUND-SENT: refund %s of ¥%s was sent to the host for %s %s of ¥%s, of which the host already refunded ¥%d",
 			r.ID, r.Amount, orig.Op, orig.ID, e.Amount, refunded)
 	}
 }
