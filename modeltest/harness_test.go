@@ -402,7 +402,14 @@ func (r *recorder) Exchange(ctx context.Context, m *sterad.HostMessage) (*sterad
 		}
 	}
 	if m.MTI == sterad.MTIFinancial && m.Processing == sterad.ProcRefund {
-		r.h.checkRefundSend(m)
+		// Judged on the ledger as it is before the host sees the refund;
+		// counted only if the refund may have left (not "unreachable").
+		verdict := r.h.checkRefundSend(m)
+		resp, err := r.inner.Exchange(ctx, m)
+		if !errors.Is(err, sterad.ErrHostUnavailable) {
+			verdict()
+		}
+		return resp, err
 	}
 	return r.inner.Exchange(ctx, m)
 }
@@ -429,14 +436,27 @@ func (r *recorder) releaseHold() {
 // the moment a refund reaches the host: its original must be a charge the
 // host holds (counted: not declined, voided or reversed), and the refunds
 // the host already counts against it plus this one must not exceed it.
-func (h *harness) checkRefundSend(m *sterad.HostMessage) {
+func (h *harness) checkRefundSend(m *sterad.HostMessage) (verdict func()) {
+	var found []string
+	early, earlyRefund := "", ""
+	verdict = func() {
+		for _, v := range found {
+			h.violate("%s", v)
+		}
+		if early != "" {
+			h.mu.Lock()
+			h.refundsEarly[early] = earlyRefund
+			h.mu.Unlock()
+		}
+	}
+	violate := func(format string, args ...any) { found = append(found, fmt.Sprintf(format, args...)) }
 	ctx, cancel := h.ctx()
 	defer cancel()
 	db := h.inc.db
 	refunds, err := db.Transactions(ctx, sterad.TransactionFilter{Op: sterad.OpRefund})
 	if err != nil {
-		h.violate("HARNESS: read refunds: %v", err)
-		return
+		violate("HARNESS: read refunds: %v", err)
+		return verdict
 	}
 	var r *sterad.Transaction
 	for _, x := range refunds {
@@ -445,28 +465,26 @@ func (h *harness) checkRefundSend(m *sterad.HostMessage) {
 		}
 	}
 	if r == nil {
-		h.violate("UNJOURNALED: a refund was sent (%s STAN %s ¥%s) that sterad has not journaled", m.TerminalID, m.STAN, m.Amount)
-		return
+		violate("UNJOURNALED: a refund was sent (%s STAN %s ¥%s) that sterad has not journaled", m.TerminalID, m.STAN, m.Amount)
+		return verdict
 	}
 	orig, err := db.Transaction(ctx, r.Original)
 	if err != nil {
-		h.violate("HARNESS: refund %s: original %s: %v", r.ID, r.Original, err)
-		return
+		violate("HARNESS: refund %s: original %s: %v", r.ID, r.Original, err)
+		return verdict
 	}
 	ledger := h.host.Ledger()
 	e, ok := hostEntry(ledger, orig)
 	if !ok {
 		// The host has not heard of the charge yet (its advice is still
 		// owed): judged at the next settle, once it has.
-		h.mu.Lock()
-		h.refundsEarly[orig.ID] = r.ID
-		h.mu.Unlock()
-		return
+		early, earlyRefund = orig.ID, r.ID
+		return verdict
 	}
 	if !e.Counted {
-		h.violate("REFUND-SENT: refund %s of ¥%s was sent to the host for %s %s, which the host does not hold as a charge (host status %s, code %s)",
+		violate("REFUND-SENT: refund %s of ¥%s was sent to the host for %s %s, which the host does not hold as a charge (host status %s, code %s)",
 			r.ID, r.Amount, orig.Op, orig.ID, e.Status, e.Response)
-		return
+		return verdict
 	}
 	var refunded int64
 	for _, x := range refunds {
@@ -478,9 +496,10 @@ func (h *harness) checkRefundSend(m *sterad.HostMessage) {
 		}
 	}
 	if refunded+m.Amount.Minor() > e.Amount.Minor() {
-		h.violate("REFUND-SENT: refund %s of ¥%s was sent to the host for %s %s of ¥%s, of which the host already refunded ¥%d",
+		violate("REFUND-SENT: refund %s of ¥%s was sent to the host for %s %s of ¥%s, of which the host already refunded ¥%d",
 			r.ID, r.Amount, orig.Op, orig.ID, e.Amount, refunded)
 	}
+	return verdict
 }
 
 // hostEntry returns the host's financial entry for a sterad transaction:
