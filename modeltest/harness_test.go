@@ -221,15 +221,17 @@ func (h *harness) start() error {
 	if err := inc.session.WaitReady(wctx); err != nil {
 		return fmt.Errorf("terminal not ready: %w", err)
 	}
-	if !h.host.Controls().Outage {
+	// A host in an outage, or slower than the acquirer timeout, cannot
+	// be signed on: sterad starts offline then, as it would.
+	if c := h.host.Controls(); !c.Outage && time.Duration(c.DelayMS)*time.Millisecond < acquirerTimeout {
 		if err := client.WaitOnline(wctx); err != nil {
 			return fmt.Errorf("acquirer link not online: %w", err)
 		}
 	}
-	inc.gw = gw
 	if err := gw.Start(ctx); err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
+	inc.gw = gw
 	statuses := client.Subscribe()
 	inc.wg.Add(1)
 	go func() {
