@@ -8,6 +8,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 FUZZTIME ?= 30s
 CRASHFLAGS ?= -crash.cycles 50 -crash.duration 4s
+MODELFLAGS ?= -model.checks 40 -model.steps 60 -rapid.shrinktime 2m
 
 .DEFAULT_GOAL := help
 
@@ -50,8 +51,9 @@ fuzz: deps ## fuzz the decoders (ISO 8583 unpacker, SFL/1 decoder) for FUZZTIME 
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./protocol/
 
 .PHONY: crashtest
-crashtest: deps ## the long crash test: SIGKILLs, outages, lost answers, unplugged terminal (make test runs a short one)
+crashtest: deps ## the long crash test and model run: SIGKILLs, outages, lost answers, unplugged terminal, random action sequences (make test runs short ones)
 	$(GO) test -count=1 -timeout 60m -v -run 'TestCrash' ./crashtest/ $(CRASHFLAGS)
+	$(GO) test -count=1 -timeout 60m -v -run 'TestModel|TestCounterexample' ./modeltest/ $(MODELFLAGS)
 
 .PHONY: nousb
 nousb: ## build without cgo and libusb (USB bulk terminals refused at start-up)
