@@ -39,7 +39,7 @@ const (
 	cardExpiry = "3012" // YYMM, years after the fake clock's now
 	// acquirerTimeout is how long the gateway waits for an answer: short,
 	// so a dropped answer turns into a reversal fast.
-	acquirerTimeout = 300 * time.Millisecond
+	acquirerTimeout = time.Second
 	// opTimeout bounds every wait of the harness: a flow that takes longer
 	// is itself a finding.
 	opTimeout = 20 * time.Second
