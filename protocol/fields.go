@@ -181,10 +181,13 @@ func setAmount(m *hostMsg, v string, w *wireMessage) error {
 }
 
 func currency(m *hostMsg) (string, error) {
-	if m.Currency.Number == "" && m.HasAmount {
-		return m.Amount.Currency.Number, nil
+	switch {
+	case m.Currency.Number != "" || !m.HasAmount:
+		return m.Currency.Number, nil
+	case m.Amount.Currency.Number == "":
+		return "", errors.New("an amount needs a currency")
 	}
-	return m.Currency.Number, nil
+	return m.Amount.Currency.Number, nil
 }
 
 func setCurrency(m *hostMsg, v string, _ *wireMessage) error {
