@@ -9,11 +9,14 @@
 // ASCII MTI, 8-byte binary bitmaps (the secondary one only when a field
 // 65–128 is present), ASCII n fields zero-filled, an/ans fields
 // space-filled, ASCII LLVAR/LLLVAR length prefixes, DE 48 as
-// tag-length-value. Pack and Unpack convert between the wire bytes (without
-// the 2-byte length header) and a sterad.HostMessage, validating every
-// field; ToISO, FromISO and UnpackISO expose the moov-io/iso8583 form in
-// between. Errors are *FormatError values that name the field and never
-// quote its content, which may be card data.
+// tag-length-value. One table (fields.go) describes every data element and
+// every DE 48 tag once: its number or name, its layout, how it is put into
+// and got from a sterad.HostMessage. Pack and Unpack are loops over it that
+// convert between the wire bytes (without the 2-byte length header) and a
+// HostMessage, validating every field; Spec, the moov-io/iso8583 declaration
+// used with the connection, is derived from it, and ToISO, FromISO and
+// UnpackISO expose that form. Errors are *FormatError values that name the
+// field and never quote its content, which may be card data.
 //
 // Client implements sterad.Acquirer on one TCP (or TLS) connection framed
 // by a 2-byte big-endian length; it is the project's own, on the same

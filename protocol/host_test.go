@@ -297,6 +297,35 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestISOFormAgrees checks that the moov-io/iso8583 form, which the client's
+// connection reads and writes with Spec, gives the same bytes and the same
+// message as Pack and Unpack: both come from one table of data elements.
+func TestISOFormAgrees(t *testing.T) {
+	for _, g := range goldenMessages() {
+		t.Run(g.name, func(t *testing.T) {
+			want := readGolden(t, g.name)
+			msg, err := protocol.ToISO(g.msg)
+			if err != nil {
+				t.Fatalf("ToISO: %v", err)
+			}
+			if b, err := msg.Pack(); err != nil || !bytes.Equal(b, want) {
+				t.Fatalf("ToISO(m).Pack() = %x, %v\nwant %x", b, err, want)
+			}
+			msg, err = protocol.UnpackISO(want)
+			if err != nil {
+				t.Fatalf("UnpackISO: %v", err)
+			}
+			got, err := protocol.FromISO(msg, received)
+			if err != nil {
+				t.Fatalf("FromISO: %v", err)
+			}
+			if d := diffMessages(g.msg, got); len(d) > 0 {
+				t.Errorf("FromISO(UnpackISO(golden)) differs from m:\n%s", strings.Join(d, "\n"))
+			}
+		})
+	}
+}
+
 // TestPack0100PreauthByHand assembles the 0100 pre-authorization golden
 // message byte by byte from acquirer-host.md §2–3, independently of the
 // spec declaration in spec.go.
@@ -541,6 +570,9 @@ func TestUnpackRejects(t *testing.T) {
 		{"DE 97 with the wrong sign", func(t *testing.T) []byte {
 			return packWith(t, recon(), setField(t, 97, "D0000000000057700"))
 		}, 97, true},
+		{"DE 12 missing beside DE 13", func(t *testing.T) []byte {
+			return packWith(t, preauth(), func(msg *iso8583.Message) { msg.UnsetField(12) })
+		}, 12, true},
 		{"DE 88 missing from the totals", func(t *testing.T) []byte {
 			return packWith(t, recon(), func(msg *iso8583.Message) { msg.UnsetField(88) })
 		}, 88, true},
