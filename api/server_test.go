@@ -101,6 +101,7 @@ func TestErrorKindsToStatuses(t *testing.T) {
 		{sterad.Errorf(sterad.EInternal, "store", "disk full"), 500, "store"},
 		{fmt.Errorf("wrapped: %w", sterad.Errorf(sterad.EConflict, "stale", "stale")), 409, "stale"},
 		{errors.New("open /var/lib/sterad/data.db: permission denied"), 500, ""},
+		{&sterad.Error{Kind: "unheard_of", Code: "odd", Message: "odd"}, 500, "odd"},
 	} {
 		f := &fake{t: t,
 			TransactionFn:  func(context.Context, string) (*sterad.Transaction, error) { return nil, tt.err },
@@ -789,5 +790,29 @@ func TestPanicIsAnInternalError(t *testing.T) {
 	wantError(t, a, 500, "internal")
 	if strings.Contains(a.Body, "4111") || strings.Contains(a.Body, "exploded") {
 		t.Fatalf("the panic shows: %s", a.Body)
+	}
+}
+
+// A pre-authorization shows its authorized total; a debit refunded in
+// part shows what was refunded.
+func TestViewAmounts(t *testing.T) {
+	pre := approved("T1")
+	pre.Op, pre.AuthorizedTotal = sterad.OpPreauth, sterad.NewAmount(45000, sterad.JPY)
+	sale := approved("T2")
+	sale.Refunded = sterad.NewAmount(1000, sterad.JPY)
+	notRefunded := approved("T3")
+	notRefunded.Refunded = sterad.NewAmount(0, sterad.JPY)
+	for _, tt := range []struct {
+		tx                   *sterad.Transaction
+		authorized, refunded string
+	}{
+		{pre, "45000", ""},
+		{sale, "", "1000"},
+		{notRefunded, "", ""},
+	} {
+		v := api.View(tt.tx, false)
+		if v.AuthorizedTotal != tt.authorized || v.Refunded != tt.refunded {
+			t.Errorf("%s: authorized %q refunded %q", tt.tx.ID, v.AuthorizedTotal, v.Refunded)
+		}
 	}
 }

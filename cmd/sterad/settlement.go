@@ -58,7 +58,9 @@ func (m *Main) summarize(txns []*sterad.Transaction) []sterad.DayTotals {
 // settlementReports is the SettlementService: the report of the closed
 // batches with the configured fee table and bank-holiday calendar.
 type settlementReports struct {
-	batches  sterad.BatchService
+	batches interface {
+		Batches(ctx context.Context) ([]*sterad.Batch, error)
+	}
 	fees     settlement.FeeTable
 	calendar *settlement.Calendar
 }
