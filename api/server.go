@@ -28,19 +28,24 @@ var statusOf = map[string]int{
 	"unauthorized":      http.StatusUnauthorized,
 }
 
-// Server serves the HTTP API of a gateway.
+// Server serves the HTTP API of the daemon: every route is registered
+// here, each served by one of the services. Every service must be set.
 type Server struct {
-	Gateway *sterad.Gateway
+	Transactions sterad.TransactionService
+	Terminals    sterad.TerminalService
+	Queue        sterad.QueueService
+	Batches      sterad.BatchService
+	Vault        sterad.VaultService
+	Reservations sterad.ReservationService
+	Status       sterad.StatusService
+	Settlement   sterad.SettlementService
+
 	Token   string       // bearer token required on everything but /healthz
 	Logger  *slog.Logger // default: discard
 	Version string
 
-	// Optional handlers mounted by the daemon.
-	Metrics   http.Handler // GET /metrics
-	Simulator http.Handler // /v1/sim/… in serve --simulate
-	// Extra routes (batches, reports, vault), keyed by pattern
-	// ("GET /v1/batches"); added by the packages that own them.
-	Extra map[string]http.HandlerFunc
+	Metrics    http.Handler // GET /metrics, when set
+	Simulators Simulators   // /v1/sim/… in serve --simulate, when set
 }
 
 // Handler returns the API's routes.
@@ -52,34 +57,37 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	auth := func(h http.HandlerFunc) http.Handler { return s.authorize(h) }
-	mux.Handle("POST /v1/transactions", auth(s.createTransaction))
-	mux.Handle("GET /v1/transactions", auth(s.listTransactions))
-	mux.Handle("GET /v1/transactions/{id}", auth(s.getTransaction))
-	mux.Handle("GET /v1/terminals", auth(s.terminals))
-	mux.Handle("GET /v1/queue", auth(s.queue))
-	mux.Handle("POST /v1/queue/flush", auth(s.flush))
-	mux.Handle("GET /v1/status", auth(s.status))
-	mux.Handle("GET /v1/batches", auth(s.batches))
-	mux.Handle("GET /v1/batches/{n}", auth(s.batch))
-	mux.Handle("POST /v1/batches/close", auth(s.closeBatch))
-	mux.Handle("GET /v1/vault", auth(s.vault))
-	mux.Handle("POST /v1/vault/purge", auth(s.purge))
-	mux.Handle("DELETE /v1/vault/{reference}", auth(s.releaseVault))
-	mux.Handle("GET /v1/reservations/{reference}", auth(s.reservation))
-	for pattern, h := range s.Extra {
-		mux.Handle(pattern, auth(h))
+	for pattern, h := range map[string]http.HandlerFunc{
+		"POST /v1/transactions":            s.handleCreateTransaction,
+		"GET /v1/transactions":             s.handleTransactions,
+		"GET /v1/transactions/{id}":        s.handleTransaction,
+		"GET /v1/terminals":                s.handleTerminals,
+		"GET /v1/queue":                    s.handleQueue,
+		"POST /v1/queue/flush":             s.handleFlush,
+		"GET /v1/status":                   s.handleStatus,
+		"GET /v1/batches":                  s.handleBatches,
+		"GET /v1/batches/{n}":              s.handleBatch,
+		"POST /v1/batches/close":           s.handleCloseBatch,
+		"GET /v1/vault":                    s.handleVault,
+		"POST /v1/vault/purge":             s.handlePurge,
+		"DELETE /v1/vault/{reference}":     s.handleReleaseVault,
+		"GET /v1/reservations/{reference}": s.handleReservation,
+		"GET /v1/reports/settlement":       s.handleSettlementReport,
+	} {
+		mux.Handle(pattern, s.authorize(h))
 	}
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.authorize(s.Metrics.ServeHTTP))
 	}
-	if s.Simulator != nil {
-		mux.Handle("/v1/sim/", s.authorize(http.StripPrefix("/v1/sim", s.Simulator).ServeHTTP))
+	if s.Simulators != nil {
+		s.routeSimulators(mux)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, sterad.Errorf(sterad.ENotFound, "no_route", "no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { WriteError(w, noRoute(r)) })
 	return s.recoverPanics(mux)
+}
+
+func noRoute(r *http.Request) error {
+	return sterad.Errorf(sterad.ENotFound, "no_route", "no such endpoint: %s %s", r.Method, r.URL.Path)
 }
 
 func (s *Server) authorize(h http.HandlerFunc) http.Handler {
@@ -111,7 +119,7 @@ func (s *Server) recoverPanics(h http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) createTransaction(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCreateTransaction(w http.ResponseWriter, r *http.Request) {
 	var body TransactionRequest
 	if err := DecodeJSON(r, &body); err != nil {
 		WriteError(w, err)
@@ -120,7 +128,7 @@ func (s *Server) createTransaction(w http.ResponseWriter, r *http.Request) {
 	req := body.Domain()
 	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	req.Wait = r.URL.Query().Get("wait") != "false"
-	t, replay, err := s.Gateway.Submit(r.Context(), req)
+	t, replay, err := s.Transactions.Submit(r.Context(), req)
 	if err != nil {
 		if t != nil {
 			writeJSON(w, statusFor(err), ErrorBody{Error: ErrorDetail{Code: sterad.ErrorCode(err), Message: sterad.ErrorMessage(err), Transaction: View(t, false)}})
@@ -140,8 +148,8 @@ func (s *Server) createTransaction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, View(t, false))
 }
 
-func (s *Server) getTransaction(w http.ResponseWriter, r *http.Request) {
-	t, err := s.Gateway.Transaction(r.Context(), r.PathValue("id"))
+func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
+	t, err := s.Transactions.Transaction(r.Context(), r.PathValue("id"))
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -149,7 +157,7 @@ func (s *Server) getTransaction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, View(t, true))
 }
 
-func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := sterad.TransactionFilter{Reference: q.Get("reference"), Status: sterad.Status(q.Get("status")), Original: q.Get("original")}
 	if v := q.Get("op"); v != "" {
@@ -188,7 +196,7 @@ func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	txns, err := s.Gateway.Transactions(r.Context(), f)
+	txns, err := s.Transactions.Transactions(r.Context(), f)
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -209,12 +217,12 @@ func validStatus(s string) bool {
 	return false
 }
 
-func (s *Server) terminals(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"terminals": s.Gateway.Terminals()})
+func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"terminals": s.Terminals.Terminals()})
 }
 
-func (s *Server) queue(w http.ResponseWriter, r *http.Request) {
-	items, err := s.Gateway.Queue(r.Context())
+func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
+	items, err := s.Queue.Queue(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -235,13 +243,13 @@ func summarize(items []sterad.QueueItem) QueueSummary {
 	return s
 }
 
-func (s *Server) flush(w http.ResponseWriter, r *http.Request) {
-	n, err := s.Gateway.Flush(r.Context())
+func (s *Server) handleFlush(w http.ResponseWriter, r *http.Request) {
+	n, err := s.Queue.Flush(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	items, err := s.Gateway.Queue(r.Context())
+	items, err := s.Queue.Queue(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -249,8 +257,8 @@ func (s *Server) flush(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, FlushResult{Sent: n, Depth: len(items)})
 }
 
-func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
-	bs, err := s.Gateway.Batches(r.Context())
+func (s *Server) handleBatches(w http.ResponseWriter, r *http.Request) {
+	bs, err := s.Batches.Batches(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -264,19 +272,19 @@ func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) batchView(b *sterad.Batch) BatchView {
 	v := BatchView{Batch: b}
-	if p, ok := s.Gateway.Progress(b.Number); ok {
+	if p, ok := s.Batches.Progress(b.Number); ok {
 		v.Progress = &p
 	}
 	return v
 }
 
-func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 1 || n > 999999 {
 		WriteError(w, sterad.Errorf(sterad.EInvalid, "invalid_batch", "batch must be a number 1–999999"))
 		return
 	}
-	b, err := s.Gateway.Batch(r.Context(), n)
+	b, err := s.Batches.Batch(r.Context(), n)
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -284,12 +292,12 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.batchView(b))
 }
 
-// closeBatch closes the batch now. The gateway's batch loop runs the close
+// handleCloseBatch closes the batch now. The gateway's batch loop runs the close
 // (a close already under way is joined, not started again) and goes on if
 // the client leaves; with ?wait=false the answer (202) names the batch to
 // poll.
-func (s *Server) closeBatch(w http.ResponseWriter, r *http.Request) {
-	run, err := s.Gateway.StartClose(r.Context())
+func (s *Server) handleCloseBatch(w http.ResponseWriter, r *http.Request) {
+	run, err := s.Batches.StartClose(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -311,8 +319,8 @@ func (s *Server) closeBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.batchView(b))
 }
 
-func (s *Server) vault(w http.ResponseWriter, r *http.Request) {
-	entries, err := s.Gateway.Vault(r.Context())
+func (s *Server) handleVault(w http.ResponseWriter, r *http.Request) {
+	entries, err := s.Vault.Vault(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -323,8 +331,8 @@ func (s *Server) vault(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"vault": entries})
 }
 
-func (s *Server) purge(w http.ResponseWriter, r *http.Request) {
-	res, err := s.Gateway.Purge(r.Context())
+func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Vault.Purge(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -332,8 +340,8 @@ func (s *Server) purge(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (s *Server) releaseVault(w http.ResponseWriter, r *http.Request) {
-	e, err := s.Gateway.ReleaseVault(r.Context(), r.PathValue("reference"))
+func (s *Server) handleReleaseVault(w http.ResponseWriter, r *http.Request) {
+	e, err := s.Vault.ReleaseVault(r.Context(), r.PathValue("reference"))
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -341,10 +349,10 @@ func (s *Server) releaseVault(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"released": e})
 }
 
-// reservation shows a reservation as stored: its stay, state, masked
+// handleReservation shows a reservation as stored: its stay, state, masked
 // card, token and no-show charges.
-func (s *Server) reservation(w http.ResponseWriter, r *http.Request) {
-	res, err := s.Gateway.Reservation(r.Context(), r.PathValue("reference"))
+func (s *Server) handleReservation(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Reservations.Reservation(r.Context(), r.PathValue("reference"))
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -352,23 +360,23 @@ func (s *Server) reservation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st := Status{Acquirer: s.Gateway.Acquirer(), Terminals: s.Gateway.Terminals(), Version: s.Version}
-	items, err := s.Gateway.Queue(r.Context())
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := Status{Acquirer: s.Status.Acquirer(), Terminals: s.Terminals.Terminals(), Version: s.Version}
+	items, err := s.Queue.Queue(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
 	st.Queue = summarize(items)
-	if b, err := s.Gateway.OpenBatch(r.Context()); err == nil {
+	if b, err := s.Batches.OpenBatch(r.Context()); err == nil {
 		st.Batch = b
 	}
 	// A batch left closing: a close under way, or failing and retried.
-	if b, err := s.Gateway.Closing(r.Context()); err == nil && b != nil {
+	if b, err := s.Batches.Closing(r.Context()); err == nil && b != nil {
 		v := s.batchView(b)
 		st.Closing = &v
 	}
-	alerts, err := s.Gateway.Alerts(r.Context())
+	alerts, err := s.Status.Alerts(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return

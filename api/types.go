@@ -84,7 +84,7 @@ func (a *FlexAmount) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Domain converts the request for Gateway.Submit.
+// Domain converts the request for TransactionService.Submit.
 func (r TransactionRequest) Domain() sterad.Request {
 	d := sterad.Request{
 		Op: r.Op, Terminal: r.Terminal, Amount: string(r.Amount), Currency: r.Currency,

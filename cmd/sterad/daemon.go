@@ -303,14 +303,15 @@ func (m *Main) startAPI() error {
 		return fmt.Errorf("API listen: %w", err)
 	}
 	m.APIAddr = ln.Addr().String()
+	g := m.Gateway
 	srv := &api.Server{
-		Gateway: m.Gateway, Token: m.Token, Logger: m.Logger.With("component", "api"), Version: version,
-		Metrics: m.metricsHandler(), Extra: map[string]http.HandlerFunc{
-			"GET /v1/reports/settlement": m.settlementReport,
-		},
+		Transactions: g, Terminals: g, Queue: g, Batches: g, Vault: g, Reservations: g, Status: g,
+		Settlement: &settlementReports{batches: g, fees: m.fees, calendar: m.calendar},
+		Token:      m.Token, Logger: m.Logger.With("component", "api"), Version: version,
+		Metrics: m.metricsHandler(),
 	}
 	if m.Simulate {
-		srv.Simulator = m.simulatorHandler()
+		srv.Simulators = simulators{host: m.SimHost, terminals: m.SimTerminals}
 	}
 	m.httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	m.goRun(func() {

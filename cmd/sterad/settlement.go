@@ -1,12 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"net/http"
-	"strings"
 
 	"github.com/sterad/sterad"
-	"github.com/sterad/sterad/api"
 	"github.com/sterad/sterad/settlement"
 )
 
@@ -44,32 +42,37 @@ func (m *Main) summarize(txns []*sterad.Transaction) []sterad.DayTotals {
 	return settlement.Summarize(txns, cutoff, m.Config.Location())
 }
 
-// settlementReport serves GET /v1/reports/settlement?from=&to= as JSON, or
-// CSV with Accept: text/csv (or ?format=csv).
-func (m *Main) settlementReport(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	from, to, err := settlement.ParseRange(q.Get("from"), q.Get("to"))
-	if err != nil {
-		api.WriteError(w, err)
-		return
+// settlementReports is the SettlementService: the report of the closed
+// batches with the configured fee table and bank-holiday calendar.
+type settlementReports struct {
+	batches interface {
+		Batches(ctx context.Context) ([]*sterad.Batch, error)
 	}
-	batches, err := m.Gateway.Batches(r.Context())
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	rep, err := settlement.Build(batches, from, to, m.fees, m.calendar)
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	if strings.Contains(r.Header.Get("Accept"), "text/csv") || q.Get("format") == "csv" {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="settlement-%s-%s.csv"`, from, to))
-		if err := rep.WriteCSV(w); err != nil {
-			m.Logger.Error("write settlement CSV", "err", err)
-		}
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, rep)
+	fees     settlement.FeeTable
+	calendar *settlement.Calendar
 }
+
+// SettlementReport parses the range, then builds the report from every
+// batch (settlement.Build keeps the closed ones).
+func (s *settlementReports) SettlementReport(ctx context.Context, from, to string) (sterad.SettlementReport, error) {
+	f, t, err := settlement.ParseRange(from, to)
+	if err != nil {
+		return nil, err
+	}
+	batches, err := s.batches.Batches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := settlement.Build(batches, f, t, s.fees, s.calendar)
+	if err != nil {
+		return nil, err
+	}
+	return settlementReport{rep}, nil
+}
+
+// settlementReport is a settlement.Report as a sterad.SettlementReport;
+// it encodes as the report itself.
+type settlementReport struct{ *settlement.Report }
+
+// Period returns the report's range.
+func (r settlementReport) Period() (from, to sterad.Date) { return r.From, r.To }

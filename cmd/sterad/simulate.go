@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sterad/sterad/api"
@@ -77,22 +76,23 @@ func waitForPath(ctx context.Context, path string, within time.Duration) error {
 	}
 }
 
-// simulatorHandler serves the simulators' controls under /v1/sim:
-// /v1/sim/acquirer/… and /v1/sim/terminals/{id}/….
-func (m *Main) simulatorHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/acquirer/", http.StripPrefix("/acquirer", m.SimHost.Handler()))
-	mux.HandleFunc("/terminals/", func(w http.ResponseWriter, r *http.Request) {
-		rest := strings.TrimPrefix(r.URL.Path, "/terminals/")
-		id, sub, _ := strings.Cut(rest, "/")
-		t, ok := m.SimTerminals[id]
-		if !ok {
-			api.WriteJSON(w, http.StatusNotFound, api.ErrorBody{Error: api.ErrorDetail{Code: "unknown_terminal", Message: fmt.Sprintf("no simulated terminal %q", id)}})
-			return
-		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/" + sub
-		t.Handler().ServeHTTP(w, r2)
-	})
-	return mux
+// simulators are the embedded simulators' controls, which the API serves
+// under /v1/sim/.
+type simulators struct {
+	host      *acquirer.Host
+	terminals map[string]*terminal.Terminal
+}
+
+var _ api.Simulators = simulators{}
+
+// Acquirer serves the test acquirer's controls.
+func (s simulators) Acquirer() http.Handler { return s.host.Handler() }
+
+// Terminal serves the controls of simulated terminal id.
+func (s simulators) Terminal(id string) (http.Handler, bool) {
+	t, ok := s.terminals[id]
+	if !ok {
+		return nil, false
+	}
+	return t.Handler(), true
 }

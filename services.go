@@ -1,0 +1,114 @@
+package sterad
+
+import (
+	"context"
+	"io"
+)
+
+// The services below are what the HTTP API (package api) asks of the
+// daemon, one small interface per concern. The Gateway implements all but
+// SettlementService; the settlement report is built by package settlement
+// from the gateway's batches (cmd/sterad wires it). Tests of the API
+// implement them with fakes.
+
+// TransactionService starts payment transactions and finds them.
+type TransactionService interface {
+	// Submit validates a request, journals the new transaction and starts
+	// its flow; with r.Wait it returns once the transaction is final.
+	// replay is true when r.IdempotencyKey returned an existing
+	// transaction. A transaction returned along with an error was created
+	// before the request failed (a terminal that turned out to be busy).
+	Submit(ctx context.Context, r Request) (t *Transaction, replay bool, err error)
+	// Transaction returns a transaction with its journal; an unknown ID is
+	// ENotFound.
+	Transaction(ctx context.Context, id string) (*Transaction, error)
+	// Transactions searches transactions.
+	Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, error)
+}
+
+// TerminalService describes the payment terminals.
+type TerminalService interface {
+	// Terminals describes every configured terminal, in ID order.
+	Terminals() []TerminalInfo
+}
+
+// QueueService is the store-and-forward queue of messages owed to the
+// acquirer.
+type QueueService interface {
+	Queue(ctx context.Context) ([]QueueItem, error)
+	// Flush forwards the queue now and returns how many were sent.
+	Flush(ctx context.Context) (int, error)
+}
+
+// BatchService is the batches and their close.
+type BatchService interface {
+	// Batches lists every batch.
+	Batches(ctx context.Context) ([]*Batch, error)
+	// Batch returns one batch; an unknown number is ENotFound.
+	Batch(ctx context.Context, n int) (*Batch, error)
+	// Progress returns the progress of batch n's close under way, if any.
+	Progress(n int) (BatchProgress, bool)
+	// StartClose asks for the batch to be closed now and returns that
+	// attempt at once; a close already pending or under way is joined.
+	StartClose(ctx context.Context) (*CloseRun, error)
+	// OpenBatch returns the batch new financial transactions go to.
+	OpenBatch(ctx context.Context) (*Batch, error)
+	// Closing returns the batch left closing, or nil.
+	Closing(ctx context.Context) (*Batch, error)
+}
+
+// VaultService is the guarantee cards kept for reservations.
+type VaultService interface {
+	// Vault lists the cards kept, masked.
+	Vault(ctx context.Context) ([]*VaultEntry, error)
+	// Purge destroys every card past its retention now.
+	Purge(ctx context.Context) (*PurgeResult, error)
+	// ReleaseVault destroys the card of a cancelled reservation.
+	ReleaseVault(ctx context.Context, ref string) (*VaultEntry, error)
+}
+
+// ReservationService finds reservations.
+type ReservationService interface {
+	// Reservation returns a reservation as stored; an unknown reference is
+	// ENotFound.
+	Reservation(ctx context.Context, ref string) (*Reservation, error)
+}
+
+// StatusService is what the daemon's status shows beyond the terminals,
+// the queue and the batches.
+type StatusService interface {
+	// Acquirer returns the acquirer link's status.
+	Acquirer() LinkStatus
+	// Alerts lists the offline approvals the issuer later declined.
+	Alerts(ctx context.Context) ([]*Transaction, error)
+}
+
+// SettlementService makes the settlement report.
+type SettlementService interface {
+	// SettlementReport reports the business days from–to (YYYY-MM-DD,
+	// inclusive) out of the closed batches. A missing, invalid or
+	// reversed range is EInvalid.
+	SettlementReport(ctx context.Context, from, to string) (SettlementReport, error)
+}
+
+// SettlementReport is a settlement report as built: it encodes itself as
+// JSON (encoding/json) and writes its lines as CSV.
+type SettlementReport interface {
+	// Period returns the report's first and last business days.
+	Period() (from, to Date)
+	// WriteCSV writes the report's lines as CSV.
+	WriteCSV(w io.Writer) error
+}
+
+// NewCloseRun returns an attempt at closing batch n that has not ended:
+// a BatchService other than the Gateway returns it from StartClose and
+// ends it with End.
+func NewCloseRun(n int) *CloseRun { return &CloseRun{Batch: n, done: make(chan struct{})} }
+
+// End records the outcome of an attempt made by NewCloseRun (the batch as
+// it stands then, and the error if the close failed) and wakes those
+// waiting on it. It is called once.
+func (r *CloseRun) End(b *Batch, err error) {
+	r.batch, r.err = b, err
+	close(r.done)
+}
