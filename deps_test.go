@@ -23,6 +23,7 @@ var layers = map[string]struct {
 	"device":                {[]string{"", "protocol"}, []string{"go.bug.st/serial", "github.com/google/gousb"}},
 	"offline":               {[]string{""}, []string{"go.etcd.io/bbolt", "golang.org/x/crypto", "filippo.io/age"}},
 	"settlement":            {[]string{""}, []string{"github.com/shopspring/decimal"}},
+	"gateway":               {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"api":                   {[]string{""}, nil},
 	"simulator/acquirer":    {[]string{"", "protocol"}, []string{"github.com/shopspring/decimal"}},
 	"simulator/terminal":    {[]string{"", "protocol"}, []string{"github.com/creack/pty", "golang.org/x/term"}},

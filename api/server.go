@@ -30,7 +30,7 @@ var statusOf = map[string]int{
 
 // Server serves the HTTP API of a gateway.
 type Server struct {
-	Gateway *sterad.Gateway
+	Gateway Gateway
 	Token   string       // bearer token required on everything but /healthz
 	Logger  *slog.Logger // default: discard
 	Version string

@@ -1,4 +1,4 @@
-package sterad
+package gateway
 
 import (
 	"context"
@@ -6,24 +6,26 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sterad/sterad"
 )
 
 // entriesFor returns the entry modes a READ_CARD offers for op.
-func entriesFor(op Op) []EntryMode {
-	if op == OpCardCheck {
-		return []EntryMode{EntryKeyed, EntryChip, EntryContactless, EntrySwipe}
+func entriesFor(op sterad.Op) []sterad.EntryMode {
+	if op == sterad.OpCardCheck {
+		return []sterad.EntryMode{sterad.EntryKeyed, sterad.EntryChip, sterad.EntryContactless, sterad.EntrySwipe}
 	}
-	return []EntryMode{EntryChip, EntryContactless, EntrySwipe}
+	return []sterad.EntryMode{sterad.EntryChip, sterad.EntryContactless, sterad.EntrySwipe}
 }
 
 // promptFor is what the terminal shows the customer.
-func promptFor(t *Transaction) string {
+func promptFor(t *sterad.Transaction) string {
 	switch t.Op {
-	case OpCardCheck:
+	case sterad.OpCardCheck:
 		return "カードチェック / Card check"
-	case OpRefund:
+	case sterad.OpRefund:
 		return fmt.Sprintf("返金 / Refund %s", t.Amount.Display())
-	case OpPreauth:
+	case sterad.OpPreauth:
 		return fmt.Sprintf("仮売上 / Pre-authorization %s", t.Amount.Display())
 	}
 	return fmt.Sprintf("お支払い / Payment %s", t.Amount.Display())
@@ -34,8 +36,8 @@ func promptFor(t *Transaction) string {
 // and sent, the OUTCOME shown and printed, the RESULT journaled.
 func (g *Gateway) runAtTerminal(ctx context.Context, s *started) {
 	t, term := s.txn, s.plan.term
-	req := CardRequest{TxnID: t.ID, Op: t.Op, Amount: t.Amount, Entry: entriesFor(t.Op), Text: promptFor(t)}
-	card, err := term.ReadCard(ctx, req, func(c *Card) error { return g.cardRead(ctx, t.ID, c) })
+	req := sterad.CardRequest{TxnID: t.ID, Op: t.Op, Amount: t.Amount, Entry: entriesFor(t.Op), Text: promptFor(t)}
+	card, err := term.ReadCard(ctx, req, func(c *sterad.Card) error { return g.cardRead(ctx, t.ID, c) })
 	if err != nil {
 		g.cardNotRead(ctx, s, err)
 		return
@@ -50,35 +52,35 @@ func (g *Gateway) runAtTerminal(ctx context.Context, s *started) {
 // terminal's claim only fills in a range sterad does not know). A card
 // whose track 2 or chip data name another card is journaled as read but
 // not kept: authorizeRead refuses it.
-func (g *Gateway) cardRead(ctx context.Context, id string, c *Card) error {
+func (g *Gateway) cardRead(ctx context.Context, id string, c *sterad.Card) error {
 	if claimed := c.SettleBrand(); claimed != "" {
 		g.log.Warn("the terminal's brand disagrees with the card number's range: the range wins",
 			"txn", id, "card", c.PAN.Masked(), "terminal_brand", string(claimed), "brand", string(c.Brand))
 	}
 	keep := c.CheckCardData() == nil
-	_, _, err := g.modify(ctx, id, func(t *Transaction, ch *txChange) error {
-		if t.Step != StepReading {
+	_, _, err := g.modify(ctx, id, func(t *sterad.Transaction, ch *txChange) error {
+		if t.Step != sterad.StepReading {
 			return nil // a retransmitted CARD: already journaled
 		}
 		t.MaskedPAN, t.Brand, t.Entry, t.HasCard = c.PAN.Masked(), c.Brand, c.Entry, keep
 		if keep {
-			ch.SealCards = append(ch.SealCards, SealCard{Owner: t.ID, Card: c})
+			ch.SealCards = append(ch.SealCards, sterad.SealCard{Owner: t.ID, Card: c})
 		}
-		return t.Transition(StatusPending, StepCardRead, g.clock.Now(), "card read: "+c.PAN.Masked())
+		return t.Transition(sterad.StatusPending, sterad.StepCardRead, g.clock.Now(), "card read: "+c.PAN.Masked())
 	})
 	return err
 }
 
 // authorizeRead checks a card read at the terminal, journals the request
 // and exchanges it with the acquirer.
-func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
-	var msg *HostMessage
-	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+func (g *Gateway) authorizeRead(ctx context.Context, id string, card *sterad.Card) {
+	var msg *sterad.HostMessage
+	_, _, err := g.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
 		now := g.clock.Now()
 		if reason := g.refuseRead(ctx, t, card, now); reason != "" {
 			g.undo(c, t)
 			t.Reason = reason
-			return g.end(t, c, StatusDeclined, StepOutcome, now, reason)
+			return g.end(t, c, sterad.StatusDeclined, sterad.StepOutcome, now, reason)
 		}
 		orig, err := g.originalOf(ctx, t)
 		if err != nil {
@@ -91,7 +93,7 @@ func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
 			return err
 		}
 		msg = m
-		t.Record(StepSent, now, "request journaled")
+		t.Record(sterad.StepSent, now, "request journaled")
 		return nil
 	})
 	if err != nil {
@@ -106,20 +108,20 @@ func (g *Gateway) authorizeRead(ctx context.Context, id string, card *Card) {
 
 // refuseRead returns why a card read at the terminal must not be sent
 // ("" when it may).
-func (g *Gateway) refuseRead(ctx context.Context, t *Transaction, card *Card, now time.Time) string {
+func (g *Gateway) refuseRead(ctx context.Context, t *sterad.Transaction, card *sterad.Card, now time.Time) string {
 	// The card as a whole (Card.Validate): its number, its track 2 and
 	// chip data naming that same card, its expiry.
 	if err := card.Validate(now.In(g.cfg.Location)); err != nil {
-		switch ErrorCode(err) {
+		switch sterad.ErrorCode(err) {
 		case "invalid_card":
-			return "the terminal sent an invalid card number: " + ErrorMessage(err)
+			return "the terminal sent an invalid card number: " + sterad.ErrorMessage(err)
 		case "expired_card":
 			return "declined: the card has expired"
 		default:
-			return "the card was refused, nothing was sent: " + ErrorMessage(err)
+			return "the card was refused, nothing was sent: " + sterad.ErrorMessage(err)
 		}
 	}
-	if t.Op == OpRefund && t.Original != "" {
+	if t.Op == sterad.OpRefund && t.Original != "" {
 		if orig, err := g.store.OpenCard(ctx, t.Original); err == nil {
 			same := orig.PAN == card.PAN
 			orig.Wipe()
@@ -135,13 +137,13 @@ func (g *Gateway) refuseRead(ctx context.Context, t *Transaction, card *Card, no
 
 // failBeforeSend ends a transaction that never reached the host.
 func (g *Gateway) failBeforeSend(ctx context.Context, id, reason string) {
-	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
-		if t.Status.Final() || t.Step == StepSent {
+	_, _, err := g.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
+		if t.Status.Final() || t.Step == sterad.StepSent {
 			return nil
 		}
 		g.undo(c, t)
 		t.Reason = reason
-		return g.end(t, c, StatusCancelled, g.nextStep(t), g.clock.Now(), reason)
+		return g.end(t, c, sterad.StatusCancelled, g.nextStep(t), g.clock.Now(), reason)
 	})
 	if err != nil {
 		g.log.Error("cancel transaction", "txn", id, "err", err)
@@ -153,31 +155,31 @@ func (g *Gateway) cardNotRead(ctx context.Context, s *started, err error) {
 	id := s.txn.ID
 	var reason string
 	switch {
-	case errors.Is(err, ErrCustomerCancelled):
+	case errors.Is(err, sterad.ErrCustomerCancelled):
 		reason = "cancelled at the terminal: nothing was charged"
-	case errors.Is(err, ErrTerminalTimeout):
+	case errors.Is(err, sterad.ErrTerminalTimeout):
 		reason = "no card was presented in time: nothing was charged"
-	case errors.Is(err, ErrTerminalBusy):
+	case errors.Is(err, sterad.ErrTerminalBusy):
 		reason = "the terminal is busy with another transaction: nothing was charged"
-		s.setErr(ErrTerminalBusy)
-	case errors.Is(err, ErrTerminalOffline):
+		s.setErr(sterad.ErrTerminalBusy)
+	case errors.Is(err, sterad.ErrTerminalOffline):
 		reason = "the terminal went offline before reading a card: nothing was charged"
-		s.setErr(ErrTerminalOffline)
+		s.setErr(sterad.ErrTerminalOffline)
 	case ctx.Err() != nil:
 		return // shutting down: recovery finishes it after the restart
-	case errors.Is(err, ErrLinkFailed):
+	case errors.Is(err, sterad.ErrLinkFailed):
 		g.reconcile(ctx, id)
 		return
 	default:
-		reason = "the terminal could not read the card: " + ErrorMessage(err) + ": nothing was charged"
+		reason = "the terminal could not read the card: " + sterad.ErrorMessage(err) + ": nothing was charged"
 	}
-	_, _, uerr := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+	_, _, uerr := g.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
 		if t.Status.Final() {
 			return nil
 		}
 		g.undo(c, t)
 		t.Reason, t.TerminalResult = reason, "cancelled"
-		return g.end(t, c, StatusCancelled, StepDone, g.clock.Now(), reason)
+		return g.end(t, c, sterad.StatusCancelled, sterad.StepDone, g.clock.Now(), reason)
 	})
 	if uerr != nil {
 		g.log.Error("cancel transaction", "txn", id, "err", uerr)
@@ -198,19 +200,19 @@ func (g *Gateway) showOutcome(ctx context.Context, id string, attempt int) {
 		g.log.Error("load transaction", "txn", id, "err", err)
 		return
 	}
-	if t.TerminalResult != "" || (t.Step != StepOutcome && t.Step != StepReversal && t.Step != StepQueued) {
+	if t.TerminalResult != "" || (t.Step != sterad.StepOutcome && t.Step != sterad.StepReversal && t.Step != sterad.StepQueued) {
 		return
 	}
 	term := g.terms[t.Terminal]
 	if term == nil {
 		return
 	}
-	res, err := term.ShowOutcome(ctx, g.outcome(t), func(r TerminalResult) error { return g.terminalResult(ctx, id, r) })
+	res, err := term.ShowOutcome(ctx, g.outcome(t), func(r sterad.TerminalResult) error { return g.terminalResult(ctx, id, r) })
 	switch {
 	case err == nil:
 		g.afterResult(ctx, id, res)
 	case ctx.Err() != nil:
-	case errors.Is(err, ErrLinkFailed):
+	case errors.Is(err, sterad.ErrLinkFailed):
 		// No RESULT (or the link failed): ask the terminal what it did.
 		g.reconcileAttempt(ctx, id, attempt+1)
 	default:
@@ -220,14 +222,14 @@ func (g *Gateway) showOutcome(ctx context.Context, id string, attempt int) {
 }
 
 // terminalResult journals a RESULT before it is acknowledged.
-func (g *Gateway) terminalResult(ctx context.Context, id string, r TerminalResult) error {
-	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+func (g *Gateway) terminalResult(ctx context.Context, id string, r sterad.TerminalResult) error {
+	_, _, err := g.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
 		if t.TerminalResult != "" {
 			return nil
 		}
 		t.TerminalResult, t.Printed = r.Status, r.Printed
-		step := StepDone
-		if t.Step == StepReversal || t.Step == StepQueued {
+		step := sterad.StepDone
+		if t.Step == sterad.StepReversal || t.Step == sterad.StepQueued {
 			step = t.Step // still owed to the acquirer
 		}
 		note := "terminal result " + r.Status
@@ -242,7 +244,7 @@ func (g *Gateway) terminalResult(ctx context.Context, id string, r TerminalResul
 
 // afterResult acts on the RESULT of an outcome: a customer who cancelled
 // at the terminal after an approval is never charged.
-func (g *Gateway) afterResult(ctx context.Context, id string, r TerminalResult) {
+func (g *Gateway) afterResult(ctx context.Context, id string, r sterad.TerminalResult) {
 	if r.Status != "cancelled" {
 		return
 	}
@@ -254,7 +256,7 @@ func (g *Gateway) afterResult(ctx context.Context, id string, r TerminalResult) 
 // approval (or an accepted stand-in advice) is reversed with RR=CU.
 func (g *Gateway) undoUnseen(ctx context.Context, id, reason string) {
 	if !g.cancelStandIn(ctx, id, reason) {
-		g.reverseApproved(ctx, id, RRCustomerCancel, reason)
+		g.reverseApproved(ctx, id, sterad.RRCustomerCancel, reason)
 	}
 }
 
@@ -273,9 +275,9 @@ func (g *Gateway) cancelStandIn(ctx context.Context, id, reason string) bool {
 	}
 	defer g.unclaim(id)
 	done := false
-	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+	_, _, err := g.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
 		done = false
-		if t.Status != StatusStoodIn || t.Step != StepQueued {
+		if t.Status != sterad.StatusStoodIn || t.Step != sterad.StepQueued {
 			return nil
 		}
 		items, err := g.store.Queue(ctx)
@@ -289,7 +291,7 @@ func (g *Gateway) cancelStandIn(ctx context.Context, id, reason string) bool {
 		}
 		done = true
 		t.Reason = reason + " (approved offline): nothing was sent, nothing charged"
-		return g.end(t, c, StatusReversed, StepDone, g.clock.Now(), t.Reason)
+		return g.end(t, c, sterad.StatusReversed, sterad.StepDone, g.clock.Now(), t.Reason)
 	})
 	if err != nil {
 		g.log.Error("withdraw offline approval", "txn", id, "err", err)
@@ -300,16 +302,16 @@ func (g *Gateway) cancelStandIn(ctx context.Context, id, reason string) bool {
 // reverseApproved reverses an approved authorization whose customer never
 // completed the transaction at the terminal.
 func (g *Gateway) reverseApproved(ctx context.Context, id, rr, reason string) {
-	_, c, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
-		if t.Status != StatusApproved || t.Op == OpCompletion {
+	_, c, err := g.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
+		if t.Status != sterad.StatusApproved || t.Op == sterad.OpCompletion {
 			return nil // a completion is not confirmed at a terminal
 		}
 		now := g.clock.Now()
 		t.Reason = reason + ": the authorization is being reversed and the card will not be charged"
 		t.ReversalReason = rr
 		t.ReversalTransmitted = laterThan(now.UTC().Truncate(time.Second), t.Transmitted)
-		c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: QueueReversal, CreatedAt: now})
-		return t.Transition(StatusReversed, StepReversal, now, reason)
+		c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: sterad.QueueReversal, CreatedAt: now})
+		return t.Transition(sterad.StatusReversed, sterad.StepReversal, now, reason)
 	})
 	if err != nil {
 		g.log.Error("reverse approved transaction", "txn", id, "err", err)
@@ -322,10 +324,10 @@ func (g *Gateway) reverseApproved(ctx context.Context, id, rr, reason string) {
 
 // leaveForOperator marks a transaction the gateway cannot finish alone.
 func (g *Gateway) leaveForOperator(ctx context.Context, id, reason string) {
-	_, _, err := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+	_, _, err := g.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
 		t.Reason = reason
-		if t.Status == StatusPending {
-			return t.Transition(StatusUnknown, t.Step, g.clock.Now(), reason)
+		if t.Status == sterad.StatusPending {
+			return t.Transition(sterad.StatusUnknown, t.Step, g.clock.Now(), reason)
 		}
 		t.Record(t.Step, g.clock.Now(), reason)
 		return nil
@@ -367,9 +369,9 @@ func (g *Gateway) reconcileAttempt(ctx context.Context, id string, attempt int) 
 	}
 	g.log.Info("terminal reconciliation", "txn", id, "terminal", t.Terminal, "state", st.State, "step", t.Step)
 	switch t.Step {
-	case StepCreated, StepReading, StepCardRead:
+	case sterad.StepCreated, sterad.StepReading, sterad.StepCardRead:
 		g.reconcileBeforeSend(ctx, t, term, st)
-	case StepSent:
+	case sterad.StepSent:
 		// Recovery turns this into a reversal before reconciling.
 	default:
 		g.reconcileOutcome(ctx, t, term, st, attempt)
@@ -378,7 +380,7 @@ func (g *Gateway) reconcileAttempt(ctx context.Context, id string, attempt int) 
 
 // reconcileBeforeSend finishes a transaction whose request never went to
 // the host: nothing was charged, whatever the terminal says.
-func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *Transaction, term Terminal, st TerminalTxnState) {
+func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *sterad.Transaction, term sterad.Terminal, st sterad.TerminalTxnState) {
 	reason := "the terminal link failed before the card was read: nothing was charged"
 	switch st.State {
 	case "waiting_card":
@@ -386,15 +388,15 @@ func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *Transaction, term 
 			g.log.Warn("cancel at terminal", "txn", t.ID, "err", err)
 		}
 	case "card_sent":
-		if t.Step == StepCardRead {
+		if t.Step == sterad.StepCardRead {
 			reason = "interrupted before the card was sent to the acquirer: nothing was charged, please try again"
 		} else {
 			reason = "the card did not reach sterad: nothing was charged, please try again"
 		}
 		// The terminal waits for an OUTCOME: tell it.
-		out := TerminalOutcome{TxnID: t.ID, Status: "error", Amount: t.Amount, MaskedPAN: t.MaskedPAN,
+		out := sterad.TerminalOutcome{TxnID: t.ID, Status: "error", Amount: t.Amount, MaskedPAN: t.MaskedPAN,
 			Lines: []string{"取消 / NOT CHARGED", reason}}
-		if _, err := term.ShowOutcome(ctx, out, func(r TerminalResult) error { return nil }); err != nil {
+		if _, err := term.ShowOutcome(ctx, out, func(r sterad.TerminalResult) error { return nil }); err != nil {
 			g.log.Warn("show error outcome", "txn", t.ID, "err", err)
 		}
 	case "done":
@@ -403,18 +405,18 @@ func (g *Gateway) reconcileBeforeSend(ctx context.Context, t *Transaction, term 
 		}
 	}
 	g.failBeforeSend(ctx, t.ID, reason)
-	_, _, _ = g.modify(ctx, t.ID, func(x *Transaction, c *txChange) error {
+	_, _, _ = g.modify(ctx, t.ID, func(x *sterad.Transaction, c *txChange) error {
 		if x.TerminalResult == "" {
 			x.TerminalResult = "cancelled"
 		}
-		x.Record(StepDone, g.clock.Now(), "reconciled with the terminal")
+		x.Record(sterad.StepDone, g.clock.Now(), "reconciled with the terminal")
 		return nil
 	})
 }
 
 // reconcileOutcome finishes a transaction whose host outcome is known but
 // whose terminal may not have shown it.
-func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Terminal, st TerminalTxnState, attempt int) {
+func (g *Gateway) reconcileOutcome(ctx context.Context, t *sterad.Transaction, term sterad.Terminal, st sterad.TerminalTxnState, attempt int) {
 	switch st.State {
 	case "card_sent":
 		// Still waiting for our OUTCOME: show it again, a bounded number
@@ -443,11 +445,11 @@ func (g *Gateway) reconcileOutcome(ctx context.Context, t *Transaction, term Ter
 			}
 		}
 		g.undoUnseen(ctx, t.ID, "the terminal lost the transaction before showing its outcome")
-		_, _, _ = g.modify(ctx, t.ID, func(x *Transaction, c *txChange) error {
+		_, _, _ = g.modify(ctx, t.ID, func(x *sterad.Transaction, c *txChange) error {
 			x.TerminalResult = "lost"
-			step := StepDone
-			if x.Step == StepReversal {
-				step = StepReversal
+			step := sterad.StepDone
+			if x.Step == sterad.StepReversal {
+				step = sterad.StepReversal
 			}
 			x.Record(step, g.clock.Now(), "terminal lost the transaction")
 			return nil
@@ -470,24 +472,24 @@ func (g *Gateway) outcomeNeverConfirmed(ctx context.Context, id string, attempts
 	reason := fmt.Sprintf("the terminal never confirmed the outcome (no RESULT after %d attempts)", attempts)
 	g.log.Warn("terminal never confirmed the outcome: undoing it", "txn", id, "attempts", attempts)
 	g.undoUnseen(ctx, id, reason)
-	_, _, err := g.modify(ctx, id, func(x *Transaction, c *txChange) error {
+	_, _, err := g.modify(ctx, id, func(x *sterad.Transaction, c *txChange) error {
 		if x.TerminalResult != "" {
 			return nil
 		}
 		x.TerminalResult = "unconfirmed"
 		now := g.clock.Now()
 		switch {
-		case x.Status == StatusApproved || x.Status == StatusStoodIn:
+		case x.Status == sterad.StatusApproved || x.Status == sterad.StatusStoodIn:
 			x.Reason = reason + ": it could not be reversed here: check the terminal and the acquirer"
 			x.Record(x.Step, now, x.Reason)
-		case x.Step == StepReversal || x.Step == StepQueued:
+		case x.Step == sterad.StepReversal || x.Step == sterad.StepQueued:
 			x.Record(x.Step, now, reason) // still owed to the acquirer
 		default:
-			if x.Status == StatusPending {
+			if x.Status == sterad.StatusPending {
 				x.Reason = reason + ": check the terminal"
-				return x.Transition(StatusUnknown, x.Step, now, x.Reason)
+				return x.Transition(sterad.StatusUnknown, x.Step, now, x.Reason)
 			}
-			x.Record(StepDone, now, reason)
+			x.Record(sterad.StepDone, now, reason)
 		}
 		return nil
 	})
@@ -498,21 +500,21 @@ func (g *Gateway) outcomeNeverConfirmed(ctx context.Context, id string, attempts
 }
 
 // outcome is the OUTCOME of t: what the terminal shows and prints.
-func (g *Gateway) outcome(t *Transaction) TerminalOutcome {
-	o := TerminalOutcome{TxnID: t.ID, Code: t.ResponseCode, AuthCode: t.AuthCode, RRN: t.RRN, Amount: t.Amount, MaskedPAN: t.MaskedPAN}
-	title := map[Op]string{OpSale: "売上 / SALE", OpPreauth: "仮売上 / PRE-AUTHORIZATION", OpRefund: "返品 / REFUND",
-		OpCardCheck: "カードチェック / CARD CHECK"}[t.Op]
+func (g *Gateway) outcome(t *sterad.Transaction) sterad.TerminalOutcome {
+	o := sterad.TerminalOutcome{TxnID: t.ID, Code: t.ResponseCode, AuthCode: t.AuthCode, RRN: t.RRN, Amount: t.Amount, MaskedPAN: t.MaskedPAN}
+	title := map[sterad.Op]string{sterad.OpSale: "売上 / SALE", sterad.OpPreauth: "仮売上 / PRE-AUTHORIZATION", sterad.OpRefund: "返品 / REFUND",
+		sterad.OpCardCheck: "カードチェック / CARD CHECK"}[t.Op]
 	lines := []string{title, fmt.Sprintf("%s %s", strings.ToUpper(string(t.Brand)), t.MaskedPAN)}
-	if t.Op != OpCardCheck {
+	if t.Op != sterad.OpCardCheck {
 		lines = append(lines, fmt.Sprintf("金額 / AMOUNT %s", t.Amount.Display()))
 	}
 	switch t.Status {
-	case StatusApproved, StatusStoodIn:
+	case sterad.StatusApproved, sterad.StatusStoodIn:
 		o.Status = "approved"
-		if t.Status == StatusStoodIn {
+		if t.Status == sterad.StatusStoodIn {
 			lines = append(lines, "オフライン承認 / OFFLINE APPROVAL")
 		}
-		if t.Op == OpCardCheck {
+		if t.Op == sterad.OpCardCheck {
 			lines = append(lines, "有効 / CARD VALID ("+t.ResponseCode+")")
 		} else {
 			lines = append(lines, "承認 / APPROVED", "承認番号 / AUTH "+t.AuthCode)
@@ -520,7 +522,7 @@ func (g *Gateway) outcome(t *Transaction) TerminalOutcome {
 		if t.RRN != "" {
 			lines = append(lines, "RRN "+t.RRN)
 		}
-	case StatusDeclined:
+	case sterad.StatusDeclined:
 		o.Status = "declined"
 		lines = append(lines, "お取扱いできません / DECLINED", t.Reason)
 	default:

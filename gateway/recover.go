@@ -1,8 +1,10 @@
-package sterad
+package gateway
 
 import (
 	"context"
 	"fmt"
+
+	"github.com/sterad/sterad"
 )
 
 // recover finishes or reverses every transaction a crash (or a stop)
@@ -34,25 +36,25 @@ func (g *Gateway) recover(ctx context.Context) error {
 	return nil
 }
 
-func (g *Gateway) recoverOne(ctx context.Context, t *Transaction, queued bool) error {
+func (g *Gateway) recoverOne(ctx context.Context, t *sterad.Transaction, queued bool) error {
 	g.log.Info("recovering transaction", "txn", t.ID, "op", t.Op, "status", t.Status, "step", t.Step)
 	var err error
 	switch t.Step {
-	case StepCreated, StepReading, StepCardRead:
+	case sterad.StepCreated, sterad.StepReading, sterad.StepCardRead:
 		if t.Terminal != "" {
 			g.adopt(ctx, t) // the terminal decides what it saw
 			return nil
 		}
-		_, _, err = g.modify(ctx, t.ID, func(t *Transaction, c *txChange) error {
+		_, _, err = g.modify(ctx, t.ID, func(t *sterad.Transaction, c *txChange) error {
 			g.undo(c, t)
 			t.Reason = "interrupted by a restart before it was sent: nothing was charged"
-			return g.end(t, c, StatusCancelled, StepDone, g.clock.Now(), t.Reason)
+			return g.end(t, c, sterad.StatusCancelled, sterad.StepDone, g.clock.Now(), t.Reason)
 		})
-	case StepSent:
-		_, _, err = g.modify(ctx, t.ID, func(t *Transaction, c *txChange) error {
+	case sterad.StepSent:
+		_, _, err = g.modify(ctx, t.ID, func(t *sterad.Transaction, c *txChange) error {
 			return g.unknownOutcome(t, c, g.clock.Now(), "sterad restarted before the acquirer's answer was recorded")
 		})
-	case StepReversal, StepQueued:
+	case sterad.StepReversal, sterad.StepQueued:
 		if !queued {
 			// The item and the step are written in one commit, so this
 			// means the item was answered but the step not moved on.
@@ -62,7 +64,7 @@ func (g *Gateway) recoverOne(ctx context.Context, t *Transaction, queued bool) e
 	if err != nil {
 		return err
 	}
-	if t.Terminal != "" && t.TerminalResult == "" && t.Step != StepCreated && t.Step != StepReading && t.Step != StepCardRead {
+	if t.Terminal != "" && t.TerminalResult == "" && t.Step != sterad.StepCreated && t.Step != sterad.StepReading && t.Step != sterad.StepCardRead {
 		g.adopt(ctx, t)
 	}
 	return nil
@@ -71,7 +73,7 @@ func (g *Gateway) recoverOne(ctx context.Context, t *Transaction, queued bool) e
 // adopt hands a recovered terminal transaction to a background flow that
 // reconciles it with its terminal once the terminal is back; the terminal
 // stays busy until then.
-func (g *Gateway) adopt(ctx context.Context, t *Transaction) {
+func (g *Gateway) adopt(ctx context.Context, t *sterad.Transaction) {
 	g.mu.Lock()
 	if g.inflight[t.ID] != nil {
 		g.mu.Unlock()
@@ -101,7 +103,7 @@ func (g *Gateway) TerminalReconnected(id string, bootChanged bool) {
 		return
 	}
 	for _, t := range txns {
-		if t.Terminal == id && t.TerminalResult == "" && t.Step != StepSent {
+		if t.Terminal == id && t.TerminalResult == "" && t.Step != sterad.StepSent {
 			g.adopt(g.ctx, t)
 		}
 	}

@@ -1,4 +1,4 @@
-package sterad
+package gateway
 
 import (
 	"cmp"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sterad/sterad"
 )
 
 // The forwarder sends what the gateway owes the acquirer: reversals of
@@ -27,7 +29,7 @@ func (g *Gateway) wake() {
 
 // LinkChanged tells the gateway that the acquirer link changed state; when
 // it comes back, the queue drains at once.
-func (g *Gateway) LinkChanged(s LinkStatus) {
+func (g *Gateway) LinkChanged(s sterad.LinkStatus) {
 	if s.Online {
 		g.wake()
 	}
@@ -49,7 +51,7 @@ func (g *Gateway) forwardLoop(ctx context.Context) {
 
 // queuePriority orders the queue: reversals first, then voids, advices
 // and deferred requests; FIFO within each.
-var queuePriority = map[QueueKind]int{QueueReversal: 0, QueueVoid: 1, QueueAdvice: 2, QueueRequest: 3}
+var queuePriority = map[sterad.QueueKind]int{sterad.QueueReversal: 0, sterad.QueueVoid: 1, sterad.QueueAdvice: 2, sterad.QueueRequest: 3}
 
 // drainWorkers is how many queued messages are in flight at once.
 const drainWorkers = 16
@@ -94,10 +96,10 @@ func (g *Gateway) drainPass(ctx context.Context, all bool) (sent, waiting int) {
 	for _, it := range items {
 		queued[it.TxnID] = true
 	}
-	slices.SortStableFunc(items, func(a, b QueueItem) int {
+	slices.SortStableFunc(items, func(a, b sterad.QueueItem) int {
 		return cmp.Or(cmp.Compare(queuePriority[a.Kind], queuePriority[b.Kind]), cmp.Compare(a.Seq, b.Seq))
 	})
-	var class []QueueItem
+	var class []sterad.QueueItem
 	flush := func() {
 		sent += g.forwardAll(ctx, class)
 		class = class[:0]
@@ -123,8 +125,8 @@ func (g *Gateway) drainPass(ctx context.Context, all bool) (sent, waiting int) {
 }
 
 // forwardAll forwards items in order, drainWorkers at a time.
-func (g *Gateway) forwardAll(ctx context.Context, items []QueueItem) int {
-	work := make(chan QueueItem)
+func (g *Gateway) forwardAll(ctx context.Context, items []sterad.QueueItem) int {
+	work := make(chan sterad.QueueItem)
 	var wg sync.WaitGroup
 	var sent atomic.Int64
 	for w := 0; w < min(drainWorkers, len(items)); w++ {
@@ -147,7 +149,7 @@ func (g *Gateway) forwardAll(ctx context.Context, items []QueueItem) int {
 }
 
 // park marks the items older than the offline max_age.
-func (g *Gateway) park(ctx context.Context, items []QueueItem, now time.Time) {
+func (g *Gateway) park(ctx context.Context, items []sterad.QueueItem, now time.Time) {
 	maxAge := g.cfg.Offline.MaxAge
 	if maxAge <= 0 {
 		return
@@ -157,7 +159,7 @@ func (g *Gateway) park(ctx context.Context, items []QueueItem, now time.Time) {
 			continue
 		}
 		items[i].Parked = true
-		if err := g.store.Apply(ctx, Change{UpdateQueue: []QueueItem{items[i]}}); err != nil {
+		if err := g.store.Apply(ctx, sterad.Change{UpdateQueue: []sterad.QueueItem{items[i]}}); err != nil {
 			g.log.Error("park queue item", "txn", items[i].TxnID, "err", err)
 			continue
 		}
@@ -169,24 +171,24 @@ func (g *Gateway) park(ctx context.Context, items []QueueItem, now time.Time) {
 // how many were sent.
 func (g *Gateway) Flush(ctx context.Context) (int, error) {
 	if !g.acquirer.Status().Online {
-		return 0, ErrHostUnavailable
+		return 0, sterad.ErrHostUnavailable
 	}
 	return g.drain(ctx, true), nil
 }
 
 // Queue lists the store-and-forward queue.
-func (g *Gateway) Queue(ctx context.Context) ([]QueueItem, error) { return g.store.Queue(ctx) }
+func (g *Gateway) Queue(ctx context.Context) ([]sterad.QueueItem, error) { return g.store.Queue(ctx) }
 
 // forwardItem sends one queued item once and records the answer (or the
 // attempt). It returns the transaction as recorded, nil if the item was
 // already being forwarded.
-func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
+func (g *Gateway) forwardItem(ctx context.Context, it sterad.QueueItem) *sterad.Transaction {
 	if !g.claim(it.TxnID) {
 		return nil
 	}
 	defer g.unclaim(it.TxnID)
 
-	if it.Kind == QueueRequest {
+	if it.Kind == sterad.QueueRequest {
 		return g.sendDeferred(ctx, it)
 	}
 	t, err := g.store.Transaction(ctx, it.TxnID)
@@ -215,17 +217,17 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 		return t
 	}
 	resp, xerr := g.send(ctx, msg)
-	if xerr == nil && LookupResponse(resp.ResponseCode).Outcome == OutcomeUnknown {
-		xerr = fmt.Errorf("%w: %s", ErrNoResponse, LookupResponse(resp.ResponseCode).Message)
+	if xerr == nil && sterad.LookupResponse(resp.ResponseCode).Outcome == sterad.OutcomeUnknown {
+		xerr = fmt.Errorf("%w: %s", sterad.ErrNoResponse, sterad.LookupResponse(resp.ResponseCode).Message)
 	}
-	t, _, err = g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
+	t, _, err = g.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
 		now := g.clock.Now()
 		it := it // modify may call this again: start from the item as read
 		if xerr != nil {
 			it.Attempts++
 			it.LastAttempt = now
-			it.LastError = ErrorMessage(xerr)
-			if errors.Is(xerr, ErrHostUnavailable) {
+			it.LastError = sterad.ErrorMessage(xerr)
+			if errors.Is(xerr, sterad.ErrHostUnavailable) {
 				it.Attempts-- // never sent: the next send is not a repeat
 				it.LastError = "the acquirer is unreachable"
 			}
@@ -233,7 +235,7 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 			return nil
 		}
 		c.Dequeue = append(c.Dequeue, it.Seq)
-		if it.Kind != QueueReversal {
+		if it.Kind != sterad.QueueReversal {
 			return g.applyResponse(ctx, t, c, resp, now)
 		}
 		if resp.ResponseCode != "00" {
@@ -245,7 +247,7 @@ func (g *Gateway) forwardItem(ctx context.Context, it QueueItem) *Transaction {
 		}
 		g.undo(c, t)
 		t.Reason = "reversed: the card was not charged"
-		return g.end(t, c, StatusReversed, g.nextStep(t), now, "reversal confirmed")
+		return g.end(t, c, sterad.StatusReversed, g.nextStep(t), now, "reversal confirmed")
 	})
 	if err != nil {
 		g.log.Error("record queued answer", "txn", it.TxnID, "err", err)
@@ -279,15 +281,15 @@ func (g *Gateway) unclaim(id string) {
 // k. Every item is created in the commit that moves its transaction to
 // that step and removed in the commit that moves it on, so the step says
 // whether an item read a moment ago is still due.
-func owes(t *Transaction, k QueueKind) bool {
-	if k == QueueReversal {
-		return t.Step == StepReversal
+func owes(t *sterad.Transaction, k sterad.QueueKind) bool {
+	if k == sterad.QueueReversal {
+		return t.Step == sterad.StepReversal
 	}
-	return t.Step == StepQueued
+	return t.Step == sterad.StepQueued
 }
 
 // queuedMessage rebuilds the message an item sends.
-func (g *Gateway) queuedMessage(ctx context.Context, t *Transaction, it QueueItem) (*HostMessage, error) {
+func (g *Gateway) queuedMessage(ctx context.Context, t *sterad.Transaction, it sterad.QueueItem) (*sterad.HostMessage, error) {
 	orig, err := g.originalOf(ctx, t)
 	if err != nil {
 		return nil, err
@@ -298,13 +300,13 @@ func (g *Gateway) queuedMessage(ctx context.Context, t *Transaction, it QueueIte
 	}
 	defer card.Wipe()
 	switch it.Kind {
-	case QueueReversal:
+	case sterad.QueueReversal:
 		b, err := g.store.CurrentBatch(ctx)
 		if err != nil {
 			return nil, err
 		}
 		return g.reversalMessage(t, card, it.Attempts > 0, b.Number), nil
-	case QueueVoid:
+	case sterad.QueueVoid:
 		return g.voidMessage(t, orig, card), nil
 	default:
 		return g.repeatMessage(t, card, orig, it.Attempts > 0), nil
@@ -314,13 +316,13 @@ func (g *Gateway) queuedMessage(ctx context.Context, t *Transaction, it QueueIte
 // cardOf opens the card a later message of t carries: t's own copy, or its
 // original's (a void uses the voided transaction's card). nil when the
 // store no longer holds one.
-func (g *Gateway) cardOf(ctx context.Context, t, orig *Transaction) (*Card, error) {
+func (g *Gateway) cardOf(ctx context.Context, t, orig *sterad.Transaction) (*sterad.Card, error) {
 	owner := t.ID
-	if t.Op == OpVoid && orig != nil {
+	if t.Op == sterad.OpVoid && orig != nil {
 		owner = orig.ID
 	}
 	c, err := g.store.OpenCard(ctx, owner)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, sterad.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -334,15 +336,15 @@ func (g *Gateway) cardOf(ctx context.Context, t, orig *Transaction) (*Card, erro
 // message. It is journaled with a fresh STAN and DE 7 and leaves the queue
 // in the same commit: from then on it is an ordinary sent request, reversed
 // if its answer is lost — never resent.
-func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
-	var msg *HostMessage
+func (g *Gateway) sendDeferred(ctx context.Context, it sterad.QueueItem) *sterad.Transaction {
+	var msg *sterad.HostMessage
 	withdrawn := false
-	t, _, err := g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
+	t, _, err := g.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
 		if !owes(t, it.Kind) {
 			return errStale
 		}
 		withdrawn = false
-		var orig *Transaction
+		var orig *sterad.Transaction
 		if t.Original != "" {
 			o, err := g.lockedOriginal(ctx, t, c)
 			if err != nil {
@@ -368,7 +370,7 @@ func (g *Gateway) sendDeferred(ctx context.Context, it QueueItem) *Transaction {
 		}
 		msg = m
 		c.Dequeue = append(c.Dequeue, it.Seq)
-		t.Record(StepSent, now, "deferred request sent")
+		t.Record(sterad.StepSent, now, "deferred request sent")
 		return nil
 	})
 	switch {
@@ -391,11 +393,11 @@ var errWait = errors.New("queue item waits for its original")
 
 // checkQueuedLink checks, under the locks of a queued transaction and its
 // original, that the original still allows the queued message
-// (linkStillValid); when it does not, the message is withdrawn in the
+// (LinkStillValid); when it does not, the message is withdrawn in the
 // same commit and the transaction returned. errWait: not yet.
-func (g *Gateway) checkQueuedLink(ctx context.Context, it QueueItem) (*Transaction, error) {
+func (g *Gateway) checkQueuedLink(ctx context.Context, it sterad.QueueItem) (*sterad.Transaction, error) {
 	withdrawn := false
-	t, _, err := g.modify(ctx, it.TxnID, func(t *Transaction, c *txChange) error {
+	t, _, err := g.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
 		if !owes(t, it.Kind) {
 			return errStale
 		}
@@ -418,8 +420,8 @@ func (g *Gateway) checkQueuedLink(ctx context.Context, it QueueItem) (*Transacti
 // withdrawIfUnlinked ends t without sending it when its original no
 // longer allows it: the queue item goes, its link on the original is
 // released, and the clerk is told why.
-func (g *Gateway) withdrawIfUnlinked(t, o *Transaction, c *txChange, it QueueItem) (bool, error) {
-	wait, why := linkStillValid(t, o)
+func (g *Gateway) withdrawIfUnlinked(t, o *sterad.Transaction, c *txChange, it sterad.QueueItem) (bool, error) {
+	wait, why := sterad.LinkStillValid(t, o)
 	switch {
 	case wait:
 		return false, errWait
@@ -430,18 +432,18 @@ func (g *Gateway) withdrawIfUnlinked(t, o *Transaction, c *txChange, it QueueIte
 	c.Dequeue = append(c.Dequeue, it.Seq)
 	g.undo(c, t)
 	t.ResponseCode = ""
-	t.Reason = "not sent: " + ErrorMessage(why)
-	if t.Op == OpCompletion {
+	t.Reason = "not sent: " + sterad.ErrorMessage(why)
+	if t.Op == sterad.OpCompletion {
 		// The guest has checked out against an authorization that the
 		// issuer refused: the hotel must collect another way.
 		t.Reason = "ALERT: " + t.Reason + ": collect the stay another way"
 	}
 	g.log.Warn("queued message withdrawn: its original no longer allows it", "txn", t.ID, "op", t.Op, "original", o.ID, "original_status", o.Status)
-	return true, g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
+	return true, g.end(t, c, sterad.StatusDeclined, g.nextStep(t), now, t.Reason)
 }
 
 // originalOf loads t's original transaction, nil when it has none.
-func (g *Gateway) originalOf(ctx context.Context, t *Transaction) (*Transaction, error) {
+func (g *Gateway) originalOf(ctx context.Context, t *sterad.Transaction) (*sterad.Transaction, error) {
 	if t.Original == "" {
 		return nil, nil
 	}

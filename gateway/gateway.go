@@ -1,4 +1,4 @@
-package sterad
+package gateway
 
 import (
 	"context"
@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"github.com/sterad/sterad"
 )
 
-// Defaults of GatewayConfig.
+// Defaults of Config.
 const (
 	DefaultMCC = "7011" // lodging
 	// DefaultTerminalWait is how long a flow waits for a terminal whose
@@ -40,11 +41,11 @@ const (
 // total by at most 15 %.
 var DefaultCompletionTolerance = decimal.RequireFromString("1.15")
 
-// GatewayConfig is the merchant's configuration of the flows.
-type GatewayConfig struct {
+// Config is the merchant's configuration of the flows.
+type Config struct {
 	MerchantID          string          // DE 42
 	VirtualTerminalID   string          // DE 41 of transactions not made at a terminal
-	Currency            Currency        // default JPY
+	Currency            sterad.Currency // default JPY
 	Location            *time.Location  // merchant local time (DE 12/13, dates); default Asia/Tokyo
 	MCC                 string          // DE 18; default 7011
 	CompletionTolerance decimal.Decimal // final amount ≤ authorized total × this; default 1.15
@@ -60,7 +61,7 @@ type GatewayConfig struct {
 	// (default hourly).
 	PurgeInterval time.Duration
 	// Offline are the stand-in limits (default DefaultOfflineLimits).
-	Offline OfflineLimits
+	Offline sterad.OfflineLimits
 	// Cutoff is the local time of day of the nightly batch close
 	// (default 02:00); negative disables the nightly close.
 	Cutoff time.Duration
@@ -69,7 +70,7 @@ type GatewayConfig struct {
 	SettleTimeout time.Duration
 	// Summarize computes a closing batch's totals by business day and
 	// brand for the settlement report (the settlement package's).
-	Summarize func([]*Transaction) []DayTotals
+	Summarize func([]*sterad.Transaction) []sterad.DayTotals
 	// StopGrace bounds how long Stop lets flows in flight finish their
 	// acquirer exchange and journal its answer before it cancels them
 	// (default DefaultStopGrace; the daemon uses the acquirer timeout + 5 s).
@@ -78,10 +79,10 @@ type GatewayConfig struct {
 
 // Deps are the adapters the gateway drives.
 type Deps struct {
-	Store     Store
-	Acquirer  Acquirer
-	Terminals []Terminal
-	Clock     Clock
+	Store     sterad.Store
+	Acquirer  sterad.Acquirer
+	Terminals []sterad.Terminal
+	Clock     sterad.Clock
 	Logger    *slog.Logger
 	NewID     func() string // unique, sortable transaction IDs
 }
@@ -89,12 +90,12 @@ type Deps struct {
 // Gateway runs the flows: it validates requests, journals transactions,
 // drives terminals and the acquirer, and recovers after a crash.
 type Gateway struct {
-	cfg      GatewayConfig
-	store    Store
-	acquirer Acquirer
-	terms    map[string]Terminal
+	cfg      Config
+	store    sterad.Store
+	acquirer sterad.Acquirer
+	terms    map[string]sterad.Terminal
 	termIDs  []string
-	clock    Clock
+	clock    sterad.Clock
 	log      *slog.Logger
 	newID    func() string
 
@@ -114,27 +115,27 @@ type Gateway struct {
 	// transaction, original, batch).
 	batchMu sync.RWMutex
 
-	standInMu  sync.Mutex            // orders stand-in decisions against the offline limits
-	closeMu    sync.Mutex            // one batch close at a time
-	progress   map[int]BatchProgress // batch closes under way (under mu)
-	kick       chan struct{}         // wakes the forwarder
-	forwarding map[string]bool       // transactions whose queued message is in flight (under mu)
-	drainMu    sync.Mutex            // one queue drain at a time
+	standInMu  sync.Mutex                   // orders stand-in decisions against the offline limits
+	closeMu    sync.Mutex                   // one batch close at a time
+	progress   map[int]sterad.BatchProgress // batch closes under way (under mu)
+	kick       chan struct{}                // wakes the forwarder
+	forwarding map[string]bool              // transactions whose queued message is in flight (under mu)
+	drainMu    sync.Mutex                   // one queue drain at a time
 
 	// The batch loop is the one runner of batch closes.
-	closeAsk   chan struct{} // wakes the batch loop: a close was asked for
-	closeNext  *CloseRun     // asked for, not started yet (under mu)
-	closeCur   *CloseRun     // under way (under mu)
-	closeEnded bool          // the batch loop has ended (under mu)
+	closeAsk   chan struct{}    // wakes the batch loop: a close was asked for
+	closeNext  *sterad.CloseRun // asked for, not started yet (under mu)
+	closeCur   *sterad.CloseRun // under way (under mu)
+	closeEnded bool             // the batch loop has ended (under mu)
 
 	stopping bool           // Stop has begun: new requests are refused (under mu)
 	submits  sync.WaitGroup // Submit calls admitted before Stop
 	stopOnce sync.Once
 }
 
-// NewGateway checks the configuration and returns a gateway. Call Start
+// New checks the configuration and returns a gateway. Call Start
 // before submitting requests.
-func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
+func New(cfg Config, d Deps) (*Gateway, error) {
 	if d.Store == nil || d.Acquirer == nil || d.NewID == nil {
 		return nil, errors.New("gateway: store, acquirer and NewID are required")
 	}
@@ -142,7 +143,7 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 		return nil, errors.New("gateway: merchant ID and virtual terminal ID are required")
 	}
 	if cfg.Currency.Code == "" {
-		cfg.Currency = JPY
+		cfg.Currency = sterad.JPY
 	}
 	if cfg.Location == nil {
 		loc, err := time.LoadLocation("Asia/Tokyo")
@@ -172,8 +173,8 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = DefaultPurgeInterval
 	}
-	if cfg.Offline == (OfflineLimits{}) {
-		cfg.Offline = DefaultOfflineLimits()
+	if cfg.Offline == (sterad.OfflineLimits{}) {
+		cfg.Offline = sterad.DefaultOfflineLimits()
 	}
 	if cfg.Cutoff == 0 {
 		cfg.Cutoff = DefaultCutoff
@@ -185,14 +186,14 @@ func NewGateway(cfg GatewayConfig, d Deps) (*Gateway, error) {
 		cfg.StopGrace = DefaultStopGrace
 	}
 	if d.Clock == nil {
-		d.Clock = SystemClock{}
+		d.Clock = sterad.SystemClock{}
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{
 		cfg: cfg, store: d.Store, acquirer: d.Acquirer, clock: d.Clock, log: d.Logger, newID: d.NewID,
-		terms: map[string]Terminal{}, busy: map[string]string{}, inflight: map[string]chan struct{}{},
+		terms: map[string]sterad.Terminal{}, busy: map[string]string{}, inflight: map[string]chan struct{}{},
 		kick: make(chan struct{}, 1), closeAsk: make(chan struct{}, 1),
 	}
 	for _, t := range d.Terminals {
@@ -293,26 +294,26 @@ func (g *Gateway) admit() (func(), error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stopping {
-		return nil, ErrStopping
+		return nil, sterad.ErrStopping
 	}
 	g.submits.Add(1)
 	return g.submits.Done, nil
 }
 
 // Config returns the effective configuration.
-func (g *Gateway) Config() GatewayConfig { return g.cfg }
+func (g *Gateway) Config() Config { return g.cfg }
 
 // Transaction returns a transaction by ID.
-func (g *Gateway) Transaction(ctx context.Context, id string) (*Transaction, error) {
+func (g *Gateway) Transaction(ctx context.Context, id string) (*sterad.Transaction, error) {
 	t, err := g.store.Transaction(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, Errorf(ENotFound, "unknown_transaction", "unknown transaction %q", id)
+	if errors.Is(err, sterad.ErrNotFound) {
+		return nil, sterad.Errorf(sterad.ENotFound, "unknown_transaction", "unknown transaction %q", id)
 	}
 	return t, err
 }
 
 // Transactions searches transactions.
-func (g *Gateway) Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, error) {
+func (g *Gateway) Transactions(ctx context.Context, f sterad.TransactionFilter) ([]*sterad.Transaction, error) {
 	if f.Location == nil {
 		f.Location = g.cfg.Location
 	}
@@ -320,13 +321,13 @@ func (g *Gateway) Transactions(ctx context.Context, f TransactionFilter) ([]*Tra
 }
 
 // Terminals describes every configured terminal, in ID order.
-func (g *Gateway) Terminals() []TerminalInfo {
-	out := make([]TerminalInfo, 0, len(g.termIDs))
+func (g *Gateway) Terminals() []sterad.TerminalInfo {
+	out := make([]sterad.TerminalInfo, 0, len(g.termIDs))
 	for _, id := range g.termIDs {
 		info := g.terms[id].Info()
 		g.mu.Lock()
-		if txn := g.busy[id]; txn != "" && info.State != TerminalOffline {
-			info.State, info.CurrentTxn = TerminalBusy, txn
+		if txn := g.busy[id]; txn != "" && info.State != sterad.TerminalOffline {
+			info.State, info.CurrentTxn = sterad.TerminalBusy, txn
 		}
 		g.mu.Unlock()
 		out = append(out, info)
@@ -335,14 +336,16 @@ func (g *Gateway) Terminals() []TerminalInfo {
 }
 
 // OpenBatch returns the batch new financial transactions go to.
-func (g *Gateway) OpenBatch(ctx context.Context) (*Batch, error) { return g.store.CurrentBatch(ctx) }
+func (g *Gateway) OpenBatch(ctx context.Context) (*sterad.Batch, error) {
+	return g.store.CurrentBatch(ctx)
+}
 
 // Acquirer returns the acquirer link's status.
-func (g *Gateway) Acquirer() LinkStatus { return g.acquirer.Status() }
+func (g *Gateway) Acquirer() sterad.LinkStatus { return g.acquirer.Status() }
 
 // Wait blocks until the flow of transaction id has ended (or ctx ends) and
 // returns the transaction as it is then.
-func (g *Gateway) Wait(ctx context.Context, id string) (*Transaction, error) {
+func (g *Gateway) Wait(ctx context.Context, id string) (*sterad.Transaction, error) {
 	g.mu.Lock()
 	done := g.inflight[id]
 	g.mu.Unlock()
@@ -359,7 +362,7 @@ func (g *Gateway) Wait(ctx context.Context, id string) (*Transaction, error) {
 // flow. With r.Wait it returns once the transaction is final; otherwise at
 // once. replay is true when an Idempotency-Key returned an existing
 // transaction: nothing new was started.
-func (g *Gateway) Submit(ctx context.Context, r Request) (t *Transaction, replay bool, err error) {
+func (g *Gateway) Submit(ctx context.Context, r sterad.Request) (t *sterad.Transaction, replay bool, err error) {
 	leave, err := g.admit()
 	if err != nil {
 		return nil, false, err
@@ -371,10 +374,10 @@ func (g *Gateway) Submit(ctx context.Context, r Request) (t *Transaction, replay
 		return nil, false, err
 	}
 
-	var idem *IdempotencyRecord
+	var idem *sterad.IdempotencyRecord
 	if r.IdempotencyKey != "" {
 		if len(r.IdempotencyKey) > 255 {
-			return nil, false, Errorf(EInvalid, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
+			return nil, false, sterad.Errorf(sterad.EInvalid, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
 		}
 		unlock := g.locks.lock("idem:" + r.IdempotencyKey)
 		defer unlock()
@@ -383,7 +386,7 @@ func (g *Gateway) Submit(ctx context.Context, r Request) (t *Transaction, replay
 		switch {
 		case err == nil:
 			if rec.Fingerprint != fp {
-				return nil, false, Errorf(EConflict, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
+				return nil, false, sterad.Errorf(sterad.EConflict, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
 			}
 			unlock()
 			if r.Wait {
@@ -392,10 +395,10 @@ func (g *Gateway) Submit(ctx context.Context, r Request) (t *Transaction, replay
 				t, err = g.Transaction(ctx, rec.TxnID)
 			}
 			return t, true, err
-		case !errors.Is(err, ErrNotFound):
+		case !errors.Is(err, sterad.ErrNotFound):
 			return nil, false, err
 		}
-		idem = &IdempotencyRecord{Key: r.IdempotencyKey, Fingerprint: fp, CreatedAt: now}
+		idem = &sterad.IdempotencyRecord{Key: r.IdempotencyKey, Fingerprint: fp, CreatedAt: now}
 	}
 
 	start, err := g.begin(ctx, p, now, idem)
@@ -420,10 +423,10 @@ func (g *Gateway) Submit(ctx context.Context, r Request) (t *Transaction, replay
 
 // started is a journaled transaction and what its flow needs.
 type started struct {
-	txn  *Transaction
+	txn  *sterad.Transaction
 	plan *plan
-	msg  *HostMessage // the journaled request, for ops that need no card read
-	card *Card        // in memory only: keyed card or the original's card
+	msg  *sterad.HostMessage // the journaled request, for ops that need no card read
+	card *sterad.Card        // in memory only: keyed card or the original's card
 
 	mu      sync.Mutex
 	failure error // an error the API returns along with the transaction (terminal busy)
@@ -444,9 +447,9 @@ func (s *started) err() error {
 // begin checks the request against stored state and journals the new
 // transaction, with the request itself when no card has to be read first.
 // Nothing is stored when it fails.
-func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *IdempotencyRecord) (*started, error) {
-	t := &Transaction{
-		ID: g.newID(), Op: p.op, Status: StatusPending, Step: StepCreated,
+func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *sterad.IdempotencyRecord) (*started, error) {
+	t := &sterad.Transaction{
+		ID: g.newID(), Op: p.op, Status: sterad.StatusPending, Step: sterad.StepCreated,
 		Amount: p.amount, Currency: p.amount.Currency.Code,
 		Terminal: p.termID, TerminalID: p.termID, Reference: p.reference, Stay: p.stay,
 		Token: p.token, CreatedAt: now, UpdatedAt: now,
@@ -459,14 +462,14 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 		t.IdempotencyKey = idem.Key
 	}
 	s := &started{txn: t, plan: p, card: p.card}
-	change := Change{Idempotency: idem}
+	change := sterad.Change{Idempotency: idem}
 
 	// Locks, in the one order used everywhere (idempotency key,
 	// reservation, transaction, its original, batch): the reservation of a
 	// no-show, the original of a linked op, and the batch — the batch a
 	// request joins, and a void's check that its original's batch is still
 	// open, hold until this transaction is committed.
-	if p.op == OpNoShow {
+	if p.op == sterad.OpNoShow {
 		defer g.locks.lock("ref:" + p.reference)()
 	}
 	if p.op.NeedsOriginal() {
@@ -475,10 +478,10 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 	g.batchMu.RLock()
 	defer g.batchMu.RUnlock()
 
-	if p.op == OpCardCheck && !g.acquirer.Status().Online {
-		return nil, Errorf(EUnavailable, "acquirer_offline", "a card check needs the acquirer, which is unreachable now: try again when sterad status shows it online")
+	if p.op == sterad.OpCardCheck && !g.acquirer.Status().Online {
+		return nil, sterad.Errorf(sterad.EUnavailable, "acquirer_offline", "a card check needs the acquirer, which is unreachable now: try again when sterad status shows it online")
 	}
-	if p.op == OpNoShow {
+	if p.op == sterad.OpNoShow {
 		if err := g.checkNoShow(ctx, p, t, &change, now); err != nil {
 			return nil, err
 		}
@@ -486,13 +489,13 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 
 	// The terminal: known, online, and free.
 	if p.term != nil {
-		if p.term.Info().State == TerminalOffline {
-			return nil, ErrTerminalOffline
+		if p.term.Info().State == sterad.TerminalOffline {
+			return nil, sterad.ErrTerminalOffline
 		}
 		g.mu.Lock()
 		if g.busy[p.termID] != "" {
 			g.mu.Unlock()
-			return nil, ErrTerminalBusy
+			return nil, sterad.ErrTerminalBusy
 		}
 		g.busy[p.termID] = t.ID
 		g.mu.Unlock()
@@ -509,9 +512,9 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 	// same commit that creates this transaction.
 	if p.op.NeedsOriginal() {
 		orig, err := g.store.Transaction(ctx, p.originalID)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, sterad.ErrNotFound) {
 			release()
-			return nil, Errorf(ENotFound, "unknown_original", "unknown original transaction %q", p.originalID)
+			return nil, sterad.Errorf(sterad.ENotFound, "unknown_original", "unknown original transaction %q", p.originalID)
 		}
 		if err != nil {
 			release()
@@ -524,7 +527,7 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 		}
 		change.Put = append(change.Put, orig)
 	}
-	change.Put = append([]*Transaction{t}, change.Put...)
+	change.Put = append([]*sterad.Transaction{t}, change.Put...)
 
 	// Requests that need no card read are journaled now, with their
 	// STAN and DE 7, in the same commit that creates them.
@@ -542,11 +545,11 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 		}
 		s.msg = msg
 		if card != nil && keepsOwnCard(t.Op) {
-			change.SealCards = append(change.SealCards, SealCard{Owner: t.ID, Card: card})
+			change.SealCards = append(change.SealCards, sterad.SealCard{Owner: t.ID, Card: card})
 			t.HasCard = true
 		}
 	} else {
-		t.Step = StepReading
+		t.Step = sterad.StepReading
 	}
 	t.Record(t.Step, now, "created")
 	if err := g.store.Apply(ctx, change); err != nil {
@@ -562,10 +565,10 @@ func (g *Gateway) begin(ctx context.Context, p *plan, now time.Time, idem *Idemp
 // keepsOwnCard reports whether a transaction keeps its own encrypted copy
 // of the card: everything whose own later messages (reversal, batch
 // upload) carry DE 2. A void uses its original's card.
-func keepsOwnCard(op Op) bool { return op != OpVoid }
+func keepsOwnCard(op sterad.Op) bool { return op != sterad.OpVoid }
 
 // finish ends a flow: the terminal is free and waiters wake up.
-func (g *Gateway) finish(t *Transaction) {
+func (g *Gateway) finish(t *sterad.Transaction) {
 	g.mu.Lock()
 	if t.Terminal != "" && g.busy[t.Terminal] == t.ID {
 		delete(g.busy, t.Terminal)

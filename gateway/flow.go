@@ -1,23 +1,17 @@
-package sterad
+package gateway
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"time"
-)
 
-// orZero returns a, or zero in cur when a was never set.
-func (a Amount) orZero(cur Currency) Amount {
-	if a.Currency.Code == "" {
-		return Amount{Currency: cur}
-	}
-	return a
-}
+	"github.com/sterad/sterad"
+)
 
 // cardForNew returns the card a request without a terminal sends: the
 // keyed card, or the card of its original while the store still holds it.
-func (g *Gateway) cardForNew(ctx context.Context, p *plan) (*Card, error) {
+func (g *Gateway) cardForNew(ctx context.Context, p *plan) (*sterad.Card, error) {
 	if p.card != nil {
 		return p.card, nil
 	}
@@ -25,41 +19,41 @@ func (g *Gateway) cardForNew(ctx context.Context, p *plan) (*Card, error) {
 		return nil, nil
 	}
 	c, err := g.store.OpenCard(ctx, p.original.ID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, sterad.ErrNotFound) {
 		return nil, nil // linked by TI only
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open card of %s: %w", p.original.ID, err)
 	}
-	c.Entry = EntryKeyed
+	c.Entry = sterad.EntryKeyed
 	return c, nil
 }
 
 // prepare assigns the request's MTI, STAN, DE 7, condition and batch, marks
 // it sent and returns the message. The caller journals t before sending.
-func (g *Gateway) prepare(ctx context.Context, t *Transaction, card *Card, orig *Transaction, now time.Time) (*HostMessage, error) {
+func (g *Gateway) prepare(ctx context.Context, t *sterad.Transaction, card *sterad.Card, orig *sterad.Transaction, now time.Time) (*sterad.HostMessage, error) {
 	now = now.UTC().Truncate(time.Second)
 	switch t.Op {
-	case OpPreauth, OpIncremental, OpCardCheck:
-		t.MTI = MTIAuthorization
-	case OpCompletion:
-		t.MTI = MTIAdvice
-	case OpVoid:
-		t.MTI = MTIVoid
+	case sterad.OpPreauth, sterad.OpIncremental, sterad.OpCardCheck:
+		t.MTI = sterad.MTIAuthorization
+	case sterad.OpCompletion:
+		t.MTI = sterad.MTIAdvice
+	case sterad.OpVoid:
+		t.MTI = sterad.MTIVoid
 	default:
-		t.MTI = MTIFinancial
+		t.MTI = sterad.MTIFinancial
 	}
 	if card != nil && t.Entry == "" {
 		t.Entry = card.Entry
 	}
 	if t.Entry == "" {
-		t.Entry = EntryKeyed
+		t.Entry = sterad.EntryKeyed
 	}
 	if card != nil && t.MaskedPAN == "" {
 		t.MaskedPAN, t.Brand = card.PAN.Masked(), card.Brand
 	}
 	t.Condition = g.condition(t)
-	if t.Op == OpVoid {
+	if t.Op == sterad.OpVoid {
 		// A void carries the original's STAN; its DE 7 must differ from
 		// the original's so the host cannot take it for a duplicate.
 		t.STAN = orig.STAN
@@ -78,7 +72,7 @@ func (g *Gateway) prepare(ctx context.Context, t *Transaction, card *Card, orig 
 		}
 		t.Batch = b.Number
 	}
-	t.Step, t.UpdatedAt = StepSent, now
+	t.Step, t.UpdatedAt = sterad.StepSent, now
 	return g.message(t, card, orig), nil
 }
 
@@ -91,20 +85,20 @@ func laterThan(now, prev time.Time) time.Time {
 }
 
 // condition returns DE 25 for t.
-func (g *Gateway) condition(t *Transaction) string {
+func (g *Gateway) condition(t *sterad.Transaction) string {
 	switch t.Op {
-	case OpPreauth, OpIncremental, OpCompletion:
-		return CondPreauth
-	case OpCardCheck:
-		return CondVerification
-	case OpNoShow:
-		return CondMailPhone
-	case OpSale:
+	case sterad.OpPreauth, sterad.OpIncremental, sterad.OpCompletion:
+		return sterad.CondPreauth
+	case sterad.OpCardCheck:
+		return sterad.CondVerification
+	case sterad.OpNoShow:
+		return sterad.CondMailPhone
+	case sterad.OpSale:
 		if t.Terminal == "" {
-			return CondMailPhone // keyed: telephone or mail order
+			return sterad.CondMailPhone // keyed: telephone or mail order
 		}
 	}
-	return CondNormal
+	return sterad.CondNormal
 }
 
 // run is the flow of one transaction, on the daemon's context.
@@ -123,7 +117,7 @@ func (g *Gateway) run(s *started) {
 // exchange sends a journaled request and records what came of it. When
 // the outcome is unknown the reversal is attempted at once (and repeated
 // by the forwarder until answered).
-func (g *Gateway) exchange(ctx context.Context, id string, msg *HostMessage) *Transaction {
+func (g *Gateway) exchange(ctx context.Context, id string, msg *sterad.HostMessage) *sterad.Transaction {
 	resp, err := g.send(ctx, msg)
 	return g.record(ctx, id, resp, err)
 }
@@ -132,32 +126,32 @@ func (g *Gateway) exchange(ctx context.Context, id string, msg *HostMessage) *Tr
 // goes through here, so that no answer is ever used unless CheckAnswer
 // takes it as the answer to msg; one that is not is an unknown outcome
 // (ErrBadAnswer), like no answer at all.
-func (g *Gateway) send(ctx context.Context, msg *HostMessage) (*HostMessage, error) {
+func (g *Gateway) send(ctx context.Context, msg *sterad.HostMessage) (*sterad.HostMessage, error) {
 	resp, err := g.acquirer.Exchange(ctx, msg)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckAnswer(msg, resp); err != nil {
-		g.log.Error("acquirer answer not taken: the outcome is unknown", "mti", msg.MTI, "stan", msg.STAN, "terminal", msg.TerminalID, "why", err.(*AnswerError).Why)
+	if err := sterad.CheckAnswer(msg, resp); err != nil {
+		g.log.Error("acquirer answer not taken: the outcome is unknown", "mti", msg.MTI, "stan", msg.STAN, "terminal", msg.TerminalID, "why", err.(*sterad.AnswerError).Why)
 		return nil, err
 	}
 	return resp, nil
 }
 
 // record journals the outcome of a request's exchange.
-func (g *Gateway) record(ctx context.Context, id string, resp *HostMessage, err error) *Transaction {
-	t, c, uerr := g.modify(ctx, id, func(t *Transaction, c *txChange) error {
+func (g *Gateway) record(ctx context.Context, id string, resp *sterad.HostMessage, err error) *sterad.Transaction {
+	t, c, uerr := g.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
 		now := g.clock.Now()
 		switch {
-		case errors.Is(err, ErrHostUnavailable):
+		case errors.Is(err, sterad.ErrHostUnavailable):
 			return g.notSent(ctx, t, c, now)
 		case err != nil:
 			reason := "no answer from the acquirer"
 			switch {
-			case errors.Is(err, ErrBadAnswer):
-				reason = ErrorMessage(err)
-			case !errors.Is(err, ErrNoResponse):
-				reason = "the request could not be completed: " + ErrorMessage(err)
+			case errors.Is(err, sterad.ErrBadAnswer):
+				reason = sterad.ErrorMessage(err)
+			case !errors.Is(err, sterad.ErrNoResponse):
+				reason = "the request could not be completed: " + sterad.ErrorMessage(err)
 				g.log.Error("acquirer exchange failed", "txn", t.ID, "err", err)
 			}
 			return g.unknownOutcome(t, c, now, reason)
@@ -169,7 +163,7 @@ func (g *Gateway) record(ctx context.Context, id string, resp *HostMessage, err 
 		return t
 	}
 	for _, item := range c.Enqueue {
-		if item.Kind == QueueReversal {
+		if item.Kind == sterad.QueueReversal {
 			if r := g.forwardItem(ctx, item); r != nil {
 				t = r
 			}
@@ -179,21 +173,21 @@ func (g *Gateway) record(ctx context.Context, id string, resp *HostMessage, err 
 	return t
 }
 
-func queueKindOf(t *Transaction) QueueKind {
-	if t.MTI == MTIVoid {
-		return QueueVoid
+func queueKindOf(t *sterad.Transaction) sterad.QueueKind {
+	if t.MTI == sterad.MTIVoid {
+		return sterad.QueueVoid
 	}
-	return QueueAdvice
+	return sterad.QueueAdvice
 }
 
 // applyResponse records a response the host sent to t's request.
-func (g *Gateway) applyResponse(ctx context.Context, t *Transaction, c *txChange, resp *HostMessage, now time.Time) error {
-	info := LookupResponse(resp.ResponseCode)
+func (g *Gateway) applyResponse(ctx context.Context, t *sterad.Transaction, c *txChange, resp *sterad.HostMessage, now time.Time) error {
+	info := sterad.LookupResponse(resp.ResponseCode)
 	t.ResponseCode = resp.ResponseCode
 	switch info.Outcome {
-	case OutcomeUnknown:
+	case sterad.OutcomeUnknown:
 		return g.unknownOutcome(t, c, now, fmt.Sprintf("%s (%s)", info.Message, info.Code))
-	case OutcomeApproved:
+	case sterad.OutcomeApproved:
 		if resp.AuthCode != "" {
 			t.AuthCode = resp.AuthCode
 		}
@@ -221,42 +215,42 @@ func (g *Gateway) applyResponse(ctx context.Context, t *Transaction, c *txChange
 		g.log.Error("offline approval declined by the issuer: collect another way", "txn", t.ID, "op", t.Op,
 			"amount", t.Amount.String(), "card", t.MaskedPAN, "code", info.Code)
 	}
-	return g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
+	return g.end(t, c, sterad.StatusDeclined, g.nextStep(t), now, t.Reason)
 }
 
 // nextStep is where a transaction goes once the host is done with it: the
 // terminal still has to show the outcome, or nothing is left.
-func (g *Gateway) nextStep(t *Transaction) Step {
+func (g *Gateway) nextStep(t *sterad.Transaction) sterad.Step {
 	if t.Terminal != "" && t.TerminalResult == "" {
-		return StepOutcome
+		return sterad.StepOutcome
 	}
-	return StepDone
+	return sterad.StepDone
 }
 
 // unknownOutcome handles a request whose outcome is unknown: an
 // authorization or financial request is reversed (never resent); an
 // advice or a void is repeated until answered.
-func (g *Gateway) unknownOutcome(t *Transaction, c *txChange, now time.Time, reason string) error {
+func (g *Gateway) unknownOutcome(t *sterad.Transaction, c *txChange, now time.Time, reason string) error {
 	switch t.MTI {
-	case MTIAdvice, MTIVoid:
+	case sterad.MTIAdvice, sterad.MTIVoid:
 		t.Reason = reason + ": it will be repeated until the acquirer answers"
-		c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: queueKindOf(t), CreatedAt: now, Attempts: 1, LastAttempt: now, LastError: reason})
-		return t.Transition(StatusPending, StepQueued, now, reason)
+		c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: queueKindOf(t), CreatedAt: now, Attempts: 1, LastAttempt: now, LastError: reason})
+		return t.Transition(sterad.StatusPending, sterad.StepQueued, now, reason)
 	}
 	t.Reason = reason + ": the authorization is being reversed and the card will not be charged"
-	t.ReversalReason = RRTimeout
+	t.ReversalReason = sterad.RRTimeout
 	t.ReversalTransmitted = laterThan(now.UTC().Truncate(time.Second), t.Transmitted)
-	c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: QueueReversal, CreatedAt: now})
-	return t.Transition(StatusUnknown, StepReversal, now, reason)
+	c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: sterad.QueueReversal, CreatedAt: now})
+	return t.Transition(sterad.StatusUnknown, sterad.StepReversal, now, reason)
 }
 
 // approve records an approval and its effect on the original.
-func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next Step, now time.Time) error {
-	if t.Op == OpPreauth {
+func (g *Gateway) approve(ctx context.Context, t *sterad.Transaction, c *txChange, next sterad.Step, now time.Time) error {
+	if t.Op == sterad.OpPreauth {
 		t.AuthorizedTotal = t.Amount
 	}
 	switch t.Op {
-	case OpIncremental:
+	case sterad.OpIncremental:
 		o, err := g.lockedOriginal(ctx, t, c)
 		if err != nil {
 			return err
@@ -265,7 +259,7 @@ func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next
 		// The incremental's own card copy is only for its reversal.
 		c.DestroyCards = append(c.DestroyCards, t.ID)
 		t.HasCard = false
-	case OpCardCheck:
+	case sterad.OpCardCheck:
 		// A guarantee card is kept in the vault for a possible no-show;
 		// the card check's own copy is not needed any more.
 		if t.Reference != "" && t.Stay != nil {
@@ -275,12 +269,12 @@ func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next
 		}
 		c.DestroyCards = append(c.DestroyCards, t.ID)
 		t.HasCard = false
-	case OpNoShow:
+	case sterad.OpNoShow:
 		// Charged: the hotel has no reason to keep the card number.
 		if err := g.noShowCharged(ctx, t, c, now); err != nil {
 			return err
 		}
-	case OpPreauth, OpSale:
+	case sterad.OpPreauth, sterad.OpSale:
 		// The guest checked in with a card at the terminal: the guarantee
 		// card is no longer needed.
 		if t.Terminal != "" {
@@ -288,12 +282,12 @@ func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next
 				return err
 			}
 		}
-	case OpVoid:
+	case sterad.OpVoid:
 		o, err := g.lockedOriginal(ctx, t, c)
 		if err != nil {
 			return err
 		}
-		if err := o.Transition(StatusVoided, StepDone, now, "voided by "+t.ID); err != nil {
+		if err := o.Transition(sterad.StatusVoided, sterad.StepDone, now, "voided by "+t.ID); err != nil {
 			return err
 		}
 		if o.HasCard {
@@ -304,30 +298,30 @@ func (g *Gateway) approve(ctx context.Context, t *Transaction, c *txChange, next
 			return err
 		}
 	}
-	return t.Transition(StatusApproved, next, now, "approved "+t.ResponseCode)
+	return t.Transition(sterad.StatusApproved, next, now, "approved "+t.ResponseCode)
 }
 
 // afterVoid undoes what a voided transaction did to its own original.
-func (g *Gateway) afterVoid(ctx context.Context, o *Transaction, c *txChange, now time.Time) error {
+func (g *Gateway) afterVoid(ctx context.Context, o *sterad.Transaction, c *txChange, now time.Time) error {
 	switch o.Op {
-	case OpRefund, OpCompletion:
+	case sterad.OpRefund, sterad.OpCompletion:
 		orig, err := g.lockedOriginal(ctx, o, c)
 		if err != nil {
 			return err
 		}
-		if o.Op == OpRefund {
+		if o.Op == sterad.OpRefund {
 			orig.Refunded = orig.Refunded.Sub(o.Amount)
 		} else {
 			orig.CompletedBy = ""
 		}
-	case OpPreauth:
-		incs, err := g.store.Transactions(ctx, TransactionFilter{Original: o.ID, Op: OpIncremental})
+	case sterad.OpPreauth:
+		incs, err := g.store.Transactions(ctx, sterad.TransactionFilter{Original: o.ID, Op: sterad.OpIncremental})
 		if err != nil {
 			return err
 		}
 		for _, inc := range incs {
-			if inc.Status == StatusApproved {
-				if err := inc.Transition(StatusVoided, StepDone, now, "pre-authorization voided"); err != nil {
+			if inc.Status == sterad.StatusApproved {
+				if err := inc.Transition(sterad.StatusVoided, sterad.StepDone, now, "pre-authorization voided"); err != nil {
 					return err
 				}
 				c.Put = append(c.Put, inc)
@@ -339,7 +333,7 @@ func (g *Gateway) afterVoid(ctx context.Context, o *Transaction, c *txChange, no
 
 // undo reverses, on the original, what t's creation did to it (refund
 // total, completion link, void link) when t ends without effect.
-func (g *Gateway) undo(c *txChange, t *Transaction) {
+func (g *Gateway) undo(c *txChange, t *sterad.Transaction) {
 	if t.Original == "" {
 		return
 	}
@@ -349,13 +343,13 @@ func (g *Gateway) undo(c *txChange, t *Transaction) {
 		return
 	}
 	switch t.Op {
-	case OpRefund:
+	case sterad.OpRefund:
 		o.Refunded = o.Refunded.Sub(t.Amount)
-	case OpCompletion:
+	case sterad.OpCompletion:
 		if o.CompletedBy == t.ID {
 			o.CompletedBy = ""
 		}
-	case OpVoid:
+	case sterad.OpVoid:
 		if o.VoidedBy == t.ID {
 			o.VoidedBy = ""
 		}
@@ -365,7 +359,7 @@ func (g *Gateway) undo(c *txChange, t *Transaction) {
 // end moves t to a final status and destroys its card: nothing will need
 // it. A transaction already in that status (a reversal decided earlier and
 // now confirmed) only moves on to step.
-func (g *Gateway) end(t *Transaction, c *txChange, status Status, step Step, now time.Time, note string) error {
+func (g *Gateway) end(t *sterad.Transaction, c *txChange, status sterad.Status, step sterad.Step, now time.Time, note string) error {
 	if t.HasCard {
 		c.DestroyCards = append(c.DestroyCards, t.ID)
 		t.HasCard = false
@@ -379,7 +373,7 @@ func (g *Gateway) end(t *Transaction, c *txChange, status Status, step Step, now
 
 // lockedOriginal loads t's original into the change. The caller holds t's
 // lock; the original's lock is taken for the rest of the modify call.
-func (g *Gateway) lockedOriginal(ctx context.Context, t *Transaction, c *txChange) (*Transaction, error) {
+func (g *Gateway) lockedOriginal(ctx context.Context, t *sterad.Transaction, c *txChange) (*sterad.Transaction, error) {
 	for _, x := range c.Put {
 		if x.ID == t.Original {
 			return x, nil
@@ -397,7 +391,7 @@ func (g *Gateway) lockedOriginal(ctx context.Context, t *Transaction, c *txChang
 
 // txChange is a Change being built under transaction locks.
 type txChange struct {
-	Change
+	sterad.Change
 	unlocks []func()
 }
 
@@ -409,13 +403,13 @@ type txChange struct {
 // someone wrote it since it was read). modify then reads everything again
 // and runs fn once more, so fn must decide from the records it is given,
 // never from what an earlier call saw.
-func (g *Gateway) modify(ctx context.Context, id string, fn func(t *Transaction, c *txChange) error) (*Transaction, *txChange, error) {
+func (g *Gateway) modify(ctx context.Context, id string, fn func(t *sterad.Transaction, c *txChange) error) (*sterad.Transaction, *txChange, error) {
 	defer g.lockReservationOf(ctx, id)() // before the transaction's: see Gateway.batchMu
 	unlock := g.locks.lock("txn:" + id)
 	defer unlock()
 	for attempt := 1; ; attempt++ {
 		t, c, err := g.modifyOnce(ctx, id, fn)
-		if !errors.Is(err, ErrStale) || attempt == maxStaleRetries {
+		if !errors.Is(err, sterad.ErrStale) || attempt == maxStaleRetries {
 			return t, c, err
 		}
 		g.log.Warn("record changed while it was being updated: reading it again", "txn", id, "attempt", attempt)
@@ -426,12 +420,12 @@ func (g *Gateway) modify(ctx context.Context, id string, fn func(t *Transaction,
 // the locks can make one fail, so a few are plenty.
 const maxStaleRetries = 5
 
-func (g *Gateway) modifyOnce(ctx context.Context, id string, fn func(t *Transaction, c *txChange) error) (*Transaction, *txChange, error) {
+func (g *Gateway) modifyOnce(ctx context.Context, id string, fn func(t *sterad.Transaction, c *txChange) error) (*sterad.Transaction, *txChange, error) {
 	t, err := g.store.Transaction(ctx, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", id, err)
 	}
-	c := &txChange{Change: Change{Put: []*Transaction{t}}}
+	c := &txChange{Change: sterad.Change{Put: []*sterad.Transaction{t}}}
 	defer func() {
 		for _, u := range c.unlocks {
 			u()

@@ -1,21 +1,24 @@
-package sterad
+package gateway
+
+import
 
 // This file maps transactions to host messages: acquirer-host.md §5, one
 // function per kind of message. Every message of a transaction is rebuilt
 // from its journaled record (and its card, while the store keeps it), so a
 // repeat after a restart is identical to the first.
+"github.com/sterad/sterad"
 
 // processing returns DE 3 of t.
-func processing(t *Transaction) string {
-	if t.Op == OpRefund {
-		return ProcRefund
+func processing(t *sterad.Transaction) string {
+	if t.Op == sterad.OpRefund {
+		return sterad.ProcRefund
 	}
-	return ProcPurchase
+	return sterad.ProcPurchase
 }
 
 // base returns the fields every request of t carries.
-func (g *Gateway) base(t *Transaction, card *Card) *HostMessage {
-	m := &HostMessage{
+func (g *Gateway) base(t *sterad.Transaction, card *sterad.Card) *sterad.HostMessage {
+	m := &sterad.HostMessage{
 		MTI: t.MTI, Processing: processing(t), HasAmount: true, Amount: t.Amount, Currency: g.cfg.Currency,
 		Transmitted: t.Transmitted, STAN: t.STAN, LocalTime: t.Transmitted.In(g.cfg.Location), MCC: g.cfg.MCC,
 		Entry: t.Entry, Condition: t.Condition, TerminalID: t.TerminalID, MerchantID: g.cfg.MerchantID,
@@ -24,12 +27,12 @@ func (g *Gateway) base(t *Transaction, card *Card) *HostMessage {
 		m.Batch = t.Batch
 	}
 	if card != nil {
-		if t.Entry == EntrySwipe && len(card.Track2) > 0 {
+		if t.Entry == sterad.EntrySwipe && len(card.Track2) > 0 {
 			m.Track2 = card.Track2
 		} else {
 			m.PAN, m.Expiry = card.PAN, card.Expiry
 		}
-		if (t.Entry == EntryChip || t.Entry == EntryContactless) && len(card.ICC) > 0 {
+		if (t.Entry == sterad.EntryChip || t.Entry == sterad.EntryContactless) && len(card.ICC) > 0 {
 			m.ICC = card.ICC
 		}
 	}
@@ -37,43 +40,39 @@ func (g *Gateway) base(t *Transaction, card *Card) *HostMessage {
 }
 
 // message returns the request of t. orig is t's original for linked ops.
-func (g *Gateway) message(t *Transaction, card *Card, orig *Transaction) *HostMessage {
-	if t.Op == OpVoid {
+func (g *Gateway) message(t *sterad.Transaction, card *sterad.Card, orig *sterad.Transaction) *sterad.HostMessage {
+	if t.Op == sterad.OpVoid {
 		return g.voidMessage(t, orig, card)
 	}
 	m := g.base(t, card)
 	switch t.Op {
-	case OpPreauth:
+	case sterad.OpPreauth:
 		m.Reference, m.Stay = t.Reference, t.Stay
-	case OpIncremental:
-		m.MerchantInitiated, m.TI, m.RRN = MIIncremental, orig.HostTI, orig.RRN
-	case OpCompletion:
+	case sterad.OpIncremental:
+		m.MerchantInitiated, m.TI, m.RRN = sterad.MIIncremental, orig.HostTI, orig.RRN
+	case sterad.OpCompletion:
 		m.AuthCode, m.TI, m.RRN = orig.AuthCode, orig.HostTI, orig.RRN
-		m.Original = &OriginalData{MTI: orig.MTI, STAN: orig.STAN, Transmitted: orig.Transmitted}
-	case OpRefund:
+		m.Original = &sterad.OriginalData{MTI: orig.MTI, STAN: orig.STAN, Transmitted: orig.Transmitted}
+	case sterad.OpRefund:
 		m.TI = orig.HostTI
-	case OpCardCheck:
+	case sterad.OpCardCheck:
 		m.WantToken = t.Reference != ""
-	case OpNoShow:
-		m.MerchantInitiated, m.Reference, m.Stay = MINoShow, t.Reference, t.Stay
+	case sterad.OpNoShow:
+		m.MerchantInitiated, m.Reference, m.Stay = sterad.MINoShow, t.Reference, t.Stay
 		if card == nil && t.Token != "" {
 			m.Token = t.Token
 		}
 	}
-	if t.StandIn() && t.MTI == MTIAdvice {
+	if t.StandIn() && t.MTI == sterad.MTIAdvice {
 		m.StandIn, m.AuthCode = true, t.LocalCode
 	}
 	return m
 }
 
-// StandIn reports whether t was approved by the gateway while the acquirer
-// was unreachable and its advice is owed.
-func (t *Transaction) StandIn() bool { return t.LocalCode != "" }
-
 // repeatMessage returns the message of t again, as a repeat when the first
 // transmission may have reached the host (0220 → 0221). DE 7 is unchanged:
 // it is the same message.
-func (g *Gateway) repeatMessage(t *Transaction, card *Card, orig *Transaction, repeat bool) *HostMessage {
+func (g *Gateway) repeatMessage(t *sterad.Transaction, card *sterad.Card, orig *sterad.Transaction, repeat bool) *sterad.HostMessage {
 	m := g.message(t, card, orig)
 	if repeat {
 		m.MTI = m.MTI.Repeat()
@@ -87,15 +86,15 @@ func (g *Gateway) repeatMessage(t *Transaction, card *Card, orig *Transaction, r
 
 // voidMessage is the 0400 of void v: the original's DE 2, 3, 4, 11, 22,
 // 25, 37 and 41, DE 90, RR=VD and the original's TI.
-func (g *Gateway) voidMessage(v, o *Transaction, card *Card) *HostMessage {
+func (g *Gateway) voidMessage(v, o *sterad.Transaction, card *sterad.Card) *sterad.HostMessage {
 	m := g.base(o, card)
-	m.MTI, m.Transmitted, m.LocalTime = MTIVoid, v.Transmitted, v.Transmitted.In(g.cfg.Location)
+	m.MTI, m.Transmitted, m.LocalTime = sterad.MTIVoid, v.Transmitted, v.Transmitted.In(g.cfg.Location)
 	m.Track2, m.ICC = nil, nil
 	if card != nil {
 		m.PAN, m.Expiry = card.PAN, card.Expiry
 	}
-	m.RRN, m.TI, m.ReversalReason = o.RRN, o.HostTI, RRVoid
-	m.Original = &OriginalData{MTI: o.MTI, STAN: o.STAN, Transmitted: o.Transmitted}
+	m.RRN, m.TI, m.ReversalReason = o.RRN, o.HostTI, sterad.RRVoid
+	m.Original = &sterad.OriginalData{MTI: o.MTI, STAN: o.STAN, Transmitted: o.Transmitted}
 	m.Batch = v.Batch
 	return m
 }
@@ -103,11 +102,11 @@ func (g *Gateway) voidMessage(v, o *Transaction, card *Card) *HostMessage {
 // reversalMessage is the 0420 (0421 when repeated) of t: the original's
 // DE 2, 3, 4, 11, 22, 25 and 41, DE 90 and RR. batch is DE 60 for an
 // original that carried none (an 0100).
-func (g *Gateway) reversalMessage(t *Transaction, card *Card, repeat bool, batch int) *HostMessage {
+func (g *Gateway) reversalMessage(t *sterad.Transaction, card *sterad.Card, repeat bool, batch int) *sterad.HostMessage {
 	m := g.base(t, card)
-	m.MTI = MTIReversal
+	m.MTI = sterad.MTIReversal
 	if repeat {
-		m.MTI = MTIReversalRepeat
+		m.MTI = sterad.MTIReversalRepeat
 	}
 	m.Transmitted, m.LocalTime = t.ReversalTransmitted, t.ReversalTransmitted.In(g.cfg.Location)
 	m.Track2, m.ICC = nil, nil
@@ -115,7 +114,7 @@ func (g *Gateway) reversalMessage(t *Transaction, card *Card, repeat bool, batch
 		m.PAN, m.Expiry = card.PAN, card.Expiry
 	}
 	m.RRN, m.TI, m.ReversalReason = t.RRN, t.HostTI, t.ReversalReason
-	m.Original = &OriginalData{MTI: t.MTI, STAN: t.STAN, Transmitted: t.Transmitted}
+	m.Original = &sterad.OriginalData{MTI: t.MTI, STAN: t.STAN, Transmitted: t.Transmitted}
 	m.Batch = t.Batch
 	if m.Batch == 0 {
 		m.Batch = batch
