@@ -45,18 +45,18 @@ type plan struct {
 
 // validate checks everything that does not depend on stored state: the
 // op, the amount, the card, the dates, which fields the op needs.
-func (g *Gateway) validate(r sterad.Request, now time.Time) (*plan, error) {
+func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 	op, err := sterad.ParseOp(strings.TrimSpace(r.Op))
 	if err != nil {
 		return nil, err
 	}
 	p := &plan{op: op, reference: strings.TrimSpace(r.Reference), token: strings.TrimSpace(r.Token), originalID: strings.TrimSpace(r.Original)}
 
-	cur := g.cfg.Currency
+	cur := rq.cfg.Currency
 	if r.Currency != "" {
 		c, ok := sterad.LookupCurrency(r.Currency)
-		if !ok || c.Code != g.cfg.Currency.Code {
-			return nil, sterad.Errorf(sterad.EInvalid, "invalid_currency", "currency %q is not accepted: this merchant settles in %s", r.Currency, g.cfg.Currency.Code)
+		if !ok || c.Code != rq.cfg.Currency.Code {
+			return nil, sterad.Errorf(sterad.EInvalid, "invalid_currency", "currency %q is not accepted: this merchant settles in %s", r.Currency, rq.cfg.Currency.Code)
 		}
 		cur = c
 	}
@@ -90,7 +90,7 @@ func (g *Gateway) validate(r sterad.Request, now time.Time) (*plan, error) {
 	}
 
 	if r.Terminal != "" {
-		t, ok := g.terms[r.Terminal]
+		t, ok := rq.tm.lookup(r.Terminal)
 		if !ok {
 			return nil, sterad.Errorf(sterad.ENotFound, "unknown_terminal", "unknown terminal %q", r.Terminal)
 		}
@@ -106,7 +106,7 @@ func (g *Gateway) validate(r sterad.Request, now time.Time) (*plan, error) {
 			return nil, err
 		}
 		c.Expiry = e
-		if err := c.Validate(now.In(g.cfg.Location)); err != nil {
+		if err := c.Validate(now.In(rq.cfg.Location)); err != nil {
 			return nil, err
 		}
 		c.Brand = sterad.BrandOf(string(c.PAN))

@@ -7,6 +7,18 @@ import (
 	"github.com/sterad/sterad"
 )
 
+// recovery owns nothing: after a restart it finishes or reverses every
+// transaction a crash interrupted, from the journal alone, and hands the
+// terminal ones to the terminals (also when a terminal reconnects). It may
+// call terminals, outcomes, the journal and flights.
+type recovery struct {
+	env
+	j  *journal
+	oc *outcomes
+	tm *terminals
+	fl *flights
+}
+
 // recover finishes or reverses every transaction a crash (or a stop)
 // interrupted, from the journal alone:
 //   - nothing sent yet: cancelled, nothing was charged;
@@ -15,13 +27,13 @@ import (
 //   - answered but the terminal has not shown it: shown when the terminal
 //     is back (or reversed if the terminal lost it);
 //   - queued reversals and advices: the forwarder continues them.
-func (g *Gateway) recover(ctx context.Context) error {
-	txns, err := g.store.Unfinished(ctx)
+func (rc *recovery) recover(ctx context.Context) error {
+	txns, err := rc.j.store.Unfinished(ctx)
 	if err != nil {
 		return err
 	}
 	queued := map[string]bool{}
-	items, err := g.store.Queue(ctx)
+	items, err := rc.j.store.Queue(ctx)
 	if err != nil {
 		return err
 	}
@@ -29,43 +41,43 @@ func (g *Gateway) recover(ctx context.Context) error {
 		queued[it.TxnID] = true
 	}
 	for _, t := range txns {
-		if err := g.recoverOne(ctx, t, queued[t.ID]); err != nil {
+		if err := rc.recoverOne(ctx, t, queued[t.ID]); err != nil {
 			return fmt.Errorf("transaction %s: %w", t.ID, err)
 		}
 	}
 	return nil
 }
 
-func (g *Gateway) recoverOne(ctx context.Context, t *sterad.Transaction, queued bool) error {
-	g.log.Info("recovering transaction", "txn", t.ID, "op", t.Op, "status", t.Status, "step", t.Step)
+func (rc *recovery) recoverOne(ctx context.Context, t *sterad.Transaction, queued bool) error {
+	rc.log.Info("recovering transaction", "txn", t.ID, "op", t.Op, "status", t.Status, "step", t.Step)
 	var err error
 	switch t.Step {
 	case sterad.StepCreated, sterad.StepReading, sterad.StepCardRead:
 		if t.Terminal != "" {
-			g.adopt(ctx, t) // the terminal decides what it saw
+			rc.adopt(ctx, t) // the terminal decides what it saw
 			return nil
 		}
-		_, _, err = g.modify(ctx, t.ID, func(t *sterad.Transaction, c *txChange) error {
-			g.undo(c, t)
+		_, _, err = rc.j.modify(ctx, t.ID, func(t *sterad.Transaction, c *txChange) error {
+			rc.oc.undo(ctx, c, t)
 			t.Reason = "interrupted by a restart before it was sent: nothing was charged"
-			return g.end(t, c, sterad.StatusCancelled, sterad.StepDone, g.clock.Now(), t.Reason)
+			return rc.oc.end(t, c, sterad.StatusCancelled, sterad.StepDone, rc.clock.Now(), t.Reason)
 		})
 	case sterad.StepSent:
-		_, _, err = g.modify(ctx, t.ID, func(t *sterad.Transaction, c *txChange) error {
-			return g.unknownOutcome(t, c, g.clock.Now(), "sterad restarted before the acquirer's answer was recorded")
+		_, _, err = rc.j.modify(ctx, t.ID, func(t *sterad.Transaction, c *txChange) error {
+			return rc.oc.unknownOutcome(t, c, rc.clock.Now(), "sterad restarted before the acquirer's answer was recorded")
 		})
 	case sterad.StepReversal, sterad.StepQueued:
 		if !queued {
 			// The item and the step are written in one commit, so this
 			// means the item was answered but the step not moved on.
-			g.log.Warn("queued step without a queue item", "txn", t.ID)
+			rc.log.Warn("queued step without a queue item", "txn", t.ID)
 		}
 	}
 	if err != nil {
 		return err
 	}
 	if t.Terminal != "" && t.TerminalResult == "" && t.Step != sterad.StepCreated && t.Step != sterad.StepReading && t.Step != sterad.StepCardRead {
-		g.adopt(ctx, t)
+		rc.adopt(ctx, t)
 	}
 	return nil
 }
@@ -73,38 +85,34 @@ func (g *Gateway) recoverOne(ctx context.Context, t *sterad.Transaction, queued 
 // adopt hands a recovered terminal transaction to a background flow that
 // reconciles it with its terminal once the terminal is back; the terminal
 // stays busy until then.
-func (g *Gateway) adopt(ctx context.Context, t *sterad.Transaction) {
-	g.mu.Lock()
-	if g.inflight[t.ID] != nil {
-		g.mu.Unlock()
+func (rc *recovery) adopt(ctx context.Context, t *sterad.Transaction) {
+	if !rc.fl.add(t.ID) {
 		return
 	}
-	g.inflight[t.ID] = make(chan struct{})
-	g.busy[t.Terminal] = t.ID
-	g.mu.Unlock()
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		defer g.finish(t)
-		g.reconcile(ctx, t.ID)
-	}()
+	rc.tm.hold(t.Terminal, t.ID)
+	rc.fl.goRun(func() {
+		defer rc.fl.done(t.ID)
+		defer rc.tm.free(t.Terminal, t.ID)
+		rc.tm.reconcile(ctx, t.ID)
+	})
 }
 
-// TerminalReconnected is called when a terminal's link is back (HELLO
+// reconnected is called when a terminal's link is back (HELLO
 // answered). Transactions on it left for an operator or interrupted are
 // reconciled now.
-func (g *Gateway) TerminalReconnected(id string, bootChanged bool) {
-	if g.ctx == nil {
+func (rc *recovery) reconnected(id string, bootChanged bool) {
+	ctx := rc.fl.context()
+	if ctx == nil {
 		return
 	}
-	txns, err := g.store.Unfinished(g.ctx)
+	txns, err := rc.j.store.Unfinished(ctx)
 	if err != nil {
-		g.log.Error("unfinished transactions", "err", err)
+		rc.log.Error("unfinished transactions", "err", err)
 		return
 	}
 	for _, t := range txns {
 		if t.Terminal == id && t.TerminalResult == "" && t.Step != sterad.StepSent {
-			g.adopt(g.ctx, t)
+			rc.adopt(ctx, t)
 		}
 	}
 }

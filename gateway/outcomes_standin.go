@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sterad/sterad"
@@ -13,7 +12,7 @@ import (
 // notSent records a request that certainly never reached the host: the
 // acquirer is unreachable. Depending on the op it is stood in, deferred,
 // queued (advices, voids) or declined.
-func (g *Gateway) notSent(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
+func (oc *outcomes) notSent(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
 	switch {
 	case t.MTI == sterad.MTIAdvice || t.MTI == sterad.MTIVoid:
 		// An advice or a void is owed to the host whatever happens: it is
@@ -27,12 +26,12 @@ func (g *Gateway) notSent(ctx context.Context, t *sterad.Transaction, c *txChang
 		c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: sterad.QueueRequest, CreatedAt: now})
 		return t.Transition(sterad.StatusPending, sterad.StepQueued, now, t.Reason)
 	case t.CanStandIn():
-		return g.standIn(ctx, t, c, now)
+		return oc.standIn(ctx, t, c, now)
 	}
-	g.undo(c, t)
+	oc.undo(ctx, c, t)
 	t.ResponseCode = ""
 	t.Reason = "the acquirer is unreachable: nothing was charged"
-	return g.end(t, c, sterad.StatusDeclined, g.nextStep(t), now, t.Reason)
+	return oc.end(t, c, sterad.StatusDeclined, oc.nextStep(t), now, t.Reason)
 }
 
 // standIn approves t locally within the offline limits, or declines it.
@@ -41,20 +40,20 @@ func (g *Gateway) notSent(ctx context.Context, t *sterad.Transaction, c *txChang
 // pre-authorization is sent as its 0100 when the link is back, so that the
 // check-out completion has a real authorization to complete and no debit
 // is counted twice.
-func (g *Gateway) standIn(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
-	g.standInMu.Lock() // held until modify commits: released by the change
-	c.unlocks = append(c.unlocks, g.standInMu.Unlock)
-	lim := g.cfg.Offline
+func (oc *outcomes) standIn(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
+	oc.standInMu.Lock() // held until modify commits: released by the change
+	c.unlocks = append(c.unlocks, oc.standInMu.Unlock)
+	lim := oc.cfg.Offline
 	decline := func(reason string) error {
-		g.undo(c, t)
+		oc.undo(ctx, c, t)
 		t.ResponseCode = ""
 		t.Reason = "the acquirer is unreachable and " + reason + ": nothing was charged"
-		return g.end(t, c, sterad.StatusDeclined, g.nextStep(t), now, t.Reason)
+		return oc.end(t, c, sterad.StatusDeclined, oc.nextStep(t), now, t.Reason)
 	}
 	if t.Amount.Cmp(lim.FloorLimit) > 0 {
 		return decline(fmt.Sprintf("%s is above the offline floor limit of %s", t.Amount.Display(), lim.FloorLimit.Display()))
 	}
-	count, total, err := g.queuedStandIns(ctx)
+	count, total, err := oc.queuedStandIns(ctx)
 	if err != nil {
 		return err
 	}
@@ -74,14 +73,14 @@ func (g *Gateway) standIn(ctx context.Context, t *sterad.Transaction, c *txChang
 	}
 	t.Reason = "approved offline by sterad: it will be reported to the acquirer when the link is back"
 	c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: kind, CreatedAt: now})
-	g.log.Warn("stood in for the acquirer", "txn", t.ID, "op", t.Op, "amount", t.Amount.String(), "local_code", t.LocalCode)
+	oc.log.Warn("stood in for the acquirer", "txn", t.ID, "op", t.Op, "amount", t.Amount.String(), "local_code", t.LocalCode)
 	return t.Transition(sterad.StatusStoodIn, sterad.StepQueued, now, "approved offline, local code "+t.LocalCode)
 }
 
 // queuedStandIns counts the stand-ins waiting in the queue and their total.
-func (g *Gateway) queuedStandIns(ctx context.Context) (int, sterad.Amount, error) {
-	total := sterad.Amount{Currency: g.cfg.Currency}
-	items, err := g.store.Queue(ctx)
+func (oc *outcomes) queuedStandIns(ctx context.Context) (int, sterad.Amount, error) {
+	total := sterad.Amount{Currency: oc.cfg.Currency}
+	items, err := oc.j.store.Queue(ctx)
 	if err != nil {
 		return 0, total, err
 	}
@@ -90,7 +89,7 @@ func (g *Gateway) queuedStandIns(ctx context.Context) (int, sterad.Amount, error
 		if it.Kind != sterad.QueueAdvice && it.Kind != sterad.QueueRequest {
 			continue
 		}
-		t, err := g.store.Transaction(ctx, it.TxnID)
+		t, err := oc.j.store.Transaction(ctx, it.TxnID)
 		if err != nil {
 			return 0, total, err
 		}
@@ -113,21 +112,4 @@ func localCode() string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b)
-}
-
-// Alerts returns the transactions the hotel must act on: offline approvals
-// the issuer later declined, and completions withdrawn because their
-// offline pre-authorization was declined (collect another way).
-func (g *Gateway) Alerts(ctx context.Context) ([]*sterad.Transaction, error) {
-	declined, err := g.store.Transactions(ctx, sterad.TransactionFilter{Status: sterad.StatusDeclined})
-	if err != nil {
-		return nil, err
-	}
-	var out []*sterad.Transaction
-	for _, t := range declined {
-		if t.Offline && t.LocalCode != "" || strings.HasPrefix(t.Reason, "ALERT:") {
-			out = append(out, t)
-		}
-	}
-	return out, nil
 }

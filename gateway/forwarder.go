@@ -13,6 +13,49 @@ import (
 	"github.com/sterad/sterad"
 )
 
+// forwarder owns store and forward: the queue of what sterad owes the
+// acquirer (reversals, voids and advices whose answer was lost, stood-in
+// and deferred requests), its drain (one at a time), and the claims that
+// keep two goroutines off one queued message. It also makes a request's
+// first exchange (exchange), so that a reversal it leads to is tried at
+// once. It may call outcomes, the sender and the journal.
+type forwarder struct {
+	env
+	j  *journal
+	sd *sender
+	oc *outcomes
+
+	kick    chan struct{} // wakes the loop
+	drainMu sync.Mutex    // one queue drain at a time
+
+	mu         sync.Mutex
+	forwarding map[string]bool // transactions whose queued message is in flight
+}
+
+func newForwarder(e env, j *journal, sd *sender, oc *outcomes) *forwarder {
+	return &forwarder{env: e, j: j, sd: sd, oc: oc, kick: make(chan struct{}, 1), forwarding: map[string]bool{}}
+}
+
+// exchange sends a journaled request and records what came of it. When
+// the outcome is unknown the reversal is attempted at once (and repeated
+// by the forwarder until answered).
+func (fw *forwarder) exchange(ctx context.Context, id string, msg *sterad.HostMessage) *sterad.Transaction {
+	resp, err := fw.sd.send(ctx, msg)
+	t, owed, ok := fw.oc.record(ctx, id, resp, err)
+	if !ok {
+		return t
+	}
+	for _, item := range owed {
+		if item.Kind == sterad.QueueReversal {
+			if r := fw.forwardItem(ctx, item); r != nil {
+				t = r
+			}
+		}
+	}
+	fw.wake()
+	return t
+}
+
 // The forwarder sends what the gateway owes the acquirer: reversals of
 // unknown outcomes (0420, then 0421 until answered), voids and advices
 // whose answer was lost (repeated until answered). Each queued item reaches
@@ -20,30 +63,30 @@ import (
 // the answer.
 
 // wake makes the forwarder look at the queue now.
-func (g *Gateway) wake() {
+func (fw *forwarder) wake() {
 	select {
-	case g.kick <- struct{}{}:
+	case fw.kick <- struct{}{}:
 	default:
 	}
 }
 
-// LinkChanged tells the gateway that the acquirer link changed state; when
+// linkChanged tells the gateway that the acquirer link changed state; when
 // it comes back, the queue drains at once.
-func (g *Gateway) LinkChanged(s sterad.LinkStatus) {
+func (fw *forwarder) linkChanged(s sterad.LinkStatus) {
 	if s.Online {
-		g.wake()
+		fw.wake()
 	}
 }
 
-func (g *Gateway) forwardLoop(ctx context.Context) {
-	t := time.NewTicker(g.cfg.RetryInterval)
+func (fw *forwarder) loop(ctx context.Context) {
+	t := time.NewTicker(fw.cfg.RetryInterval)
 	defer t.Stop()
 	for {
-		g.drain(ctx, false)
+		fw.drain(ctx, false)
 		select {
 		case <-ctx.Done():
 			return
-		case <-g.kick:
+		case <-fw.kick:
 		case <-t.C:
 		}
 	}
@@ -64,13 +107,13 @@ const drainWorkers = 16
 // goes in a later pass. Items older than the offline max_age are parked:
 // kept and shown, but left for an operator. With all set (queue flush),
 // every item goes now, parked ones included.
-func (g *Gateway) drain(ctx context.Context, all bool) (sent int) {
+func (fw *forwarder) drain(ctx context.Context, all bool) (sent int) {
 	// One drain at a time: a flush waits for the background drain, then
 	// sends what is left, so it returns only once all of it is answered.
-	g.drainMu.Lock()
-	defer g.drainMu.Unlock()
+	fw.drainMu.Lock()
+	defer fw.drainMu.Unlock()
 	for pass := 0; pass < 8; pass++ {
-		n, waiting := g.drainPass(ctx, all)
+		n, waiting := fw.drainPass(ctx, all)
 		sent += n
 		if n == 0 || waiting == 0 {
 			return sent
@@ -81,15 +124,15 @@ func (g *Gateway) drain(ctx context.Context, all bool) (sent int) {
 
 // drainPass forwards the items that are ready and returns how many were
 // sent and how many wait for their original.
-func (g *Gateway) drainPass(ctx context.Context, all bool) (sent, waiting int) {
-	items, err := g.store.Queue(ctx)
+func (fw *forwarder) drainPass(ctx context.Context, all bool) (sent, waiting int) {
+	items, err := fw.j.store.Queue(ctx)
 	if err != nil {
-		g.log.Error("read queue", "err", err)
+		fw.log.Error("read queue", "err", err)
 		return 0, 0
 	}
-	clock := g.clock.Now()
-	g.park(ctx, items, clock)
-	if !g.acquirer.Status().Online {
+	clock := fw.clock.Now()
+	fw.park(ctx, items, clock)
+	if !fw.sd.online() {
 		return 0, 0
 	}
 	queued := make(map[string]bool, len(items))
@@ -101,20 +144,20 @@ func (g *Gateway) drainPass(ctx context.Context, all bool) (sent, waiting int) {
 	})
 	var class []sterad.QueueItem
 	flush := func() {
-		sent += g.forwardAll(ctx, class)
+		sent += fw.forwardAll(ctx, class)
 		class = class[:0]
 	}
 	for i, it := range items {
 		if i > 0 && it.Kind != items[i-1].Kind {
 			flush()
 		}
-		if ctx.Err() != nil || !g.acquirer.Status().Online {
+		if ctx.Err() != nil || !fw.sd.online() {
 			return sent, waiting
 		}
-		if !all && (it.Parked || it.Attempts > 0 && clock.Sub(it.LastAttempt) < g.cfg.RetryInterval) {
+		if !all && (it.Parked || it.Attempts > 0 && clock.Sub(it.LastAttempt) < fw.cfg.RetryInterval) {
 			continue
 		}
-		if t, err := g.store.Transaction(ctx, it.TxnID); err == nil && t.Original != "" && queued[t.Original] {
+		if t, err := fw.j.store.Transaction(ctx, it.TxnID); err == nil && t.Original != "" && queued[t.Original] {
 			waiting++
 			continue
 		}
@@ -125,7 +168,7 @@ func (g *Gateway) drainPass(ctx context.Context, all bool) (sent, waiting int) {
 }
 
 // forwardAll forwards items in order, drainWorkers at a time.
-func (g *Gateway) forwardAll(ctx context.Context, items []sterad.QueueItem) int {
+func (fw *forwarder) forwardAll(ctx context.Context, items []sterad.QueueItem) int {
 	work := make(chan sterad.QueueItem)
 	var wg sync.WaitGroup
 	var sent atomic.Int64
@@ -134,7 +177,7 @@ func (g *Gateway) forwardAll(ctx context.Context, items []sterad.QueueItem) int 
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				if ctx.Err() == nil && g.acquirer.Status().Online && g.forwardItem(ctx, it) != nil {
+				if ctx.Err() == nil && fw.sd.online() && fw.forwardItem(ctx, it) != nil {
 					sent.Add(1)
 				}
 			}
@@ -149,8 +192,8 @@ func (g *Gateway) forwardAll(ctx context.Context, items []sterad.QueueItem) int 
 }
 
 // park marks the items older than the offline max_age.
-func (g *Gateway) park(ctx context.Context, items []sterad.QueueItem, now time.Time) {
-	maxAge := g.cfg.Offline.MaxAge
+func (fw *forwarder) park(ctx context.Context, items []sterad.QueueItem, now time.Time) {
+	maxAge := fw.cfg.Offline.MaxAge
 	if maxAge <= 0 {
 		return
 	}
@@ -159,41 +202,38 @@ func (g *Gateway) park(ctx context.Context, items []sterad.QueueItem, now time.T
 			continue
 		}
 		items[i].Parked = true
-		if err := g.store.Apply(ctx, sterad.Change{UpdateQueue: []sterad.QueueItem{items[i]}}); err != nil {
-			g.log.Error("park queue item", "txn", items[i].TxnID, "err", err)
+		if err := fw.j.apply(ctx, sterad.Change{UpdateQueue: []sterad.QueueItem{items[i]}}); err != nil {
+			fw.log.Error("park queue item", "txn", items[i].TxnID, "err", err)
 			continue
 		}
-		g.log.Warn("queue item parked: older than offline max_age, an operator must flush it", "txn", items[i].TxnID, "kind", items[i].Kind, "since", items[i].CreatedAt)
+		fw.log.Warn("queue item parked: older than offline max_age, an operator must flush it", "txn", items[i].TxnID, "kind", items[i].Kind, "since", items[i].CreatedAt)
 	}
 }
 
-// Flush forwards every queued item now, parked ones included, and returns
+// flush forwards every queued item now, parked ones included, and returns
 // how many were sent.
-func (g *Gateway) Flush(ctx context.Context) (int, error) {
-	if !g.acquirer.Status().Online {
+func (fw *forwarder) flush(ctx context.Context) (int, error) {
+	if !fw.sd.online() {
 		return 0, sterad.ErrHostUnavailable
 	}
-	return g.drain(ctx, true), nil
+	return fw.drain(ctx, true), nil
 }
-
-// Queue lists the store-and-forward queue.
-func (g *Gateway) Queue(ctx context.Context) ([]sterad.QueueItem, error) { return g.store.Queue(ctx) }
 
 // forwardItem sends one queued item once and records the answer (or the
 // attempt). It returns the transaction as recorded, nil if the item was
 // already being forwarded.
-func (g *Gateway) forwardItem(ctx context.Context, it sterad.QueueItem) *sterad.Transaction {
-	if !g.claim(it.TxnID) {
+func (fw *forwarder) forwardItem(ctx context.Context, it sterad.QueueItem) *sterad.Transaction {
+	if !fw.claim(it.TxnID) {
 		return nil
 	}
-	defer g.unclaim(it.TxnID)
+	defer fw.unclaim(it.TxnID)
 
 	if it.Kind == sterad.QueueRequest {
-		return g.sendDeferred(ctx, it)
+		return fw.sendDeferred(ctx, it)
 	}
-	t, err := g.store.Transaction(ctx, it.TxnID)
+	t, err := fw.j.store.Transaction(ctx, it.TxnID)
 	if err != nil {
-		g.log.Error("queued transaction", "txn", it.TxnID, "err", err)
+		fw.log.Error("queued transaction", "txn", it.TxnID, "err", err)
 		return nil
 	}
 	if !owes(t, it.Kind) {
@@ -201,27 +241,27 @@ func (g *Gateway) forwardItem(ctx context.Context, it sterad.QueueItem) *sterad.
 		return nil
 	}
 	if t.Original != "" {
-		switch x, err := g.checkQueuedLink(ctx, it); {
+		switch x, err := fw.checkQueuedLink(ctx, it); {
 		case errors.Is(err, errWait), errors.Is(err, errStale):
 			return nil
 		case err != nil:
-			g.log.Error("check queued message against its original", "txn", it.TxnID, "err", err)
+			fw.log.Error("check queued message against its original", "txn", it.TxnID, "err", err)
 			return nil
 		case x != nil:
 			return x // withdrawn: nothing to send
 		}
 	}
-	msg, err := g.queuedMessage(ctx, t, it)
+	msg, err := fw.queuedMessage(ctx, t, it)
 	if err != nil {
-		g.log.Error("build queued message", "txn", t.ID, "kind", it.Kind, "err", err)
+		fw.log.Error("build queued message", "txn", t.ID, "kind", it.Kind, "err", err)
 		return t
 	}
-	resp, xerr := g.send(ctx, msg)
+	resp, xerr := fw.sd.send(ctx, msg)
 	if xerr == nil && sterad.LookupResponse(resp.ResponseCode).Outcome == sterad.OutcomeUnknown {
 		xerr = fmt.Errorf("%w: %s", sterad.ErrNoResponse, sterad.LookupResponse(resp.ResponseCode).Message)
 	}
-	t, _, err = g.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
-		now := g.clock.Now()
+	t, _, err = fw.j.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
+		now := fw.clock.Now()
 		it := it // modify may call this again: start from the item as read
 		if xerr != nil {
 			it.Attempts++
@@ -236,21 +276,21 @@ func (g *Gateway) forwardItem(ctx context.Context, it sterad.QueueItem) *sterad.
 		}
 		c.Dequeue = append(c.Dequeue, it.Seq)
 		if it.Kind != sterad.QueueReversal {
-			return g.applyResponse(ctx, t, c, resp, now)
+			return fw.oc.applyResponse(ctx, t, c, resp, now)
 		}
 		if resp.ResponseCode != "00" {
 			// The host refused the reversal: a person must look.
-			g.log.Error("reversal refused by the acquirer", "txn", t.ID, "code", resp.ResponseCode)
+			fw.log.Error("reversal refused by the acquirer", "txn", t.ID, "code", resp.ResponseCode)
 			t.Reason = fmt.Sprintf("the acquirer refused the reversal (%s): check with the acquirer", resp.ResponseCode)
-			t.Record(g.nextStep(t), now, t.Reason)
+			t.Record(fw.oc.nextStep(t), now, t.Reason)
 			return nil
 		}
-		g.undo(c, t)
+		fw.oc.undo(ctx, c, t)
 		t.Reason = "reversed: the card was not charged"
-		return g.end(t, c, sterad.StatusReversed, g.nextStep(t), now, "reversal confirmed")
+		return fw.oc.end(t, c, sterad.StatusReversed, fw.oc.nextStep(t), now, "reversal confirmed")
 	})
 	if err != nil {
-		g.log.Error("record queued answer", "txn", it.TxnID, "err", err)
+		fw.log.Error("record queued answer", "txn", it.TxnID, "err", err)
 	}
 	return t
 }
@@ -258,23 +298,20 @@ func (g *Gateway) forwardItem(ctx context.Context, it sterad.QueueItem) *sterad.
 // claim marks a transaction's queued message as handled by the caller:
 // the forwarder and a withdrawal (a stand-in the customer never saw) never
 // act on the same one at once. It reports false when another holds it.
-func (g *Gateway) claim(id string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.forwarding == nil {
-		g.forwarding = map[string]bool{}
-	}
-	if g.forwarding[id] {
+func (fw *forwarder) claim(id string) bool {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.forwarding[id] {
 		return false
 	}
-	g.forwarding[id] = true
+	fw.forwarding[id] = true
 	return true
 }
 
-func (g *Gateway) unclaim(id string) {
-	g.mu.Lock()
-	delete(g.forwarding, id)
-	g.mu.Unlock()
+func (fw *forwarder) unclaim(id string) {
+	fw.mu.Lock()
+	delete(fw.forwarding, id)
+	fw.mu.Unlock()
 }
 
 // owes reports whether t still owes the message of a queue item of kind
@@ -289,46 +326,28 @@ func owes(t *sterad.Transaction, k sterad.QueueKind) bool {
 }
 
 // queuedMessage rebuilds the message an item sends.
-func (g *Gateway) queuedMessage(ctx context.Context, t *sterad.Transaction, it sterad.QueueItem) (*sterad.HostMessage, error) {
-	orig, err := g.originalOf(ctx, t)
+func (fw *forwarder) queuedMessage(ctx context.Context, t *sterad.Transaction, it sterad.QueueItem) (*sterad.HostMessage, error) {
+	orig, err := fw.j.originalOf(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	card, err := g.cardOf(ctx, t, orig)
+	card, err := fw.j.cardOf(ctx, t, orig)
 	if err != nil {
 		return nil, err
 	}
 	defer card.Wipe()
 	switch it.Kind {
 	case sterad.QueueReversal:
-		b, err := g.store.CurrentBatch(ctx)
+		b, err := fw.j.store.CurrentBatch(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return g.reversalMessage(t, card, it.Attempts > 0, b.Number), nil
+		return fw.sd.reversalMessage(t, card, it.Attempts > 0, b.Number), nil
 	case sterad.QueueVoid:
-		return g.voidMessage(t, orig, card), nil
+		return fw.sd.voidMessage(t, orig, card), nil
 	default:
-		return g.repeatMessage(t, card, orig, it.Attempts > 0), nil
+		return fw.sd.repeatMessage(t, card, orig, it.Attempts > 0), nil
 	}
-}
-
-// cardOf opens the card a later message of t carries: t's own copy, or its
-// original's (a void uses the voided transaction's card). nil when the
-// store no longer holds one.
-func (g *Gateway) cardOf(ctx context.Context, t, orig *sterad.Transaction) (*sterad.Card, error) {
-	owner := t.ID
-	if t.Op == sterad.OpVoid && orig != nil {
-		owner = orig.ID
-	}
-	c, err := g.store.OpenCard(ctx, owner)
-	if errors.Is(err, sterad.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open card of %s: %w", owner, err)
-	}
-	return c, nil
 }
 
 // sendDeferred sends a request accepted while the acquirer was unreachable
@@ -336,35 +355,34 @@ func (g *Gateway) cardOf(ctx context.Context, t, orig *sterad.Transaction) (*ste
 // message. It is journaled with a fresh STAN and DE 7 and leaves the queue
 // in the same commit: from then on it is an ordinary sent request, reversed
 // if its answer is lost — never resent.
-func (g *Gateway) sendDeferred(ctx context.Context, it sterad.QueueItem) *sterad.Transaction {
+func (fw *forwarder) sendDeferred(ctx context.Context, it sterad.QueueItem) *sterad.Transaction {
 	var msg *sterad.HostMessage
 	withdrawn := false
-	t, _, err := g.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
+	t, _, err := fw.j.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
 		if !owes(t, it.Kind) {
 			return errStale
 		}
 		withdrawn = false
 		var orig *sterad.Transaction
 		if t.Original != "" {
-			o, err := g.lockedOriginal(ctx, t, c)
+			o, err := fw.j.lockedOriginal(ctx, t, c)
 			if err != nil {
 				return err
 			}
-			if done, err := g.withdrawIfUnlinked(t, o, c, it); done || err != nil {
+			if done, err := fw.withdrawIfUnlinked(ctx, t, o, c, it); done || err != nil {
 				withdrawn = done
 				return err
 			}
 			orig = o
 		}
-		card, err := g.cardOf(ctx, t, orig)
+		card, err := fw.j.cardOf(ctx, t, orig)
 		if err != nil {
 			return err
 		}
 		defer card.Wipe()
-		g.batchMu.RLock() // until the commit: see Gateway.batchMu
-		c.unlocks = append(c.unlocks, g.batchMu.RUnlock)
-		now := g.clock.Now()
-		m, err := g.prepare(ctx, t, card, orig, now)
+		c.unlocks = append(c.unlocks, fw.j.shareBatch()) // until the commit
+		now := fw.clock.Now()
+		m, err := fw.sd.prepare(ctx, t, card, orig, now)
 		if err != nil {
 			return err
 		}
@@ -377,12 +395,12 @@ func (g *Gateway) sendDeferred(ctx context.Context, it sterad.QueueItem) *sterad
 	case errors.Is(err, errStale), errors.Is(err, errWait):
 		return nil
 	case err != nil:
-		g.log.Error("send deferred request", "txn", it.TxnID, "err", err)
+		fw.log.Error("send deferred request", "txn", it.TxnID, "err", err)
 		return t
 	case withdrawn:
 		return t
 	}
-	return g.exchange(ctx, t.ID, msg)
+	return fw.exchange(ctx, t.ID, msg)
 }
 
 // errStale: a queue item was answered or withdrawn since it was read.
@@ -395,17 +413,17 @@ var errWait = errors.New("queue item waits for its original")
 // original, that the original still allows the queued message
 // (LinkStillValid); when it does not, the message is withdrawn in the
 // same commit and the transaction returned. errWait: not yet.
-func (g *Gateway) checkQueuedLink(ctx context.Context, it sterad.QueueItem) (*sterad.Transaction, error) {
+func (fw *forwarder) checkQueuedLink(ctx context.Context, it sterad.QueueItem) (*sterad.Transaction, error) {
 	withdrawn := false
-	t, _, err := g.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
+	t, _, err := fw.j.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
 		if !owes(t, it.Kind) {
 			return errStale
 		}
-		o, err := g.lockedOriginal(ctx, t, c)
+		o, err := fw.j.lockedOriginal(ctx, t, c)
 		if err != nil {
 			return err
 		}
-		withdrawn, err = g.withdrawIfUnlinked(t, o, c, it)
+		withdrawn, err = fw.withdrawIfUnlinked(ctx, t, o, c, it)
 		if err == nil && !withdrawn {
 			c.Put = nil // nothing to write
 		}
@@ -420,7 +438,7 @@ func (g *Gateway) checkQueuedLink(ctx context.Context, it sterad.QueueItem) (*st
 // withdrawIfUnlinked ends t without sending it when its original no
 // longer allows it: the queue item goes, its link on the original is
 // released, and the clerk is told why.
-func (g *Gateway) withdrawIfUnlinked(t, o *sterad.Transaction, c *txChange, it sterad.QueueItem) (bool, error) {
+func (fw *forwarder) withdrawIfUnlinked(ctx context.Context, t, o *sterad.Transaction, c *txChange, it sterad.QueueItem) (bool, error) {
 	wait, why := sterad.LinkStillValid(t, o)
 	switch {
 	case wait:
@@ -428,9 +446,9 @@ func (g *Gateway) withdrawIfUnlinked(t, o *sterad.Transaction, c *txChange, it s
 	case why == nil:
 		return false, nil
 	}
-	now := g.clock.Now()
+	now := fw.clock.Now()
 	c.Dequeue = append(c.Dequeue, it.Seq)
-	g.undo(c, t)
+	fw.oc.undo(ctx, c, t)
 	t.ResponseCode = ""
 	t.Reason = "not sent: " + sterad.ErrorMessage(why)
 	if t.Op == sterad.OpCompletion {
@@ -438,18 +456,45 @@ func (g *Gateway) withdrawIfUnlinked(t, o *sterad.Transaction, c *txChange, it s
 		// issuer refused: the hotel must collect another way.
 		t.Reason = "ALERT: " + t.Reason + ": collect the stay another way"
 	}
-	g.log.Warn("queued message withdrawn: its original no longer allows it", "txn", t.ID, "op", t.Op, "original", o.ID, "original_status", o.Status)
-	return true, g.end(t, c, sterad.StatusDeclined, g.nextStep(t), now, t.Reason)
+	fw.log.Warn("queued message withdrawn: its original no longer allows it", "txn", t.ID, "op", t.Op, "original", o.ID, "original_status", o.Status)
+	return true, fw.oc.end(t, c, sterad.StatusDeclined, fw.oc.nextStep(t), now, t.Reason)
 }
 
-// originalOf loads t's original transaction, nil when it has none.
-func (g *Gateway) originalOf(ctx context.Context, t *sterad.Transaction) (*sterad.Transaction, error) {
-	if t.Original == "" {
-		return nil, nil
+// cancelStandIn withdraws an offline approval the customer never saw
+// through: its advice has not been sent, so nothing is owed to the host.
+// It reports false when there is nothing to withdraw (the advice was
+// already answered: the caller reverses instead). It waits for a
+// forwarding of the same advice under way to finish first.
+func (fw *forwarder) cancelStandIn(ctx context.Context, id, reason string) bool {
+	for !fw.claim(id) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	o, err := g.store.Transaction(ctx, t.Original)
+	defer fw.unclaim(id)
+	done := false
+	_, _, err := fw.j.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
+		done = false
+		if t.Status != sterad.StatusStoodIn || t.Step != sterad.StepQueued {
+			return nil
+		}
+		items, err := fw.j.store.Queue(ctx)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.TxnID == t.ID {
+				c.Dequeue = append(c.Dequeue, it.Seq)
+			}
+		}
+		done = true
+		t.Reason = reason + " (approved offline): nothing was sent, nothing charged"
+		return fw.oc.end(t, c, sterad.StatusReversed, sterad.StepDone, fw.clock.Now(), t.Reason)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("load original %s: %w", t.Original, err)
+		fw.log.Error("withdraw offline approval", "txn", id, "err", err)
 	}
-	return o, nil
+	return done
 }

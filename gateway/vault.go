@@ -10,6 +10,16 @@ import (
 	"github.com/sterad/sterad"
 )
 
+// vault owns the reservations: the guarantee a card check gives, the card
+// and token kept for it, no-show charges checked against it, its release
+// (cancelled, checked in, charged, retention ended) and the purge of card
+// data no longer needed. Every write of a reservation happens under its
+// "ref:" lock (journal.lock). It may call the journal.
+type vault struct {
+	env
+	j *journal
+}
+
 // Guaranteed reservations (domain/README.md, bulk-merchant Q4–Q11): the
 // hotel checks the card a guest gives to guarantee a reservation, keeps it
 // only while a no-show charge may still be made, charges one night when
@@ -21,22 +31,22 @@ import (
 // token is bound to the reservation whose card check obtained it and dies
 // with it. Every write of a reservation, its vault entry and its card
 // happens under the lock "ref:" + reference, taken before any transaction
-// lock (Gateway.batchMu gives the order), in the same Change as the
+// lock (journal gives the order), in the same Change as the
 // transaction that changes it.
 
 // checkNoShow checks a no-show charge against the stored reservation and
 // finds its card: keyed now, the reservation's token, or the card kept in
 // the vault. It adds the charge to the reservation in c, the change that
 // creates t. The caller holds the reservation's lock.
-func (g *Gateway) checkNoShow(ctx context.Context, p *plan, t *sterad.Transaction, c *sterad.Change, now time.Time) error {
-	r, err := g.loadReservation(ctx, p.reference)
+func (vt *vault) checkNoShow(ctx context.Context, p *plan, t *sterad.Transaction, c *sterad.Change, now time.Time) error {
+	r, err := vt.loadReservation(ctx, p.reference)
 	if err != nil {
 		return err
 	}
 	if r == nil {
 		// A reservation sterad never checked: a token cannot be its own.
 		if p.token != "" {
-			return g.foreignToken(ctx, p.reference, p.token)
+			return vt.foreignToken(ctx, p.reference, p.token)
 		}
 		if p.card == nil {
 			return sterad.Errorf(sterad.ENotFound, "no_card_kept", "no card is kept for reservation %s: key the card (pan and expiry) or give its token", p.reference)
@@ -54,12 +64,12 @@ func (g *Gateway) checkNoShow(ctx context.Context, p *plan, t *sterad.Transactio
 		return sterad.Errorf(sterad.EConflict, "stay_mismatch", "reservation %s is for the stay %s to %s, not %s to %s as requested: the stored stay decides when a no-show may be charged",
 			r.Reference, r.Stay.CheckIn, r.Stay.CheckOut, p.stay.CheckIn, p.stay.CheckOut)
 	}
-	from := r.Stay.CheckIn.Time(g.cfg.Location).Add(g.cfg.NoShowCutoff)
+	from := r.Stay.CheckIn.Time(vt.cfg.Location).Add(vt.cfg.NoShowCutoff)
 	if now.Before(from) {
 		return sterad.Errorf(sterad.EConflict, "noshow_too_early", "a no-show can be charged only from %s on the arrival day: reservation %s arrives %s",
 			from.Format("15:04"), r.Reference, r.Stay.CheckIn)
 	}
-	charged, err := g.store.Transactions(ctx, sterad.TransactionFilter{Reference: p.reference, Op: sterad.OpNoShow})
+	charged, err := vt.j.store.Transactions(ctx, sterad.TransactionFilter{Reference: p.reference, Op: sterad.OpNoShow})
 	if err != nil {
 		return err
 	}
@@ -72,7 +82,7 @@ func (g *Gateway) checkNoShow(ctx context.Context, p *plan, t *sterad.Transactio
 	switch {
 	case p.token != "":
 		if r.Token == "" || r.Token != p.token {
-			return g.foreignToken(ctx, p.reference, p.token)
+			return vt.foreignToken(ctx, p.reference, p.token)
 		}
 		p.entry = sterad.EntryToken
 		t.Entry, t.MaskedPAN, t.Brand = sterad.EntryToken, r.MaskedPAN, r.Brand
@@ -81,7 +91,7 @@ func (g *Gateway) checkNoShow(ctx context.Context, p *plan, t *sterad.Transactio
 		if !r.CardKept {
 			return sterad.Errorf(sterad.ENotFound, "no_card_kept", "no card is kept for reservation %s (%s): key the card (pan and expiry) or give its token", p.reference, r.State)
 		}
-		card, err := g.store.OpenCard(ctx, sterad.VaultOwner(p.reference))
+		card, err := vt.j.store.OpenCard(ctx, sterad.VaultOwner(p.reference))
 		if errors.Is(err, sterad.ErrNotFound) {
 			return sterad.Errorf(sterad.ENotFound, "no_card_kept", "no card is kept for reservation %s: key the card (pan and expiry) or give its token", p.reference)
 		}
@@ -100,8 +110,8 @@ func (g *Gateway) checkNoShow(ctx context.Context, p *plan, t *sterad.Transactio
 // foreignToken is the refusal of a token that is not the one kept for
 // ref: 409 when it is another reservation's, 404 when sterad never issued
 // it. The token is never echoed in full.
-func (g *Gateway) foreignToken(ctx context.Context, ref, token string) error {
-	owner, err := g.tokenOwner(ctx, token)
+func (vt *vault) foreignToken(ctx context.Context, ref, token string) error {
+	owner, err := vt.tokenOwner(ctx, token)
 	if err != nil {
 		return err
 	}
@@ -122,9 +132,9 @@ func maskToken(token string) string {
 
 // tokenOwner returns the reference of the reservation a card check here
 // obtained token for (kept, or released: its MAC is kept), "" when none.
-func (g *Gateway) tokenOwner(ctx context.Context, token string) (string, error) {
-	mac := g.store.MAC([]byte("token\x00" + token))
-	rs, err := g.store.Reservations(ctx)
+func (vt *vault) tokenOwner(ctx context.Context, token string) (string, error) {
+	mac := vt.j.store.MAC([]byte("token\x00" + token))
+	rs, err := vt.j.store.Reservations(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -133,7 +143,7 @@ func (g *Gateway) tokenOwner(ctx context.Context, token string) (string, error) 
 			return r.Reference, nil
 		}
 	}
-	entries, err := g.store.Vault(ctx) // kept before reservations were stored
+	entries, err := vt.j.store.Vault(ctx) // kept before reservations were stored
 	if err != nil {
 		return "", err
 	}
@@ -148,15 +158,15 @@ func (g *Gateway) tokenOwner(ctx context.Context, token string) (string, error) 
 // loadReservation returns the stored reservation of ref; nil when there
 // is none. A vault entry written before reservations were stored reads as
 // the guaranteed reservation it stands for (Version 0: not stored yet).
-func (g *Gateway) loadReservation(ctx context.Context, ref string) (*sterad.Reservation, error) {
-	r, err := g.store.Reservation(ctx, ref)
+func (vt *vault) loadReservation(ctx context.Context, ref string) (*sterad.Reservation, error) {
+	r, err := vt.j.store.Reservation(ctx, ref)
 	if err == nil {
 		return r, nil
 	}
 	if !errors.Is(err, sterad.ErrNotFound) {
 		return nil, fmt.Errorf("read reservation %s: %w", ref, err)
 	}
-	e, err := g.store.VaultEntry(ctx, ref)
+	e, err := vt.j.store.VaultEntry(ctx, ref)
 	if errors.Is(err, sterad.ErrNotFound) {
 		return nil, nil
 	}
@@ -167,9 +177,9 @@ func (g *Gateway) loadReservation(ctx context.Context, ref string) (*sterad.Rese
 		Token: e.Token, CheckTxn: e.CheckTxn, CardKept: true, RetainUntil: e.RetainUntil, CreatedAt: e.CreatedAt, UpdatedAt: e.CreatedAt}, nil
 }
 
-// Reservation returns a reservation as stored.
-func (g *Gateway) Reservation(ctx context.Context, ref string) (*sterad.Reservation, error) {
-	r, err := g.loadReservation(ctx, ref)
+// reservation returns a reservation as stored.
+func (vt *vault) reservation(ctx context.Context, ref string) (*sterad.Reservation, error) {
+	r, err := vt.loadReservation(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -179,31 +189,13 @@ func (g *Gateway) Reservation(ctx context.Context, ref string) (*sterad.Reservat
 	return r, nil
 }
 
-// lockReservationOf locks the reservation that transaction id's outcome
-// may change (a card check that guarantees it, a no-show charge, a
-// check-in at a terminal) and returns the unlock; it does nothing for
-// other transactions. A transaction's op, reference and terminal never
-// change once it is created, so they are read before its own lock, which
-// comes after the reservation's.
-func (g *Gateway) lockReservationOf(ctx context.Context, id string) func() {
-	t, err := g.store.Transaction(ctx, id)
-	if err != nil || t.Reference == "" {
-		return func() {}
-	}
-	switch {
-	case t.Op == sterad.OpCardCheck, t.Op == sterad.OpNoShow, (t.Op == sterad.OpPreauth || t.Op == sterad.OpSale) && t.Terminal != "":
-		return g.locks.lock("ref:" + t.Reference)
-	}
-	return func() {}
-}
-
 // vaultCard records an approved card check of a reservation: the
 // reservation is guaranteed for the card check's stay, with its token and
 // its card, sealed in the vault until its retention ends. A card check
 // replaces what an earlier one kept. The caller holds the reservation's
 // lock (modify takes it).
-func (g *Gateway) vaultCard(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
-	r, err := g.loadReservation(ctx, t.Reference)
+func (vt *vault) vaultCard(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
+	r, err := vt.loadReservation(ctx, t.Reference)
 	if err != nil {
 		return err
 	}
@@ -214,10 +206,10 @@ func (g *Gateway) vaultCard(ctx context.Context, t *sterad.Transaction, c *txCha
 	r.MaskedPAN, r.Brand, r.CheckTxn = t.MaskedPAN, t.Brand, t.ID
 	r.Token, r.TokenMAC = t.Token, ""
 	if t.Token != "" {
-		r.TokenMAC = g.store.MAC([]byte("token\x00" + t.Token))
+		r.TokenMAC = vt.j.store.MAC([]byte("token\x00" + t.Token))
 	}
-	r.RetainUntil, r.UpdatedAt = g.retainUntil(*t.Stay), now
-	card, err := g.store.OpenCard(ctx, t.ID)
+	r.RetainUntil, r.UpdatedAt = vt.retainUntil(*t.Stay), now
+	card, err := vt.j.store.OpenCard(ctx, t.ID)
 	switch {
 	case errors.Is(err, sterad.ErrNotFound):
 		// Nothing to keep (a card check without a readable card number):
@@ -242,8 +234,8 @@ func (g *Gateway) vaultCard(ctx context.Context, t *sterad.Transaction, c *txCha
 // noShowCharged records an approved no-show charge on its reservation: it
 // is charged, and the hotel has no reason to keep the card number. The
 // caller holds the reservation's lock.
-func (g *Gateway) noShowCharged(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
-	r, err := g.loadReservation(ctx, t.Reference)
+func (vt *vault) noShowCharged(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
+	r, err := vt.loadReservation(ctx, t.Reference)
 	if err != nil {
 		return err
 	}
@@ -266,25 +258,25 @@ func (g *Gateway) noShowCharged(ctx context.Context, t *sterad.Transaction, c *t
 // checkedIn releases the guarantee of a reservation whose guest checked
 // in with a card at a terminal (t, approved). The caller holds the
 // reservation's lock.
-func (g *Gateway) checkedIn(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
+func (vt *vault) checkedIn(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
 	if t.Reference == "" {
 		return nil
 	}
-	r, err := g.loadReservation(ctx, t.Reference)
+	r, err := vt.loadReservation(ctx, t.Reference)
 	if err != nil || r == nil || r.State != sterad.ReservationGuaranteed {
 		return err
 	}
-	g.release(r, &c.Change, "checked in by "+t.ID, now)
+	vt.release(r, &c.Change, "checked in by "+t.ID, now)
 	return nil
 }
 
 // release adds to c what releases a guaranteed reservation: its card is
 // destroyed, its vault entry deleted, its token dead (only a keyed MAC of
 // it stays, to recognise it).
-func (g *Gateway) release(r *sterad.Reservation, c *sterad.Change, why string, now time.Time) {
+func (vt *vault) release(r *sterad.Reservation, c *sterad.Change, why string, now time.Time) {
 	r.State, r.Released, r.CardKept, r.UpdatedAt = sterad.ReservationReleased, why, false, now
 	if r.Token != "" {
-		r.TokenMAC, r.Token = g.store.MAC([]byte("token\x00"+r.Token)), ""
+		r.TokenMAC, r.Token = vt.j.store.MAC([]byte("token\x00"+r.Token)), ""
 	}
 	c.DestroyCards = append(c.DestroyCards, sterad.VaultOwner(r.Reference))
 	c.DeleteVault = append(c.DeleteVault, r.Reference)
@@ -293,30 +285,22 @@ func (g *Gateway) release(r *sterad.Reservation, c *sterad.Change, why string, n
 
 // retainUntil is the end of a guarantee card's retention: the end of the
 // check-out day plus the configured retention.
-func (g *Gateway) retainUntil(s sterad.Stay) time.Time {
-	return s.CheckOut.AddDays(1).Time(g.cfg.Location).Add(g.cfg.VaultRetention)
+func (vt *vault) retainUntil(s sterad.Stay) time.Time {
+	return s.CheckOut.AddDays(1).Time(vt.cfg.Location).Add(vt.cfg.VaultRetention)
 }
 
-// Vault lists the guarantee cards kept (masked) and until when.
-func (g *Gateway) Vault(ctx context.Context) ([]*sterad.VaultEntry, error) { return g.store.Vault(ctx) }
-
-// Reservations lists the reservations stored.
-func (g *Gateway) Reservations(ctx context.Context) ([]*sterad.Reservation, error) {
-	return g.store.Reservations(ctx)
-}
-
-// ReleaseVault releases the guarantee of a reservation that was
+// releaseVault releases the guarantee of a reservation that was
 // cancelled: its card is destroyed and its token dies, nothing can be
 // charged to it any more. It returns the vault entry that was kept.
-func (g *Gateway) ReleaseVault(ctx context.Context, ref string) (*sterad.VaultEntry, error) {
-	unlock := g.locks.lock("ref:" + ref)
+func (vt *vault) releaseVault(ctx context.Context, ref string) (*sterad.VaultEntry, error) {
+	unlock := vt.j.lock("ref:" + ref)
 	defer unlock()
 	for attempt := 1; ; attempt++ {
-		e, err := g.store.VaultEntry(ctx, ref)
+		e, err := vt.j.store.VaultEntry(ctx, ref)
 		if err != nil && !errors.Is(err, sterad.ErrNotFound) {
 			return nil, err
 		}
-		r, err := g.loadReservation(ctx, ref)
+		r, err := vt.loadReservation(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -327,31 +311,31 @@ func (g *Gateway) ReleaseVault(ctx context.Context, ref string) (*sterad.VaultEn
 			e = r.VaultEntry()
 		}
 		var c sterad.Change
-		g.release(r, &c, "cancelled", g.clock.Now())
-		err = g.store.Apply(ctx, c)
+		vt.release(r, &c, "cancelled", vt.clock.Now())
+		err = vt.j.apply(ctx, c)
 		if errors.Is(err, sterad.ErrStale) && attempt < maxStaleRetries {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		g.log.Info("guarantee card destroyed: reservation cancelled", "reference", ref, "card", e.MaskedPAN)
+		vt.log.Info("guarantee card destroyed: reservation cancelled", "reference", ref, "card", e.MaskedPAN)
 		return e, nil
 	}
 }
 
-// Purge destroys every card no longer needed: guarantee cards and tokens
+// purge destroys every card no longer needed: guarantee cards and tokens
 // past their retention (their reservations are released), and cards of
 // pre-authorizations that were never completed once their stay's
 // retention has passed. It runs every PurgeInterval and on demand.
-func (g *Gateway) Purge(ctx context.Context) (*sterad.PurgeResult, error) {
-	now := g.clock.Now()
+func (vt *vault) purge(ctx context.Context) (*sterad.PurgeResult, error) {
+	now := vt.clock.Now()
 	res := &sterad.PurgeResult{Vault: []*sterad.VaultEntry{}, Cards: []string{}}
-	entries, err := g.store.Vault(ctx)
+	entries, err := vt.j.store.Vault(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := g.store.Reservations(ctx)
+	rs, err := vt.j.store.Reservations(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +351,7 @@ func (g *Gateway) Purge(ctx context.Context) (*sterad.PurgeResult, error) {
 		}
 	}
 	for _, ref := range due {
-		e, err := g.purgeReservation(ctx, ref, now)
+		e, err := vt.purgeReservation(ctx, ref, now)
 		if err != nil {
 			return res, err
 		}
@@ -375,15 +359,15 @@ func (g *Gateway) Purge(ctx context.Context) (*sterad.PurgeResult, error) {
 			res.Vault = append(res.Vault, e)
 		}
 	}
-	preauths, err := g.store.Transactions(ctx, sterad.TransactionFilter{Op: sterad.OpPreauth})
+	preauths, err := vt.j.store.Transactions(ctx, sterad.TransactionFilter{Op: sterad.OpPreauth})
 	if err != nil {
 		return res, err
 	}
 	for _, p := range preauths {
-		if !p.HasCard || p.CompletedBy != "" || p.Stay == nil || now.Before(g.retainUntil(*p.Stay)) {
+		if !p.HasCard || p.CompletedBy != "" || p.Stay == nil || now.Before(vt.retainUntil(*p.Stay)) {
 			continue
 		}
-		_, _, err := g.modify(ctx, p.ID, func(t *sterad.Transaction, c *txChange) error {
+		_, _, err := vt.j.modify(ctx, p.ID, func(t *sterad.Transaction, c *txChange) error {
 			if !t.HasCard {
 				return nil
 			}
@@ -398,7 +382,7 @@ func (g *Gateway) Purge(ctx context.Context) (*sterad.PurgeResult, error) {
 		res.Cards = append(res.Cards, p.ID)
 	}
 	if n := len(res.Vault) + len(res.Cards); n > 0 {
-		g.log.Info("purged card data", "vault", len(res.Vault), "transactions", len(res.Cards))
+		vt.log.Info("purged card data", "vault", len(res.Vault), "transactions", len(res.Cards))
 	}
 	return res, nil
 }
@@ -406,15 +390,15 @@ func (g *Gateway) Purge(ctx context.Context) (*sterad.PurgeResult, error) {
 // purgeReservation releases ref if its retention has ended, under its
 // lock, and returns what the vault kept for it (nil when nothing was due
 // any more).
-func (g *Gateway) purgeReservation(ctx context.Context, ref string, now time.Time) (*sterad.VaultEntry, error) {
-	unlock := g.locks.lock("ref:" + ref)
+func (vt *vault) purgeReservation(ctx context.Context, ref string, now time.Time) (*sterad.VaultEntry, error) {
+	unlock := vt.j.lock("ref:" + ref)
 	defer unlock()
 	for attempt := 1; ; attempt++ {
-		e, err := g.store.VaultEntry(ctx, ref)
+		e, err := vt.j.store.VaultEntry(ctx, ref)
 		if err != nil && !errors.Is(err, sterad.ErrNotFound) {
 			return nil, err
 		}
-		r, err := g.loadReservation(ctx, ref)
+		r, err := vt.loadReservation(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -424,14 +408,14 @@ func (g *Gateway) purgeReservation(ctx context.Context, ref string, now time.Tim
 			if e == nil {
 				e = r.VaultEntry()
 			}
-			g.release(r, &c, "retention ended", now)
+			vt.release(r, &c, "retention ended", now)
 		case e != nil && !now.Before(e.RetainUntil):
 			// A vault entry its reservation no longer guarantees.
 			c.DestroyCards, c.DeleteVault = []string{sterad.VaultOwner(ref)}, []string{ref}
 		default:
 			return nil, nil
 		}
-		err = g.store.Apply(ctx, c)
+		err = vt.j.apply(ctx, c)
 		if errors.Is(err, sterad.ErrStale) && attempt < maxStaleRetries {
 			continue
 		}
@@ -443,16 +427,16 @@ func (g *Gateway) purgeReservation(ctx context.Context, ref string, now time.Tim
 }
 
 // purgeLoop purges every PurgeInterval.
-func (g *Gateway) purgeLoop(ctx context.Context) {
-	t := time.NewTicker(g.cfg.PurgeInterval)
+func (vt *vault) loop(ctx context.Context) {
+	t := time.NewTicker(vt.cfg.PurgeInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := g.Purge(ctx); err != nil && ctx.Err() == nil {
-				g.log.Error("purge card data", "err", err)
+			if _, err := vt.purge(ctx); err != nil && ctx.Err() == nil {
+				vt.log.Error("purge card data", "err", err)
 			}
 		}
 	}

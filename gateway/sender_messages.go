@@ -1,12 +1,8 @@
 package gateway
 
-import
-
-// This file maps transactions to host messages: acquirer-host.md §5, one
-// function per kind of message. Every message of a transaction is rebuilt
-// from its journaled record (and its card, while the store keeps it), so a
-// repeat after a restart is identical to the first.
-"github.com/sterad/sterad"
+import (
+	"github.com/sterad/sterad"
+)
 
 // processing returns DE 3 of t.
 func processing(t *sterad.Transaction) string {
@@ -17,11 +13,11 @@ func processing(t *sterad.Transaction) string {
 }
 
 // base returns the fields every request of t carries.
-func (g *Gateway) base(t *sterad.Transaction, card *sterad.Card) *sterad.HostMessage {
+func (sd *sender) base(t *sterad.Transaction, card *sterad.Card) *sterad.HostMessage {
 	m := &sterad.HostMessage{
-		MTI: t.MTI, Processing: processing(t), HasAmount: true, Amount: t.Amount, Currency: g.cfg.Currency,
-		Transmitted: t.Transmitted, STAN: t.STAN, LocalTime: t.Transmitted.In(g.cfg.Location), MCC: g.cfg.MCC,
-		Entry: t.Entry, Condition: t.Condition, TerminalID: t.TerminalID, MerchantID: g.cfg.MerchantID,
+		MTI: t.MTI, Processing: processing(t), HasAmount: true, Amount: t.Amount, Currency: sd.cfg.Currency,
+		Transmitted: t.Transmitted, STAN: t.STAN, LocalTime: t.Transmitted.In(sd.cfg.Location), MCC: sd.cfg.MCC,
+		Entry: t.Entry, Condition: t.Condition, TerminalID: t.TerminalID, MerchantID: sd.cfg.MerchantID,
 	}
 	if t.MTI.Class() != "01" {
 		m.Batch = t.Batch
@@ -40,11 +36,11 @@ func (g *Gateway) base(t *sterad.Transaction, card *sterad.Card) *sterad.HostMes
 }
 
 // message returns the request of t. orig is t's original for linked ops.
-func (g *Gateway) message(t *sterad.Transaction, card *sterad.Card, orig *sterad.Transaction) *sterad.HostMessage {
+func (sd *sender) message(t *sterad.Transaction, card *sterad.Card, orig *sterad.Transaction) *sterad.HostMessage {
 	if t.Op == sterad.OpVoid {
-		return g.voidMessage(t, orig, card)
+		return sd.voidMessage(t, orig, card)
 	}
-	m := g.base(t, card)
+	m := sd.base(t, card)
 	switch t.Op {
 	case sterad.OpPreauth:
 		m.Reference, m.Stay = t.Reference, t.Stay
@@ -72,8 +68,8 @@ func (g *Gateway) message(t *sterad.Transaction, card *sterad.Card, orig *sterad
 // repeatMessage returns the message of t again, as a repeat when the first
 // transmission may have reached the host (0220 → 0221). DE 7 is unchanged:
 // it is the same message.
-func (g *Gateway) repeatMessage(t *sterad.Transaction, card *sterad.Card, orig *sterad.Transaction, repeat bool) *sterad.HostMessage {
-	m := g.message(t, card, orig)
+func (sd *sender) repeatMessage(t *sterad.Transaction, card *sterad.Card, orig *sterad.Transaction, repeat bool) *sterad.HostMessage {
+	m := sd.message(t, card, orig)
 	if repeat {
 		m.MTI = m.MTI.Repeat()
 	}
@@ -86,9 +82,9 @@ func (g *Gateway) repeatMessage(t *sterad.Transaction, card *sterad.Card, orig *
 
 // voidMessage is the 0400 of void v: the original's DE 2, 3, 4, 11, 22,
 // 25, 37 and 41, DE 90, RR=VD and the original's TI.
-func (g *Gateway) voidMessage(v, o *sterad.Transaction, card *sterad.Card) *sterad.HostMessage {
-	m := g.base(o, card)
-	m.MTI, m.Transmitted, m.LocalTime = sterad.MTIVoid, v.Transmitted, v.Transmitted.In(g.cfg.Location)
+func (sd *sender) voidMessage(v, o *sterad.Transaction, card *sterad.Card) *sterad.HostMessage {
+	m := sd.base(o, card)
+	m.MTI, m.Transmitted, m.LocalTime = sterad.MTIVoid, v.Transmitted, v.Transmitted.In(sd.cfg.Location)
 	m.Track2, m.ICC = nil, nil
 	if card != nil {
 		m.PAN, m.Expiry = card.PAN, card.Expiry
@@ -102,13 +98,13 @@ func (g *Gateway) voidMessage(v, o *sterad.Transaction, card *sterad.Card) *ster
 // reversalMessage is the 0420 (0421 when repeated) of t: the original's
 // DE 2, 3, 4, 11, 22, 25 and 41, DE 90 and RR. batch is DE 60 for an
 // original that carried none (an 0100).
-func (g *Gateway) reversalMessage(t *sterad.Transaction, card *sterad.Card, repeat bool, batch int) *sterad.HostMessage {
-	m := g.base(t, card)
+func (sd *sender) reversalMessage(t *sterad.Transaction, card *sterad.Card, repeat bool, batch int) *sterad.HostMessage {
+	m := sd.base(t, card)
 	m.MTI = sterad.MTIReversal
 	if repeat {
 		m.MTI = sterad.MTIReversalRepeat
 	}
-	m.Transmitted, m.LocalTime = t.ReversalTransmitted, t.ReversalTransmitted.In(g.cfg.Location)
+	m.Transmitted, m.LocalTime = t.ReversalTransmitted, t.ReversalTransmitted.In(sd.cfg.Location)
 	m.Track2, m.ICC = nil, nil
 	if card != nil {
 		m.PAN, m.Expiry = card.PAN, card.Expiry
