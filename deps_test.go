@@ -31,7 +31,7 @@ var layers = map[string]struct {
 	"internal/testutil":     {nil, nil},
 	"crashtest":             {nil, nil},
 	"crashtest/brokenstore": {[]string{""}, nil},
-	"modeltest":             {nil, nil},
+	"modeltest":             {[]string{"", "gateway"}, nil},
 	"cmd/sterad":            {[]string{"*"}, []string{"github.com/spf13/cobra", "gopkg.in/yaml.v3", "github.com/prometheus/client_golang", "github.com/oklog/ulid/v2", "github.com/schollz/progressbar/v3", "github.com/shopspring/decimal", "golang.org/x/term"}},
 }
 
