@@ -45,6 +45,11 @@ type plan struct {
 
 // validate checks everything that does not depend on stored state: the
 // op, the amount, the card, the dates, which fields the op needs.
+// It lives with the flow rather than in the root because it needs the
+// merchant's configuration (currency, local day) and the terminals; the
+// parsing it builds on (ParseOp, ParseAmount, ValidatePAN, ParseExpiry,
+// ParseDate, Card.Validate) is the domain's. The checks against stored
+// state (original, reservation, busy terminal) are begin's.
 func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 	op, err := sterad.ParseOp(strings.TrimSpace(r.Op))
 	if err != nil {
@@ -61,33 +66,11 @@ func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 		cur = c
 	}
 
-	// Amount: required and positive for everything that moves or holds
-	// money; absent (or zero) for card checks and voids.
-	switch op {
-	case sterad.OpCardCheck, sterad.OpVoid:
-		if strings.TrimSpace(r.Amount) != "" {
-			a, err := sterad.ParseAmount(r.Amount, cur)
-			if err != nil {
-				return nil, err
-			}
-			if !a.IsZero() {
-				return nil, sterad.Errorf(sterad.EInvalid, "unexpected_amount", "a %s takes no amount: it is not a charge", op)
-			}
-		}
-		p.amount = sterad.Amount{Currency: cur}
-	default:
-		a, err := sterad.ParseAmount(r.Amount, cur)
-		if err != nil {
-			return nil, err
-		}
-		if a.IsZero() {
-			return nil, sterad.Errorf(sterad.EInvalid, "invalid_amount", "amount must be more than zero")
-		}
-		if a.Value.Cmp(sterad.MaxAmount) >= 0 {
-			return nil, sterad.Errorf(sterad.EInvalid, "invalid_amount", "amount %s is too large: the acquirer accepts less than %s", a, sterad.MaxAmount.StringFixed(cur.Exponent))
-		}
-		p.amount = a
+	a, err := requestAmount(op, r.Amount, cur)
+	if err != nil {
+		return nil, err
 	}
+	p.amount = a
 
 	if r.Terminal != "" {
 		t, ok := rq.tm.lookup(r.Terminal)
@@ -97,34 +80,14 @@ func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 		p.term, p.termID = t, r.Terminal
 	}
 	if r.PAN != "" || r.Expiry != "" {
-		c := &sterad.Card{PAN: sterad.PAN(strings.TrimSpace(r.PAN)), Entry: sterad.EntryKeyed}
-		if err := sterad.ValidatePAN(string(c.PAN)); err != nil {
+		if p.card, err = keyedCard(r.PAN, r.Expiry, now.In(rq.cfg.Location)); err != nil {
 			return nil, err
 		}
-		e, err := sterad.ParseExpiry(strings.TrimSpace(r.Expiry))
-		if err != nil {
-			return nil, err
-		}
-		c.Expiry = e
-		if err := c.Validate(now.In(rq.cfg.Location)); err != nil {
-			return nil, err
-		}
-		c.Brand = sterad.BrandOf(string(c.PAN))
-		p.card = c
 	}
 	if r.CheckIn != "" || r.CheckOut != "" {
-		in, err := sterad.ParseDate(r.CheckIn)
-		if err != nil {
-			return nil, sterad.Errorf(sterad.EInvalid, "invalid_stay", "check-in: %s", sterad.ErrorMessage(err))
+		if p.stay, err = requestStay(r.CheckIn, r.CheckOut); err != nil {
+			return nil, err
 		}
-		out, err := sterad.ParseDate(r.CheckOut)
-		if err != nil {
-			return nil, sterad.Errorf(sterad.EInvalid, "invalid_stay", "check-out: %s", sterad.ErrorMessage(err))
-		}
-		if out.Before(in) {
-			return nil, sterad.Errorf(sterad.EInvalid, "invalid_stay", "check-out %s is before check-in %s", out, in)
-		}
-		p.stay = &sterad.Stay{CheckIn: in, CheckOut: out}
 	}
 	if len(p.reference) > 25 {
 		return nil, sterad.Errorf(sterad.EInvalid, "invalid_reference", "reference is longer than 25 characters")
@@ -133,55 +96,8 @@ func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 		return nil, sterad.Errorf(sterad.EInvalid, "invalid_reference", "reference must be printable ASCII")
 	}
 
-	// Which inputs each op takes.
-	if op.NeedsOriginal() {
-		if strings.TrimSpace(r.Original) == "" {
-			return nil, sterad.Errorf(sterad.EInvalid, "missing_original", "a %s needs the original transaction id", op)
-		}
-		if p.card != nil || p.token != "" {
-			return nil, sterad.Errorf(sterad.EInvalid, "unexpected_card", "a %s uses the card of the original transaction", op)
-		}
-		if p.term != nil && op != sterad.OpRefund {
-			return nil, sterad.Errorf(sterad.EInvalid, "unexpected_terminal", "a %s does not read a card at a terminal", op)
-		}
-	} else if r.Original != "" {
-		return nil, sterad.Errorf(sterad.EInvalid, "unexpected_original", "a %s does not refer to an original transaction", op)
-	}
-	switch op {
-	case sterad.OpPreauth, sterad.OpSale, sterad.OpCardCheck:
-		if p.term == nil && p.card == nil {
-			return nil, sterad.Errorf(sterad.EInvalid, "missing_card", "a %s needs a terminal to read the card, or a keyed card", op)
-		}
-		if p.term != nil && p.card != nil {
-			return nil, sterad.Errorf(sterad.EInvalid, "ambiguous_card", "give a terminal or a keyed card, not both")
-		}
-		if p.token != "" {
-			return nil, sterad.Errorf(sterad.EInvalid, "unexpected_token", "a token is used only by a no-show charge")
-		}
-	case sterad.OpNoShow:
-		if p.term != nil {
-			return nil, sterad.Errorf(sterad.EInvalid, "unexpected_terminal", "a no-show charge is card-not-present: it uses no terminal")
-		}
-		if p.card != nil && p.token != "" {
-			return nil, sterad.Errorf(sterad.EInvalid, "ambiguous_card", "give a keyed card or a token, not both")
-		}
-		if p.token != "" && (len(p.token) != 16 || !printable(p.token)) {
-			return nil, sterad.Errorf(sterad.EInvalid, "invalid_token", "a card token has 16 characters")
-		}
-	}
-	if op == sterad.OpCardCheck && p.stay != nil && p.reference == "" {
-		return nil, sterad.Errorf(sterad.EInvalid, "missing_reference", "a card check with stay dates guarantees a reservation: give its reference")
-	}
-	if op == sterad.OpCardCheck && p.reference != "" && p.stay == nil {
-		return nil, sterad.Errorf(sterad.EInvalid, "missing_stay", "a card check with a reference guarantees that reservation: give its stay dates (check-in and check-out), or no reference to only check the card")
-	}
-	if op == sterad.OpPreauth || op == sterad.OpNoShow {
-		if p.reference == "" {
-			return nil, sterad.Errorf(sterad.EInvalid, "missing_reference", "a %s needs the reservation reference", op)
-		}
-		if p.stay == nil {
-			return nil, sterad.Errorf(sterad.EInvalid, "missing_stay", "a %s needs the stay dates (check-in and check-out)", op)
-		}
+	if err := checkInputs(p, r.Original); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -194,4 +110,126 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// requestAmount parses a request's amount: required and positive for
+// everything that moves or holds money; absent (or zero) for card checks
+// and voids.
+func requestAmount(op sterad.Op, raw string, cur sterad.Currency) (sterad.Amount, error) {
+	switch op {
+	case sterad.OpCardCheck, sterad.OpVoid:
+		if strings.TrimSpace(raw) != "" {
+			a, err := sterad.ParseAmount(raw, cur)
+			if err != nil {
+				return sterad.Amount{}, err
+			}
+			if !a.IsZero() {
+				return sterad.Amount{}, sterad.Errorf(sterad.EInvalid, "unexpected_amount", "a %s takes no amount: it is not a charge", op)
+			}
+		}
+		return sterad.Amount{Currency: cur}, nil
+	default:
+		a, err := sterad.ParseAmount(raw, cur)
+		if err != nil {
+			return sterad.Amount{}, err
+		}
+		if a.IsZero() {
+			return sterad.Amount{}, sterad.Errorf(sterad.EInvalid, "invalid_amount", "amount must be more than zero")
+		}
+		if a.Value.Cmp(sterad.MaxAmount) >= 0 {
+			return sterad.Amount{}, sterad.Errorf(sterad.EInvalid, "invalid_amount", "amount %s is too large: the acquirer accepts less than %s", a, sterad.MaxAmount.StringFixed(cur.Exponent))
+		}
+		return a, nil
+	}
+}
+
+// keyedCard parses a keyed card, valid on the merchant's day today.
+func keyedCard(pan, expiry string, today time.Time) (*sterad.Card, error) {
+	c := &sterad.Card{PAN: sterad.PAN(strings.TrimSpace(pan)), Entry: sterad.EntryKeyed}
+	if err := sterad.ValidatePAN(string(c.PAN)); err != nil {
+		return nil, err
+	}
+	e, err := sterad.ParseExpiry(strings.TrimSpace(expiry))
+	if err != nil {
+		return nil, err
+	}
+	c.Expiry = e
+	if err := c.Validate(today); err != nil {
+		return nil, err
+	}
+	c.Brand = sterad.BrandOf(string(c.PAN))
+	return c, nil
+}
+
+// requestStay parses a stay's check-in and check-out dates.
+func requestStay(checkIn, checkOut string) (*sterad.Stay, error) {
+	in, err := sterad.ParseDate(checkIn)
+	if err != nil {
+		return nil, sterad.Errorf(sterad.EInvalid, "invalid_stay", "check-in: %s", sterad.ErrorMessage(err))
+	}
+	out, err := sterad.ParseDate(checkOut)
+	if err != nil {
+		return nil, sterad.Errorf(sterad.EInvalid, "invalid_stay", "check-out: %s", sterad.ErrorMessage(err))
+	}
+	if out.Before(in) {
+		return nil, sterad.Errorf(sterad.EInvalid, "invalid_stay", "check-out %s is before check-in %s", out, in)
+	}
+	return &sterad.Stay{CheckIn: in, CheckOut: out}, nil
+}
+
+// checkInputs checks which inputs p's op takes (original is the request's
+// raw original ID).
+func checkInputs(p *plan, original string) error {
+	op := p.op
+	// Which inputs each op takes.
+	if op.NeedsOriginal() {
+		if strings.TrimSpace(original) == "" {
+			return sterad.Errorf(sterad.EInvalid, "missing_original", "a %s needs the original transaction id", op)
+		}
+		if p.card != nil || p.token != "" {
+			return sterad.Errorf(sterad.EInvalid, "unexpected_card", "a %s uses the card of the original transaction", op)
+		}
+		if p.term != nil && op != sterad.OpRefund {
+			return sterad.Errorf(sterad.EInvalid, "unexpected_terminal", "a %s does not read a card at a terminal", op)
+		}
+	} else if original != "" {
+		return sterad.Errorf(sterad.EInvalid, "unexpected_original", "a %s does not refer to an original transaction", op)
+	}
+	switch op {
+	case sterad.OpPreauth, sterad.OpSale, sterad.OpCardCheck:
+		if p.term == nil && p.card == nil {
+			return sterad.Errorf(sterad.EInvalid, "missing_card", "a %s needs a terminal to read the card, or a keyed card", op)
+		}
+		if p.term != nil && p.card != nil {
+			return sterad.Errorf(sterad.EInvalid, "ambiguous_card", "give a terminal or a keyed card, not both")
+		}
+		if p.token != "" {
+			return sterad.Errorf(sterad.EInvalid, "unexpected_token", "a token is used only by a no-show charge")
+		}
+	case sterad.OpNoShow:
+		if p.term != nil {
+			return sterad.Errorf(sterad.EInvalid, "unexpected_terminal", "a no-show charge is card-not-present: it uses no terminal")
+		}
+		if p.card != nil && p.token != "" {
+			return sterad.Errorf(sterad.EInvalid, "ambiguous_card", "give a keyed card or a token, not both")
+		}
+		if p.token != "" && (len(p.token) != 16 || !printable(p.token)) {
+			return sterad.Errorf(sterad.EInvalid, "invalid_token", "a card token has 16 characters")
+		}
+	}
+	if op == sterad.OpCardCheck && p.stay != nil && p.reference == "" {
+		return sterad.Errorf(sterad.EInvalid, "missing_reference", "a card check with stay dates guarantees a reservation: give its reference")
+	}
+	if op == sterad.OpCardCheck && p.reference != "" && p.stay == nil {
+		return sterad.Errorf(sterad.EInvalid, "missing_stay", "a card check with a reference guarantees that reservation: give its stay dates (check-in and check-out), or no reference to only check the card")
+	}
+	if op == sterad.OpPreauth || op == sterad.OpNoShow {
+		if p.reference == "" {
+			return sterad.Errorf(sterad.EInvalid, "missing_reference", "a %s needs the reservation reference", op)
+		}
+		if p.stay == nil {
+			return sterad.Errorf(sterad.EInvalid, "missing_stay", "a %s needs the stay dates (check-in and check-out)", op)
+		}
+	}
+	return nil
 }
