@@ -175,3 +175,11 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	*a = Amount{Value: d, Currency: cur}
 	return nil
 }
+
+// orZero returns a, or zero in cur when a was never set.
+func (a Amount) orZero(cur Currency) Amount {
+	if a.Currency.Code == "" {
+		return Amount{Currency: cur}
+	}
+	return a
+}

@@ -23,6 +23,7 @@ var layers = map[string]struct {
 	"device":                {[]string{"", "protocol"}, []string{"go.bug.st/serial", "github.com/google/gousb"}},
 	"offline":               {[]string{""}, []string{"go.etcd.io/bbolt", "golang.org/x/crypto", "filippo.io/age"}},
 	"settlement":            {[]string{""}, []string{"github.com/shopspring/decimal"}},
+	"gateway":               {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"api":                   {[]string{""}, nil},
 	"simulator/acquirer":    {[]string{"", "protocol"}, []string{"github.com/shopspring/decimal"}},
 	"simulator/terminal":    {[]string{"", "protocol"}, []string{"github.com/creack/pty", "golang.org/x/term"}},
@@ -30,7 +31,7 @@ var layers = map[string]struct {
 	"internal/testutil":     {nil, nil},
 	"crashtest":             {nil, nil},
 	"crashtest/brokenstore": {[]string{""}, nil},
-	"modeltest":             {nil, nil},
+	"modeltest":             {[]string{"", "gateway"}, nil},
 	"cmd/sterad":            {[]string{"*"}, []string{"github.com/spf13/cobra", "gopkg.in/yaml.v3", "github.com/prometheus/client_golang", "github.com/oklog/ulid/v2", "github.com/schollz/progressbar/v3", "github.com/shopspring/decimal", "golang.org/x/term"}},
 }
 

@@ -108,3 +108,6 @@ var (
 	// until the link is back and a STATUS_QUERY answers.
 	ErrLinkFailed = &Error{Kind: EUnavailable, Code: "terminal_link_failed", Message: "the terminal link failed during the transaction"}
 )
+
+// ErrStopping is returned for requests that arrive while the gateway stops.
+var ErrStopping = &Error{Kind: EUnavailable, Code: "stopping", Message: "sterad is stopping: try again once it has restarted"}

@@ -1,8 +1,9 @@
 package sterad
 
 import (
-	"context"
 	"fmt"
+
+	"github.com/shopspring/decimal"
 )
 
 // Linked transactions. An incremental, a completion, a refund or a void
@@ -10,8 +11,8 @@ import (
 // linked to that original: a sale with refunds cannot be voided, a sale
 // being voided cannot be refunded, a pre-authorization is completed once.
 // These rules live here and nowhere else. Every path asks them: a new
-// request (admitLink, under the original's lock, before the commit that
-// creates it) and a queued message about to be sent (linkStillValid, when
+// request (AdmitLink, under the original's lock, before the commit that
+// creates it) and a queued message about to be sent (LinkStillValid, when
 // the original may have changed while the message waited: an offline
 // sale's advice declined by the issuer, a pre-authorization reversed).
 //
@@ -22,18 +23,26 @@ import (
 //   - CompletedBy: the completion, approved or pending;
 //   - VoidedBy: the void, approved or pending.
 
-// admitLink checks that t (op p.op) may act on its original p.original,
-// given the transactions already linked to it, and records the link on
-// both. The caller holds the original's lock and commits t and the
-// original together.
-func (g *Gateway) admitLink(ctx context.Context, p *plan, t *Transaction) error {
-	o := p.original
+// LinkContext is what AdmitLink decides from besides the two records: the
+// flow reads it from the store and the configuration.
+type LinkContext struct {
+	Linked     []*Transaction  // the transactions that already refer to the original
+	OpenBatch  int             // the batch open now (a void needs its original's)
+	AtTerminal bool            // the new transaction's card is read at a terminal
+	Tolerance  decimal.Decimal // a completion may be up to the authorized total × this
+}
+
+// AdmitLink checks that t (a new incremental, completion, refund or void)
+// may act on its original o, given the transactions already linked to o,
+// and records the link on both. The caller holds o's lock and commits t
+// and o together.
+func AdmitLink(t, o *Transaction, lc LinkContext) error {
 	t.Original = o.ID
 	if t.Reference == "" {
 		t.Reference = o.Reference
 	}
 	t.Stay = o.Stay
-	if p.term == nil {
+	if !lc.AtTerminal {
 		// Not read at a terminal: the message belongs to the original's
 		// terminal ID, so the host finds it in the same batch.
 		t.TerminalID = o.TerminalID
@@ -42,12 +51,12 @@ func (g *Gateway) admitLink(ctx context.Context, p *plan, t *Transaction) error 
 	if o.VoidedBy != "" && o.Status != StatusVoided {
 		return Errorf(EConflict, "void_in_progress", "transaction %s is being voided by %s: nothing more can be done to it", o.ID, o.VoidedBy)
 	}
-	switch p.op {
+	switch t.Op {
 	case OpIncremental, OpCompletion:
 		if o.Op != OpPreauth {
-			return Errorf(EConflict, "wrong_original", "a %s needs a pre-authorization, not a %s", p.op, o.Op)
+			return Errorf(EConflict, "wrong_original", "a %s needs a pre-authorization, not a %s", t.Op, o.Op)
 		}
-		if o.Status != StatusApproved && !(o.Status == StatusStoodIn && p.op == OpCompletion) {
+		if o.Status != StatusApproved && !(o.Status == StatusStoodIn && t.Op == OpCompletion) {
 			// A completion may follow a pre-authorization approved offline
 			// (it waits in the queue for the 0100); an incremental needs
 			// the host's TI now.
@@ -57,21 +66,17 @@ func (g *Gateway) admitLink(ctx context.Context, p *plan, t *Transaction) error 
 			return Errorf(EConflict, "already_completed", "pre-authorization %s was already completed by %s", o.ID, o.CompletedBy)
 		}
 		t.Entry = o.Entry
-		if p.op == OpIncremental {
+		if t.Op == OpIncremental {
 			t.Entry = EntryKeyed
 			return nil
 		}
-		limit := o.AuthorizedTotal.Value.Mul(g.cfg.CompletionTolerance)
+		limit := o.AuthorizedTotal.Value.Mul(lc.Tolerance)
 		if t.Amount.Value.GreaterThan(limit) {
 			return Errorf(EConflict, "exceeds_authorization",
 				"final amount %s is more than the authorized total %s × %s = %s: add an incremental authorization first",
-				t.Amount, o.AuthorizedTotal, g.cfg.CompletionTolerance, limit.StringFixed(t.Amount.Currency.Exponent))
+				t.Amount, o.AuthorizedTotal, lc.Tolerance, limit.StringFixed(t.Amount.Currency.Exponent))
 		}
-		linked, err := g.linked(ctx, o)
-		if err != nil {
-			return err
-		}
-		for _, x := range linked {
+		for _, x := range lc.Linked {
 			if x.Op == OpIncremental && !x.Status.Final() && x.Status != StatusApproved {
 				return Errorf(EConflict, "incremental_in_progress", "incremental authorization %s of %s has no outcome yet: complete when it has", x.ID, o.ID)
 			}
@@ -90,7 +95,7 @@ func (g *Gateway) admitLink(ctx context.Context, p *plan, t *Transaction) error 
 				t.Amount, o.ID, left, o.Amount, o.Refunded.orZero(o.Amount.Currency))
 		}
 		o.Refunded = o.Refunded.orZero(o.Amount.Currency).Add(t.Amount)
-		if p.term == nil {
+		if !lc.AtTerminal {
 			t.Entry = EntryKeyed
 		}
 	case OpVoid:
@@ -111,21 +116,13 @@ func (g *Gateway) admitLink(ctx context.Context, p *plan, t *Transaction) error 
 			return Errorf(EConflict, "has_refunds", "transaction %s has refunds of %s: it can no longer be voided; refund what is left (%s) instead",
 				o.ID, o.Refunded, o.Amount.Sub(o.Refunded))
 		}
-		linked, err := g.linked(ctx, o)
-		if err != nil {
-			return err
-		}
-		for _, x := range linked {
+		for _, x := range lc.Linked {
 			if x.Op != OpVoid && !x.Status.Final() && x.Status != StatusApproved {
 				return Errorf(EConflict, "linked_in_progress", "%s %s of %s has no outcome yet: void when it has", x.Op, x.ID, o.ID)
 			}
 		}
 		if o.Batch != 0 {
-			b, err := g.store.CurrentBatch(ctx)
-			if err != nil {
-				return err
-			}
-			if o.Batch != b.Number {
+			if o.Batch != lc.OpenBatch {
 				return Errorf(EConflict, "batch_closed", "batch %06d of transaction %s has closed: it can no longer be voided, use a refund", o.Batch, o.ID)
 			}
 		}
@@ -135,17 +132,12 @@ func (g *Gateway) admitLink(ctx context.Context, p *plan, t *Transaction) error 
 	return nil
 }
 
-// linked returns the transactions that refer to o.
-func (g *Gateway) linked(ctx context.Context, o *Transaction) ([]*Transaction, error) {
-	return g.store.Transactions(ctx, TransactionFilter{Original: o.ID})
-}
-
-// linkStillValid decides, when t's queued message is about to be sent,
+// LinkStillValid decides, when t's queued message is about to be sent,
 // whether its original still allows it. wait: the original's own outcome
 // is not known yet (its advice or 0100 is still queued): send later. err:
 // the original ended without effect (declined, reversed, voided): t must
 // not be sent at all, and err says why for the clerk.
-func linkStillValid(t, o *Transaction) (wait bool, err error) {
+func LinkStillValid(t, o *Transaction) (wait bool, err error) {
 	if o == nil {
 		return false, nil
 	}

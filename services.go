@@ -99,16 +99,3 @@ type SettlementReport interface {
 	// WriteCSV writes the report's lines as CSV.
 	WriteCSV(w io.Writer) error
 }
-
-// NewCloseRun returns an attempt at closing batch n that has not ended:
-// a BatchService other than the Gateway returns it from StartClose and
-// ends it with End.
-func NewCloseRun(n int) *CloseRun { return &CloseRun{Batch: n, done: make(chan struct{})} }
-
-// End records the outcome of an attempt made by NewCloseRun (the batch as
-// it stands then, and the error if the close failed) and wakes those
-// waiting on it. It is called once.
-func (r *CloseRun) End(b *Batch, err error) {
-	r.batch, r.err = b, err
-	close(r.done)
-}

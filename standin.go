@@ -1,10 +1,6 @@
 package sterad
 
 import (
-	"context"
-	"crypto/rand"
-	"fmt"
-	"strings"
 	"time"
 )
 
@@ -22,137 +18,19 @@ func DefaultOfflineLimits() OfflineLimits {
 	return OfflineLimits{FloorLimit: NewAmount(50_000, JPY), TotalLimit: NewAmount(500_000, JPY), MaxCount: 100, MaxAge: 48 * time.Hour}
 }
 
-// standInEligible reports whether the gateway may approve t on its own: a
-// card-present sale or pre-authorization.
-func standInEligible(t *Transaction) bool {
+// CanStandIn reports whether the gateway may approve t on its own while
+// the acquirer is unreachable: a card-present sale or pre-authorization.
+func (t *Transaction) CanStandIn() bool {
 	return t.Terminal != "" && (t.Op == OpSale || t.Op == OpPreauth)
 }
 
-// deferrable reports whether t is accepted while the acquirer is
+// Deferrable reports whether t is accepted while the acquirer is
 // unreachable and sent when it is back: a refund or a no-show charge,
 // whose result is visible later.
-func deferrable(t *Transaction) bool {
+func (t *Transaction) Deferrable() bool {
 	return t.Op == OpRefund || t.Op == OpNoShow
 }
 
-// notSent records a request that certainly never reached the host: the
-// acquirer is unreachable. Depending on the op it is stood in, deferred,
-// queued (advices, voids) or declined.
-func (g *Gateway) notSent(ctx context.Context, t *Transaction, c *txChange, now time.Time) error {
-	switch {
-	case t.MTI == MTIAdvice || t.MTI == MTIVoid:
-		// An advice or a void is owed to the host whatever happens: it is
-		// sent as soon as the link is back.
-		t.Reason = "the acquirer is unreachable: it will be sent when the link is back"
-		c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: queueKindOf(t), CreatedAt: now})
-		return t.Transition(StatusPending, StepQueued, now, t.Reason)
-	case deferrable(t):
-		t.Offline = true
-		t.Reason = "accepted while the acquirer is unreachable: it will be sent when the link is back, check its result later"
-		c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: QueueRequest, CreatedAt: now})
-		return t.Transition(StatusPending, StepQueued, now, t.Reason)
-	case standInEligible(t):
-		return g.standIn(ctx, t, c, now)
-	}
-	g.undo(c, t)
-	t.ResponseCode = ""
-	t.Reason = "the acquirer is unreachable: nothing was charged"
-	return g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
-}
-
-// standIn approves t locally within the offline limits, or declines it.
-// A stood-in sale is reported later by an advice (0220, SI=1, DE 38 = the
-// local code, DE 7 = the time of this decision); a stood-in
-// pre-authorization is sent as its 0100 when the link is back, so that the
-// check-out completion has a real authorization to complete and no debit
-// is counted twice.
-func (g *Gateway) standIn(ctx context.Context, t *Transaction, c *txChange, now time.Time) error {
-	g.standInMu.Lock() // held until modify commits: released by the change
-	c.unlocks = append(c.unlocks, g.standInMu.Unlock)
-	lim := g.cfg.Offline
-	decline := func(reason string) error {
-		g.undo(c, t)
-		t.ResponseCode = ""
-		t.Reason = "the acquirer is unreachable and " + reason + ": nothing was charged"
-		return g.end(t, c, StatusDeclined, g.nextStep(t), now, t.Reason)
-	}
-	if t.Amount.Cmp(lim.FloorLimit) > 0 {
-		return decline(fmt.Sprintf("%s is above the offline floor limit of %s", t.Amount.Display(), lim.FloorLimit.Display()))
-	}
-	count, total, err := g.queuedStandIns(ctx)
-	if err != nil {
-		return err
-	}
-	if count+1 > lim.MaxCount {
-		return decline(fmt.Sprintf("%d offline approvals already wait for the acquirer (the limit is %d)", count, lim.MaxCount))
-	}
-	if total.Add(t.Amount).Cmp(lim.TotalLimit) > 0 {
-		return decline(fmt.Sprintf("offline approvals waiting for the acquirer would exceed %s", lim.TotalLimit.Display()))
-	}
-	t.LocalCode = localCode()
-	t.AuthCode, t.ResponseCode, t.Offline = t.LocalCode, "00", true
-	kind := QueueRequest
-	if t.Op == OpSale {
-		t.MTI, kind = MTIAdvice, QueueAdvice
-	} else {
-		t.AuthorizedTotal = t.Amount
-	}
-	t.Reason = "approved offline by sterad: it will be reported to the acquirer when the link is back"
-	c.Enqueue = append(c.Enqueue, QueueItem{TxnID: t.ID, Kind: kind, CreatedAt: now})
-	g.log.Warn("stood in for the acquirer", "txn", t.ID, "op", t.Op, "amount", t.Amount.String(), "local_code", t.LocalCode)
-	return t.Transition(StatusStoodIn, StepQueued, now, "approved offline, local code "+t.LocalCode)
-}
-
-// queuedStandIns counts the stand-ins waiting in the queue and their total.
-func (g *Gateway) queuedStandIns(ctx context.Context) (int, Amount, error) {
-	total := Amount{Currency: g.cfg.Currency}
-	items, err := g.store.Queue(ctx)
-	if err != nil {
-		return 0, total, err
-	}
-	n := 0
-	for _, it := range items {
-		if it.Kind != QueueAdvice && it.Kind != QueueRequest {
-			continue
-		}
-		t, err := g.store.Transaction(ctx, it.TxnID)
-		if err != nil {
-			return 0, total, err
-		}
-		if t.StandIn() {
-			n++
-			total = total.Add(t.Amount)
-		}
-	}
-	return n, total, nil
-}
-
-// localCode returns a stand-in authorization code: "S" and five letters or
-// digits, so a slip shows at a glance that sterad approved it offline.
-func localCode() string {
-	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, 6)
-	rand.Read(b)
-	b[0] = 'S'
-	for i := 1; i < len(b); i++ {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
-
-// Alerts returns the transactions the hotel must act on: offline approvals
-// the issuer later declined, and completions withdrawn because their
-// offline pre-authorization was declined (collect another way).
-func (g *Gateway) Alerts(ctx context.Context) ([]*Transaction, error) {
-	declined, err := g.store.Transactions(ctx, TransactionFilter{Status: StatusDeclined})
-	if err != nil {
-		return nil, err
-	}
-	var out []*Transaction
-	for _, t := range declined {
-		if t.Offline && t.LocalCode != "" || strings.HasPrefix(t.Reason, "ALERT:") {
-			out = append(out, t)
-		}
-	}
-	return out, nil
-}
+// StandIn reports whether t was approved by the gateway while the acquirer
+// was unreachable and its advice is owed.
+func (t *Transaction) StandIn() bool { return t.LocalCode != "" }

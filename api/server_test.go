@@ -477,7 +477,7 @@ func TestCloseBatch(t *testing.T) {
 			run := sterad.NewCloseRun(4)
 			f := &fake{t: t, StartCloseFn: func(context.Context) (*sterad.CloseRun, error) {
 				if tt.status != 202 {
-					run.End(tt.b, tt.err)
+					run.Finish(tt.b, tt.err)
 				}
 				return run, nil
 			}}

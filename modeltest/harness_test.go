@@ -16,6 +16,7 @@ import (
 
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/device"
+	"github.com/sterad/sterad/gateway"
 	"github.com/sterad/sterad/internal/pipetest"
 	"github.com/sterad/sterad/offline"
 	"github.com/sterad/sterad/protocol"
@@ -102,7 +103,7 @@ type incarnation struct {
 	client  *protocol.Client
 	acq     *recorder
 	session *device.Session
-	gw      *sterad.Gateway
+	gw      *gateway.Gateway
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -134,7 +135,7 @@ func newHarness(dir string) (*harness, error) {
 	return h, nil
 }
 
-func (h *harness) gw() *sterad.Gateway { return h.inc.gw }
+func (h *harness) gw() *gateway.Gateway { return h.inc.gw }
 
 // start starts an incarnation of sterad on the data directory.
 func (h *harness) start() error {
@@ -200,13 +201,13 @@ func (h *harness) start() error {
 		termWG.Wait()
 	}()
 
-	gw, err := sterad.NewGateway(sterad.GatewayConfig{
+	gw, err := gateway.New(gateway.Config{
 		MerchantID: merchantID, VirtualTerminalID: virtualTID, Location: h.loc,
 		TerminalWait:  3 * time.Second,
 		RetryInterval: 100 * time.Millisecond,
 		Cutoff:        -1, // batches close only when the model says so
 		SettleTimeout: 5 * time.Second,
-	}, sterad.Deps{
+	}, gateway.Deps{
 		Store: db, Acquirer: inc.acq, Terminals: []sterad.Terminal{inc.session}, Clock: h.clock,
 		Logger: slog.New(slog.DiscardHandler),
 		NewID:  func() string { return fmt.Sprintf("T%06d", h.ids.Add(1)) },

@@ -14,6 +14,7 @@ import (
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
 	"github.com/sterad/sterad/device"
+	"github.com/sterad/sterad/gateway"
 	"github.com/sterad/sterad/protocol"
 )
 
@@ -25,7 +26,7 @@ func TestFailingCloseShownAndRetried(t *testing.T) {
 	clock := sterad.NewFakeClock(time.Now())
 	d := startDaemon(t, func(m *Main) {
 		m.Clock = clock
-		m.GatewayTuning = func(g *sterad.GatewayConfig) { g.TerminalWait, g.RetryInterval = 5*time.Second, time.Minute }
+		m.GatewayTuning = func(g *gateway.Config) { g.TerminalWait, g.RetryInterval = 5*time.Second, time.Minute }
 	})
 	ctx := context.Background()
 	d.post(api.TransactionRequest{Op: "sale", Amount: "12000", Card: keyed("4111111111111111")})
@@ -224,6 +225,6 @@ func servingMain(dir string, logs *syncBuffer) *Main {
 	m.ClientTuning = func(o *protocol.ClientOptions) {
 		o.BackoffMin, o.BackoffMax = 50*time.Millisecond, 200*time.Millisecond
 	}
-	m.GatewayTuning = func(g *sterad.GatewayConfig) { g.TerminalWait, g.RetryInterval = 5*time.Second, 200*time.Millisecond }
+	m.GatewayTuning = func(g *gateway.Config) { g.TerminalWait, g.RetryInterval = 5*time.Second, 200*time.Millisecond }
 	return m
 }

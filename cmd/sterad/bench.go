@@ -15,6 +15,7 @@ import (
 
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
+	"github.com/sterad/sterad/gateway"
 )
 
 // benchOptions are the flags of sterad bench.
@@ -216,7 +217,7 @@ func benchRaw(ctx context.Context, m *Main, senders int, d time.Duration, expiry
 		msg := &sterad.HostMessage{
 			MTI: sterad.MTIFinancial, PAN: "4111111111111111", Processing: sterad.ProcPurchase, HasAmount: true,
 			Amount: sterad.NewAmount(12800, sterad.JPY), Currency: sterad.JPY, Transmitted: now.UTC(), STAN: stan,
-			LocalTime: now, Expiry: e, MCC: sterad.DefaultMCC, Entry: sterad.EntryKeyed, Condition: sterad.CondMailPhone,
+			LocalTime: now, Expiry: e, MCC: gateway.DefaultMCC, Entry: sterad.EntryKeyed, Condition: sterad.CondMailPhone,
 			TerminalID: "BENCHRAW", MerchantID: m.Config.MerchantID, Batch: 1,
 		}
 		resp, err := m.Client.Exchange(ctx, msg)

@@ -23,6 +23,7 @@ import (
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
 	"github.com/sterad/sterad/device"
+	"github.com/sterad/sterad/gateway"
 	"github.com/sterad/sterad/offline"
 	"github.com/sterad/sterad/protocol"
 	"github.com/sterad/sterad/settlement"
@@ -44,7 +45,7 @@ type Main struct {
 	SimHostMemory   bool                 // the test acquirer keeps its ledger in memory only
 	SimLink         protocol.LinkOptions // simulated terminals' link timers
 	SessionTuning   func(*device.SessionConfig)
-	GatewayTuning   func(*sterad.GatewayConfig)
+	GatewayTuning   func(*gateway.Config)
 	ClientTuning    func(*protocol.ClientOptions)
 	WrapAcquirer    func(sterad.Acquirer) sterad.Acquirer // bench: time the exchanges
 	NoNightlyClose  bool                                  // tests: close batches only on demand
@@ -54,7 +55,7 @@ type Main struct {
 	DB           *offline.DB
 	Client       *protocol.Client
 	Sessions     map[string]*device.Session
-	Gateway      *sterad.Gateway
+	Gateway      *gateway.Gateway
 	APIAddr      string // the address the API listens on
 	Token        string
 	SimHost      *acquirer.Host
@@ -197,7 +198,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.loadSettlement(); err != nil {
 		return err
 	}
-	gcfg := sterad.GatewayConfig{
+	gcfg := gateway.Config{
 		MerchantID: cfg.MerchantID, VirtualTerminalID: cfg.VirtualTerminalID, Location: cfg.Location(),
 		NoShowCutoff: clockTime(cfg.Reservations.NoShowCutoff), VaultRetention: cfg.Reservations.Retention.D(),
 		Offline: cfg.offlineLimits(), Cutoff: m.cutoff, Summarize: m.summarize, StopGrace: m.stopGrace(),
@@ -205,7 +206,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.GatewayTuning != nil {
 		m.GatewayTuning(&gcfg)
 	}
-	m.Gateway, err = sterad.NewGateway(gcfg, sterad.Deps{
+	m.Gateway, err = gateway.New(gcfg, gateway.Deps{
 		Store: wrapStore(m.DB), Acquirer: acq, Terminals: terms, Clock: m.Clock,
 		Logger: m.Logger.With("component", "gateway"), NewID: func() string { return ulid.Make().String() },
 	})

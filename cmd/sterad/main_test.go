@@ -18,6 +18,7 @@ import (
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
 	"github.com/sterad/sterad/device"
+	"github.com/sterad/sterad/gateway"
 	"github.com/sterad/sterad/protocol"
 	"github.com/sterad/sterad/simulator/terminal"
 )
@@ -66,7 +67,7 @@ func startDaemon(t *testing.T, tune ...func(*Main)) *testDaemon {
 	m.ClientTuning = func(o *protocol.ClientOptions) {
 		o.BackoffMin, o.BackoffMax = 50*time.Millisecond, 200*time.Millisecond
 	}
-	m.GatewayTuning = func(g *sterad.GatewayConfig) { g.TerminalWait, g.RetryInterval = 5*time.Second, 200*time.Millisecond }
+	m.GatewayTuning = func(g *gateway.Config) { g.TerminalWait, g.RetryInterval = 5*time.Second, 200*time.Millisecond }
 	for _, f := range tune {
 		f(m)
 	}

@@ -1,4 +1,4 @@
-package sterad_test
+package gateway_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/gateway"
 )
 
 // dayOf puts a few transactions of each kind in batch 1: keyed on the
@@ -149,7 +150,7 @@ func TestBatchCloseRetriedWhenHostDown(t *testing.T) {
 // still queued is forwarded before the 0500.
 func TestNightlyCloseAtCutoff(t *testing.T) {
 	dir := t.TempDir()
-	h := startHarness(t, dir, newFakeHost(), newFakeTerminal("FRONT001"), func(c *sterad.GatewayConfig) {
+	h := startHarness(t, dir, newFakeHost(), newFakeTerminal("FRONT001"), func(c *gateway.Config) {
 		c.Cutoff = 2 * time.Hour
 		c.RetryInterval = time.Minute
 	})

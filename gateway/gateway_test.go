@@ -1,4 +1,4 @@
-package sterad_test
+package gateway_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/gateway"
 	"github.com/sterad/sterad/offline"
 )
 
@@ -109,7 +110,7 @@ func (h *fakeHost) approve(m *sterad.HostMessage) (*sterad.HostMessage, error) {
 
 type harness struct {
 	t     *testing.T
-	gw    *sterad.Gateway
+	gw    *gateway.Gateway
 	db    *offline.DB
 	host  *fakeHost
 	clock *sterad.FakeClock
@@ -125,7 +126,7 @@ func newHarness(t *testing.T) *harness {
 	return startHarness(t, dir, newFakeHost(), newFakeTerminal("FRONT001"))
 }
 
-func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, tune ...func(*sterad.GatewayConfig)) *harness {
+func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, tune ...func(*gateway.Config)) *harness {
 	t.Helper()
 	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
 	opts := offline.DefaultOptions()
@@ -135,7 +136,7 @@ func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, 
 		t.Fatal(err)
 	}
 	var n atomic.Int64
-	cfg := sterad.GatewayConfig{
+	cfg := gateway.Config{
 		MerchantID: "HOTEL0000000001", VirtualTerminalID: "VIRT0001", Location: jst,
 		TerminalWait: 2 * time.Second, RetryInterval: time.Hour,
 		Cutoff: -1, // no nightly close unless a test asks for one
@@ -143,7 +144,7 @@ func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, 
 	for _, f := range tune {
 		f(&cfg)
 	}
-	gw, err := sterad.NewGateway(cfg, sterad.Deps{
+	gw, err := gateway.New(cfg, gateway.Deps{
 		Store: db, Acquirer: host, Terminals: []sterad.Terminal{term}, Clock: clock, Logger: testLogger(),
 		NewID: func() string { return fmt.Sprintf("T%06d", n.Add(1)) },
 	})

@@ -1,4 +1,4 @@
-package sterad_test
+package gateway_test
 
 import (
 	"context"

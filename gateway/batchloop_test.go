@@ -1,4 +1,4 @@
-package sterad_test
+package gateway_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/gateway"
 	"github.com/sterad/sterad/offline"
 )
 
@@ -43,7 +44,7 @@ func (h *heldHost) Exchange(ctx context.Context, m *sterad.HostMessage) (*sterad
 
 // startWith starts a gateway on acq (whose recording fake is fh), like
 // startHarness.
-func startWith(t *testing.T, acq sterad.Acquirer, fh *fakeHost, tune ...func(*sterad.GatewayConfig)) *harness {
+func startWith(t *testing.T, acq sterad.Acquirer, fh *fakeHost, tune ...func(*gateway.Config)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
@@ -54,7 +55,7 @@ func startWith(t *testing.T, acq sterad.Acquirer, fh *fakeHost, tune ...func(*st
 		t.Fatal(err)
 	}
 	var n atomic.Int64
-	cfg := sterad.GatewayConfig{
+	cfg := gateway.Config{
 		MerchantID: "HOTEL0000000001", VirtualTerminalID: "VIRT0001", Location: jst,
 		TerminalWait: 2 * time.Second, RetryInterval: time.Hour, Cutoff: -1,
 	}
@@ -62,7 +63,7 @@ func startWith(t *testing.T, acq sterad.Acquirer, fh *fakeHost, tune ...func(*st
 		f(&cfg)
 	}
 	term := newFakeTerminal("FRONT001")
-	gw, err := sterad.NewGateway(cfg, sterad.Deps{
+	gw, err := gateway.New(cfg, gateway.Deps{
 		Store: db, Acquirer: acq, Terminals: []sterad.Terminal{term}, Clock: clock, Logger: testLogger(),
 		NewID: func() string { return fmt.Sprintf("T%06d", n.Add(1)) },
 	})
@@ -165,7 +166,7 @@ func TestFailedCloseIsRetriedWithBackoff(t *testing.T) {
 // the batch open at that cut-off is closed too: it must not stay open
 // another day.
 func TestCutoffClosesItsBatchAfterTheOldOne(t *testing.T) {
-	h := newHarnessTuned(t, func(c *sterad.GatewayConfig) { c.Cutoff = 2 * time.Hour })
+	h := newHarnessTuned(t, func(c *gateway.Config) { c.Cutoff = 2 * time.Hour })
 	h.mustSubmit(keyedSale("4111111111111111", "10000"))
 	h.host.online.Store(false)
 	if _, err := h.gw.CloseBatch(context.Background()); err == nil {
@@ -200,7 +201,7 @@ func TestCutoffClosesItsBatchAfterTheOldOne(t *testing.T) {
 	}
 }
 
-func newHarnessTuned(t *testing.T, tune func(*sterad.GatewayConfig)) *harness {
+func newHarnessTuned(t *testing.T, tune func(*gateway.Config)) *harness {
 	t.Helper()
 	fh := newFakeHost()
 	return startWith(t, fh, fh, tune)
@@ -333,7 +334,7 @@ func TestStopLetsExchangesFinish(t *testing.T) {
 // cut off and left to the recovery at the next start.
 func TestStopGraceIsBounded(t *testing.T) {
 	host := newHeldHost(sterad.MTIFinancial)
-	h := startWith(t, host, host.fakeHost, func(c *sterad.GatewayConfig) { c.StopGrace = 50 * time.Millisecond })
+	h := startWith(t, host, host.fakeHost, func(c *gateway.Config) { c.StopGrace = 50 * time.Millisecond })
 	tx, _, err := h.gw.Submit(context.Background(), keyedSale("4111111111111111", "12800"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sterad/sterad"
+)
+
+// flights owns the lifetime of the flows: the daemon's context they run
+// on, the goroutines the gateway starts, the flows in flight (so that Wait
+// and Stop can wait for them) and the stopping state that turns new
+// requests away. It calls nothing: the other parts register with it.
+type flights struct {
+	env
+	ctx    context.Context // lifetime of flows: the daemon's, not a request's
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine of the gateway
+
+	mu       sync.Mutex
+	inflight map[string]chan struct{} // transaction ID → closed when its flow ends
+	stopping bool                     // Stop has begun: new requests are refused
+
+	submits  sync.WaitGroup // Submit calls admitted before Stop
+	stopOnce sync.Once
+}
+
+func newFlights(e env) *flights {
+	return &flights{env: e, inflight: map[string]chan struct{}{}}
+}
+
+// start sets the daemon's context the flows run on and returns it.
+func (fl *flights) start(ctx context.Context) context.Context {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	fl.ctx, fl.cancel = context.WithCancel(ctx)
+	return fl.ctx
+}
+
+// context returns the flows' context; nil before Start.
+func (fl *flights) context() context.Context {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.ctx
+}
+
+// accepting reports whether the gateway has started and is not stopping.
+func (fl *flights) accepting() bool {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.ctx != nil && !fl.stopping
+}
+
+// goRun runs fn in a goroutine Stop waits for.
+func (fl *flights) goRun(fn func()) {
+	fl.wg.Add(1)
+	go func() {
+		defer fl.wg.Done()
+		fn()
+	}()
+}
+
+// add registers the flow of transaction id; false when it already runs.
+func (fl *flights) add(id string) bool {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.inflight[id] != nil {
+		return false
+	}
+	fl.inflight[id] = make(chan struct{})
+	return true
+}
+
+// done ends the flow of transaction id: its waiters wake up.
+func (fl *flights) done(id string) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if ch := fl.inflight[id]; ch != nil {
+		close(ch)
+		delete(fl.inflight, id)
+	}
+}
+
+// wait blocks until the flow of transaction id has ended or ctx ends.
+func (fl *flights) wait(ctx context.Context, id string) {
+	fl.mu.Lock()
+	done := fl.inflight[id]
+	fl.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// admit lets a request in unless the gateway is stopping; call the
+// returned func when the request is done.
+func (fl *flights) admit() (func(), error) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.stopping {
+		return nil, sterad.ErrStopping
+	}
+	fl.submits.Add(1)
+	return fl.submits.Done, nil
+}
+
+// stop refuses new requests, lets the flows in flight finish for up to
+// grace, then cancels what remains and waits for every goroutine.
+func (fl *flights) stop(grace time.Duration) {
+	fl.stopOnce.Do(func() {
+		fl.mu.Lock()
+		fl.stopping = true
+		ctx, cancel := fl.ctx, fl.cancel
+		fl.mu.Unlock()
+		if ctx != nil && ctx.Err() == nil {
+			fl.drainFlows(grace)
+		}
+		if cancel != nil {
+			cancel()
+		}
+		fl.wg.Wait()
+	})
+}
+
+// drainFlows waits until the requests admitted before Stop and every flow
+// in flight have ended, or grace has passed.
+func (fl *flights) drainFlows(grace time.Duration) {
+	idle := make(chan struct{})
+	go func() { // ends at the latest once Stop cancels the flows
+		defer close(idle)
+		fl.submits.Wait()
+		for {
+			fl.mu.Lock()
+			var flows []chan struct{}
+			for _, ch := range fl.inflight {
+				flows = append(flows, ch)
+			}
+			fl.mu.Unlock()
+			if len(flows) == 0 {
+				return
+			}
+			for _, ch := range flows {
+				<-ch
+			}
+		}
+	}()
+	// The grace is a bound on the shutdown in real time, like the
+	// acquirer's timeout: not business time from the injected clock.
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+		fl.mu.Lock()
+		n := len(fl.inflight)
+		fl.mu.Unlock()
+		fl.log.Warn("stop: grace period over, cancelling the flows still running (recovered at the next start)", "grace", grace, "flows", n)
+	}
+}

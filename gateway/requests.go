@@ -1,0 +1,273 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sterad/sterad"
+)
+
+// requests owns the way in of a transaction: a request is validated
+// (syntax against the configuration and the terminals), checked against
+// the stored records (its original's links, its reservation, its
+// terminal's being free), journaled, and its flow started: at a terminal
+// (terminals), or sent at once (forwarder.exchange). It owns the ID source
+// and no lock of its own: it takes the journal's, in the journal's order.
+// It may call terminals, forwarder, vault, sender, journal and flights.
+type requests struct {
+	env
+	newID func() string // unique, sortable transaction IDs
+	j     *journal
+	sd    *sender
+	vt    *vault
+	fw    *forwarder
+	tm    *terminals
+	fl    *flights
+}
+
+// wait blocks until the flow of transaction id has ended (or ctx ends) and
+// returns the transaction as it is then.
+func (rq *requests) wait(ctx context.Context, id string) (*sterad.Transaction, error) {
+	rq.fl.wait(ctx, id)
+	return rq.j.transaction(context.WithoutCancel(ctx), id)
+}
+
+// finish ends a flow: the terminal is free and waiters wake up.
+func (rq *requests) finish(t *sterad.Transaction) {
+	if t.Terminal != "" {
+		rq.tm.free(t.Terminal, t.ID)
+	}
+	rq.fl.done(t.ID)
+}
+
+// cardForNew returns the card a request without a terminal sends: the
+// keyed card, or the card of its original while the store still holds it.
+func (rq *requests) cardForNew(ctx context.Context, p *plan) (*sterad.Card, error) {
+	if p.card != nil {
+		return p.card, nil
+	}
+	if p.original == nil {
+		return nil, nil
+	}
+	c, err := rq.j.store.OpenCard(ctx, p.original.ID)
+	if errors.Is(err, sterad.ErrNotFound) {
+		return nil, nil // linked by TI only
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open card of %s: %w", p.original.ID, err)
+	}
+	c.Entry = sterad.EntryKeyed
+	return c, nil
+}
+
+// run is the flow of one transaction, on the daemon's context.
+func (rq *requests) run(s *started) {
+	t := s.txn
+	defer rq.finish(t)
+	defer s.card.Wipe()
+	ctx := rq.fl.context()
+	if s.plan.term != nil {
+		rq.tm.runAtTerminal(ctx, s)
+		return
+	}
+	rq.fw.exchange(ctx, t.ID, s.msg)
+}
+
+// submit validates a request, journals the new transaction and starts its
+// flow. With r.Wait it returns once the transaction is final; otherwise at
+// once. replay is true when an Idempotency-Key returned an existing
+// transaction: nothing new was started.
+func (rq *requests) submit(ctx context.Context, r sterad.Request) (t *sterad.Transaction, replay bool, err error) {
+	leave, err := rq.fl.admit()
+	if err != nil {
+		return nil, false, err
+	}
+	defer leave()
+	now := rq.clock.Now()
+	p, err := rq.validate(r, now)
+	if err != nil {
+		return nil, false, err
+	}
+
+	var idem *sterad.IdempotencyRecord
+	if r.IdempotencyKey != "" {
+		if len(r.IdempotencyKey) > 255 {
+			return nil, false, sterad.Errorf(sterad.EInvalid, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
+		}
+		unlock := rq.j.lock("idem:" + r.IdempotencyKey)
+		defer unlock()
+		fp := rq.j.store.MAC(p.fingerprint())
+		rec, err := rq.j.store.Idempotency(ctx, r.IdempotencyKey)
+		switch {
+		case err == nil:
+			if rec.Fingerprint != fp {
+				return nil, false, sterad.Errorf(sterad.EConflict, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
+			}
+			unlock()
+			if r.Wait {
+				t, err = rq.wait(ctx, rec.TxnID)
+			} else {
+				t, err = rq.j.transaction(ctx, rec.TxnID)
+			}
+			return t, true, err
+		case !errors.Is(err, sterad.ErrNotFound):
+			return nil, false, err
+		}
+		idem = &sterad.IdempotencyRecord{Key: r.IdempotencyKey, Fingerprint: fp, CreatedAt: now}
+	}
+
+	start, err := rq.begin(ctx, p, now, idem)
+	if err != nil {
+		return nil, false, err
+	}
+	t = start.txn
+	rq.fl.goRun(func() { rq.run(start) })
+	if !r.Wait {
+		return t, false, nil
+	}
+	t, err = rq.wait(ctx, t.ID)
+	if err == nil && start.err() != nil {
+		return t, false, start.err()
+	}
+	return t, false, err
+}
+
+// started is a journaled transaction and what its flow needs.
+type started struct {
+	txn  *sterad.Transaction
+	plan *plan
+	msg  *sterad.HostMessage // the journaled request, for ops that need no card read
+	card *sterad.Card        // in memory only: keyed card or the original's card
+
+	mu      sync.Mutex
+	failure error // an error the API returns along with the transaction (terminal busy)
+}
+
+func (s *started) setErr(err error) {
+	s.mu.Lock()
+	s.failure = err
+	s.mu.Unlock()
+}
+
+func (s *started) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure
+}
+
+// begin checks the request against stored state and journals the new
+// transaction, with the request itself when no card has to be read first.
+// Nothing is stored when it fails.
+func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *sterad.IdempotencyRecord) (*started, error) {
+	t := &sterad.Transaction{
+		ID: rq.newID(), Op: p.op, Status: sterad.StatusPending, Step: sterad.StepCreated,
+		Amount: p.amount, Currency: p.amount.Currency.Code,
+		Terminal: p.termID, TerminalID: p.termID, Reference: p.reference, Stay: p.stay,
+		Token: p.token, CreatedAt: now, UpdatedAt: now,
+	}
+	if t.TerminalID == "" {
+		t.TerminalID = rq.cfg.VirtualTerminalID
+	}
+	if idem != nil {
+		idem.TxnID = t.ID
+		t.IdempotencyKey = idem.Key
+	}
+	s := &started{txn: t, plan: p, card: p.card}
+	change := sterad.Change{Idempotency: idem}
+
+	// Locks, in the one order used everywhere (idempotency key,
+	// reservation, transaction, its original, batch): the reservation of a
+	// no-show, the original of a linked op, and the batch — the batch a
+	// request joins, and a void's check that its original's batch is still
+	// open, hold until this transaction is committed.
+	if p.op == sterad.OpNoShow {
+		defer rq.j.lock("ref:" + p.reference)()
+	}
+	if p.op.NeedsOriginal() {
+		defer rq.j.lock("txn:" + p.originalID)()
+	}
+	defer rq.j.shareBatch()()
+
+	if p.op == sterad.OpCardCheck && !rq.sd.online() {
+		return nil, sterad.Errorf(sterad.EUnavailable, "acquirer_offline", "a card check needs the acquirer, which is unreachable now: try again when sterad status shows it online")
+	}
+	if p.op == sterad.OpNoShow {
+		if err := rq.vt.checkNoShow(ctx, p, t, &change, now); err != nil {
+			return nil, err
+		}
+	}
+
+	// The terminal: known, online, and free.
+	if p.term != nil {
+		if p.term.Info().State == sterad.TerminalOffline {
+			return nil, sterad.ErrTerminalOffline
+		}
+		if !rq.tm.reserve(p.termID, t.ID) {
+			return nil, sterad.ErrTerminalBusy
+		}
+	}
+	release := func() {
+		if p.term != nil {
+			rq.tm.free(p.termID, t.ID)
+		}
+	}
+
+	// Ops on an original: lock it, check its state, and update it in the
+	// same commit that creates this transaction.
+	if p.op.NeedsOriginal() {
+		orig, err := rq.j.store.Transaction(ctx, p.originalID)
+		if errors.Is(err, sterad.ErrNotFound) {
+			release()
+			return nil, sterad.Errorf(sterad.ENotFound, "unknown_original", "unknown original transaction %q", p.originalID)
+		}
+		if err != nil {
+			release()
+			return nil, err
+		}
+		p.original = orig
+		if err := rq.admitLink(ctx, p, t); err != nil {
+			release()
+			return nil, err
+		}
+		change.Put = append(change.Put, orig)
+	}
+	change.Put = append([]*sterad.Transaction{t}, change.Put...)
+
+	// Requests that need no card read are journaled now, with their
+	// STAN and DE 7, in the same commit that creates them.
+	if p.term == nil {
+		card, err := rq.cardForNew(ctx, p)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		s.card = card
+		msg, err := rq.sd.prepare(ctx, t, card, p.original, now)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		s.msg = msg
+		if card != nil && keepsOwnCard(t.Op) {
+			change.SealCards = append(change.SealCards, sterad.SealCard{Owner: t.ID, Card: card})
+			t.HasCard = true
+		}
+	} else {
+		t.Step = sterad.StepReading
+	}
+	t.Record(t.Step, now, "created")
+	if err := rq.j.apply(ctx, change); err != nil {
+		release()
+		return nil, err
+	}
+	rq.fl.add(t.ID)
+	return s, nil
+}
+
+// keepsOwnCard reports whether a transaction keeps its own encrypted copy
+// of the card: everything whose own later messages (reversal, batch
+// upload) carry DE 2. A void uses its original's card.
+func keepsOwnCard(op sterad.Op) bool { return op != sterad.OpVoid }
