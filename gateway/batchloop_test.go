@@ -348,3 +348,31 @@ func TestStopGraceIsBounded(t *testing.T) {
 		t.Fatalf("approved without an answer: %+v", got)
 	}
 }
+
+// A stop lets exchanges with the acquirer finish, not flows waiting for
+// something else: a terminal waiting for a guest's card is cut off at
+// once (the recovery at the next start asks the terminal), whatever the
+// grace.
+func TestStopDoesNotWaitForACard(t *testing.T) {
+	h := newHarness(t)
+	h.term.mu.Lock()
+	h.term.release = make(chan struct{}) // the guest never presents a card
+	h.term.mu.Unlock()
+	tx, _, err := h.gw.Submit(context.Background(), sterad.Request{Op: "sale", Terminal: "FRONT001", Amount: "12800"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		h.gw.Stop() // the harness's grace is the default: 20 s
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop waited for a guest's card")
+	}
+	if got, _ := h.db.Transaction(context.Background(), tx.ID); got.Status.Final() || got.Step != sterad.StepReading {
+		t.Fatalf("the sale waiting for a card: %s %s, want left to the recovery", got.Status, got.Step)
+	}
+}

@@ -175,7 +175,7 @@ func (cl *closer) send0500(ctx context.Context, b *sterad.Batch, tt *sterad.Term
 		MTI: sterad.MTIReconciliation, Transmitted: now, STAN: stan, LocalTime: now.In(cl.cfg.Location),
 		TerminalID: tt.TerminalID, MerchantID: cl.cfg.MerchantID, Batch: b.Number, Totals: &totals, BatchUpload: afterUpload,
 	}
-	resp, err := cl.sd.exchangeUnchecked(ctx, m)
+	resp, err := cl.sd.send(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +260,7 @@ func (cl *closer) upload0320(ctx context.Context, b *sterad.Batch, t *sterad.Tra
 		m.Token = t.Token
 	}
 	for attempt := 0; ; attempt++ {
-		resp, err := cl.sd.exchangeUnchecked(ctx, m)
+		resp, err := cl.sd.send(ctx, m)
 		if err == nil {
 			if resp.ResponseCode != "00" {
 				cl.log.Warn("batch upload refused", "txn", t.ID, "code", resp.ResponseCode)

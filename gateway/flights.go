@@ -22,8 +22,65 @@ type flights struct {
 	inflight map[string]chan struct{} // transaction ID → closed when its flow ends
 	stopping bool                     // Stop has begun: new requests are refused
 
-	submits  sync.WaitGroup // Submit calls admitted before Stop
+	submits  sync.WaitGroup // Submit calls admitted before Stop, until their flow starts
 	stopOnce sync.Once
+
+	exch exchanges // acquirer exchanges under way
+}
+
+// exchanges counts the acquirer exchanges under way, each from just
+// before its request is sent until what came of it is journaled: the
+// window in which a stop must not cut a flow off (the host may have
+// charged the card). Flows waiting for anything else — a card at a
+// terminal, a terminal to come back — are cut at once: the recovery at
+// the next start finishes them from the journal.
+type exchanges struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+// begin counts an exchange; call the returned func once it is journaled.
+func (x *exchanges) begin() func() {
+	x.mu.Lock()
+	if x.n == 0 {
+		x.idle = make(chan struct{})
+	}
+	x.n++
+	x.mu.Unlock()
+	return sync.OnceFunc(func() {
+		x.mu.Lock()
+		x.n--
+		if x.n == 0 {
+			close(x.idle)
+		}
+		x.mu.Unlock()
+	})
+}
+
+// count is the number of exchanges under way.
+func (x *exchanges) count() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.n
+}
+
+// waitIdle returns once no exchange is under way, or when stop is closed.
+func (x *exchanges) waitIdle(stop <-chan struct{}) {
+	for {
+		x.mu.Lock()
+		if x.n == 0 {
+			x.mu.Unlock()
+			return
+		}
+		idle := x.idle
+		x.mu.Unlock()
+		select {
+		case <-idle:
+		case <-stop:
+			return
+		}
+	}
 }
 
 func newFlights(e env) *flights {
@@ -125,27 +182,14 @@ func (fl *flights) stop(grace time.Duration) {
 	})
 }
 
-// drainFlows waits until the requests admitted before Stop and every flow
-// in flight have ended, or grace has passed.
+// drainFlows waits until the requests admitted before Stop have started
+// their flows and no acquirer exchange is under way, or grace has passed.
 func (fl *flights) drainFlows(grace time.Duration) {
-	idle := make(chan struct{})
-	go func() { // ends at the latest once Stop cancels the flows
+	idle, over := make(chan struct{}), make(chan struct{})
+	go func() {
 		defer close(idle)
 		fl.submits.Wait()
-		for {
-			fl.mu.Lock()
-			var flows []chan struct{}
-			for _, ch := range fl.inflight {
-				flows = append(flows, ch)
-			}
-			fl.mu.Unlock()
-			if len(flows) == 0 {
-				return
-			}
-			for _, ch := range flows {
-				<-ch
-			}
-		}
+		fl.exch.waitIdle(over)
 	}()
 	// The grace is a bound on the shutdown in real time, like the
 	// acquirer's timeout: not business time from the injected clock.
@@ -154,9 +198,7 @@ func (fl *flights) drainFlows(grace time.Duration) {
 	select {
 	case <-idle:
 	case <-t.C:
-		fl.mu.Lock()
-		n := len(fl.inflight)
-		fl.mu.Unlock()
-		fl.log.Warn("stop: grace period over, cancelling the flows still running (recovered at the next start)", "grace", grace, "flows", n)
+		close(over)
+		fl.log.Warn("stop: grace period over, cancelling the exchanges still waiting for the acquirer (recovered at the next start)", "grace", grace, "exchanges", fl.exch.count())
 	}
 }

@@ -25,6 +25,8 @@ type forwarder struct {
 	sd *sender
 	oc *outcomes
 
+	exch *exchanges // the exchanges under way, which a stop lets finish
+
 	kick    chan struct{} // wakes the loop
 	drainMu sync.Mutex    // one queue drain at a time
 
@@ -32,14 +34,15 @@ type forwarder struct {
 	forwarding map[string]bool // transactions whose queued message is in flight
 }
 
-func newForwarder(e env, j *journal, sd *sender, oc *outcomes) *forwarder {
-	return &forwarder{env: e, j: j, sd: sd, oc: oc, kick: make(chan struct{}, 1), forwarding: map[string]bool{}}
+func newForwarder(e env, j *journal, sd *sender, oc *outcomes, exch *exchanges) *forwarder {
+	return &forwarder{env: e, j: j, sd: sd, oc: oc, exch: exch, kick: make(chan struct{}, 1), forwarding: map[string]bool{}}
 }
 
 // exchange sends a journaled request and records what came of it. When
 // the outcome is unknown the reversal is attempted at once (and repeated
 // by the forwarder until answered).
 func (fw *forwarder) exchange(ctx context.Context, id string, msg *sterad.HostMessage) *sterad.Transaction {
+	defer fw.exch.begin()()
 	resp, err := fw.sd.send(ctx, msg)
 	t, owed, ok := fw.oc.record(ctx, id, resp, err)
 	if !ok {
@@ -256,6 +259,7 @@ func (fw *forwarder) forwardItem(ctx context.Context, it sterad.QueueItem) *ster
 		fw.log.Error("build queued message", "txn", t.ID, "kind", it.Kind, "err", err)
 		return t
 	}
+	defer fw.exch.begin()()
 	resp, xerr := fw.sd.send(ctx, msg)
 	if xerr == nil && sterad.LookupResponse(resp.ResponseCode).Outcome == sterad.OutcomeUnknown {
 		xerr = fmt.Errorf("%w: %s", sterad.ErrNoResponse, sterad.LookupResponse(resp.ResponseCode).Message)

@@ -108,7 +108,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	g.sd = &sender{env: e, acquirer: d.Acquirer, j: g.j}
 	g.vt = &vault{env: e, j: g.j}
 	g.oc = &outcomes{env: e, j: g.j, vt: g.vt}
-	g.fw = newForwarder(e, g.j, g.sd, g.oc)
+	g.fw = newForwarder(e, g.j, g.sd, g.oc, &g.fl.exch)
 	tm, err := newTerminals(e, d.Terminals, g.j, g.sd, g.oc, g.fw)
 	if err != nil {
 		return nil, err

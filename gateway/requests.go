@@ -81,10 +81,13 @@ func (rq *requests) run(s *started) {
 // once. replay is true when an Idempotency-Key returned an existing
 // transaction: nothing new was started.
 func (rq *requests) submit(ctx context.Context, r sterad.Request) (t *sterad.Transaction, replay bool, err error) {
-	leave, err := rq.fl.admit()
+	admitted, err := rq.fl.admit()
 	if err != nil {
 		return nil, false, err
 	}
+	// Admitted until the flow has started (or nothing was started): a
+	// stop waits for that, not for the flow's end.
+	leave := sync.OnceFunc(admitted)
 	defer leave()
 	now := rq.clock.Now()
 	p, err := rq.validate(r, now)
@@ -107,6 +110,7 @@ func (rq *requests) submit(ctx context.Context, r sterad.Request) (t *sterad.Tra
 				return nil, false, sterad.Errorf(sterad.EConflict, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
 			}
 			unlock()
+			leave()
 			if r.Wait {
 				t, err = rq.wait(ctx, rec.TxnID)
 			} else {
@@ -125,6 +129,7 @@ func (rq *requests) submit(ctx context.Context, r sterad.Request) (t *sterad.Tra
 	}
 	t = start.txn
 	rq.fl.goRun(func() { rq.run(start) })
+	leave()
 	if !r.Wait {
 		return t, false, nil
 	}

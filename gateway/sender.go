@@ -25,12 +25,6 @@ func (sd *sender) status() sterad.LinkStatus { return sd.acquirer.Status() }
 // online reports whether the acquirer is reachable now.
 func (sd *sender) online() bool { return sd.acquirer.Status().Online }
 
-// exchangeUnchecked exchanges a message whose answer is not an outcome
-// (a reconciliation, a batch upload): the caller reads its code.
-func (sd *sender) exchangeUnchecked(ctx context.Context, m *sterad.HostMessage) (*sterad.HostMessage, error) {
-	return sd.acquirer.Exchange(ctx, m)
-}
-
 // prepare assigns the request's MTI, STAN, DE 7, condition and batch, marks
 // it sent and returns the message. The caller journals t before sending.
 func (sd *sender) prepare(ctx context.Context, t *sterad.Transaction, card *sterad.Card, orig *sterad.Transaction, now time.Time) (*sterad.HostMessage, error) {
