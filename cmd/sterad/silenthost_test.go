@@ -70,4 +70,3 @@ func TestSilentHostIsNoticed(t *testing.T) {
 		t.Errorf("the host counts %d keyed sales it never answered", sales)
 	}
 }
-
