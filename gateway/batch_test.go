@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"github.com/sterad/sterad/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -160,14 +161,14 @@ func TestNightlyCloseAtCutoff(t *testing.T) {
 		t.Fatalf("stand-in: %+v", stood)
 	}
 	h.host.online.Store(true)
-	waitFor(t, func() bool { return h.clock.Waiters() > 0 })
+	testutil.Eventually(t, "the condition", func() bool { return h.clock.Waiters() > 0 })
 	// 2026-11-21 23:59 JST: before the cut-off, nothing closes.
 	h.clock.Set(time.Date(2026, 11, 22, 1, 59, 0, 0, jst))
 	if b, _ := h.gw.Batch(context.Background(), 1); b.State != sterad.BatchOpen {
 		t.Fatalf("batch 1 before the cut-off: %s", b.State)
 	}
 	h.clock.Set(time.Date(2026, 11, 22, 2, 0, 0, 0, jst))
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the condition", func() bool {
 		b, _ := h.gw.Batch(context.Background(), 1)
 		return b.State == sterad.BatchClosed
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sterad/sterad/internal/testutil"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func batchState(h *harness, n int) string {
 func failing(t *testing.T, h *harness, n int, after time.Time) sterad.BatchProgress {
 	t.Helper()
 	var p sterad.BatchProgress
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the condition", func() bool {
 		var ok bool
 		p, ok = h.gw.Progress(n)
 		return ok && !p.Running && p.Error != "" && p.NextRetry.After(after)
@@ -108,7 +109,7 @@ func failing(t *testing.T, h *harness, n int, after time.Time) sterad.BatchProgr
 // schedules until cond holds.
 func retryUntil(t *testing.T, h *harness, n int, cond func() bool) {
 	t.Helper()
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the condition", func() bool {
 		if cond() {
 			return true
 		}
@@ -146,7 +147,7 @@ func TestFailedCloseIsRetriedWithBackoff(t *testing.T) {
 	}
 	h.host.online.Store(true)
 	h.clock.Set(p.NextRetry)
-	waitFor(t, func() bool { return batchState(h, 1) == sterad.BatchClosed })
+	testutil.Eventually(t, "the condition", func() bool { return batchState(h, 1) == sterad.BatchClosed })
 	if b, _ := h.gw.Batch(context.Background(), 1); b.LastError != "" {
 		t.Fatalf("closed batch keeps the error %q", b.LastError)
 	}
@@ -313,7 +314,7 @@ func TestStopLetsExchangesFinish(t *testing.T) {
 		h.gw.Stop()
 	}()
 	// Once stopping, new requests are refused (a card check is not held).
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the condition", func() bool {
 		_, err := h.submit(sterad.Request{Op: "cardcheck", PAN: "5555555555554444", Expiry: "2812"})
 		return sterad.ErrorCode(err) == "stopping"
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sterad/sterad/internal/testutil"
 	"log/slog"
 	"os"
 	"strings"
@@ -513,7 +514,7 @@ func TestRecoveryReversesWhatWasInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(host.messages()) == 1 })
+	testutil.Eventually(t, "the condition", func() bool { return len(host.messages()) == 1 })
 	// Simulate the crash: copy the store as it is on disk now.
 	crashed := t.TempDir()
 	copyDir(t, dir, crashed)
@@ -525,24 +526,13 @@ func TestRecoveryReversesWhatWasInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the condition", func() bool {
 		got, _ = h2.gw.Transaction(context.Background(), tx.ID)
 		return got.Status == sterad.StatusReversed
 	})
 	msgs := host2.messages()
 	if len(msgs) != 1 || msgs[0].MTI != "0420" || msgs[0].STAN != tx.STAN {
 		t.Fatalf("after restart the host saw %v", mtis(msgs))
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

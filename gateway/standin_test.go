@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"github.com/sterad/sterad/internal/testutil"
 	"slices"
 	"strings"
 	"testing"
@@ -135,7 +136,7 @@ func TestParkedItems(t *testing.T) {
 	s := presentSale(h, "1000")
 	h.clock.Advance(49 * time.Hour)                   // max_age is 48h
 	h.gw.LinkChanged(sterad.LinkStatus{Online: true}) // wakes the forwarder: it parks the item
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the condition", func() bool {
 		q, _ := h.gw.Queue(context.Background())
 		return len(q) == 1 && q[0].Parked
 	})

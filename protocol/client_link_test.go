@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"github.com/sterad/sterad/internal/testutil"
 	"net"
 	"strings"
 	"sync"
@@ -56,7 +57,7 @@ func TestClientFirstAnswerCounts(t *testing.T) {
 				if resp.ResponseCode == tt.first {
 					firsts++
 				}
-				waitUntil(t, "the second answer to be counted late", func() bool { return c.Stats().LateResponses == int64(i+1) })
+				testutil.Eventually(t, "the second answer to be counted late", func() bool { return c.Stats().LateResponses == int64(i+1) })
 			}
 			if firsts != n {
 				t.Errorf("the first answer (%s) counted %d times of %d; the second (%s) the other times", tt.first, firsts, n, tt.second)
@@ -316,7 +317,7 @@ func TestClientHostStopsReading(t *testing.T) {
 			h.setAnswer(approve)
 			h.stall.Store(nil)
 			close(stall)
-			waitUntil(t, "a sale to go through", func() bool {
+			testutil.Eventually(t, "a sale to go through", func() bool {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
 				_, err := c.Exchange(ctx, sale(999999))

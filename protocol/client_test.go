@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
+	"github.com/sterad/sterad/internal/testutil"
 	"io"
 	"log/slog"
 	"math/big"
@@ -270,27 +271,9 @@ func isNetwork(m *sterad.HostMessage, code string) bool {
 	return m.MTI == sterad.MTINetwork && m.NetworkCode == code
 }
 
-// syncBuffer collects the client's logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testClient struct {
 	*protocol.Client
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	stop func() // stops Run and waits for it
 }
 
@@ -298,7 +281,7 @@ type testClient struct {
 // change the options before the client is created.
 func startClient(t *testing.T, addr string, edit func(*protocol.ClientOptions)) *testClient {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	var stan atomic.Int64
 	opts := protocol.ClientOptions{
 		Address:        addr,
@@ -373,20 +356,6 @@ func waitOnline(t *testing.T, c *testClient) {
 	defer cancel()
 	if err := c.WaitOnline(ctx); err != nil {
 		t.Fatalf("WaitOnline: %v (status %+v)", err, c.Status())
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after 5 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
 	}
 }
 
@@ -575,7 +544,7 @@ func TestClientMatchesClassSTANTerminal(t *testing.T) {
 
 	// The late 0110 STAN 5 must not answer the 0420 STAN 5.
 	hc.send(approve(auth))
-	waitUntil(t, "the late 0110 to be counted", func() bool { return c.Stats().LateResponses == 1 })
+	testutil.Eventually(t, "the late 0110 to be counted", func() bool { return c.Stats().LateResponses == 1 })
 	select {
 	case o := <-got:
 		t.Fatalf("the 0420 got %v (err %v) from the late 0110", o.resp.MTI, o.err)
@@ -643,7 +612,7 @@ func TestClientTimeoutThenLateResponse(t *testing.T) {
 	}
 	req := hc.next(t)
 	hc.send(approve(req))
-	waitUntil(t, "the late 0210 to be counted", func() bool { return c.Stats().LateResponses == 1 })
+	testutil.Eventually(t, "the late 0210 to be counted", func() bool { return c.Stats().LateResponses == 1 })
 	if !strings.Contains(c.logs.String(), `level=WARN msg="late response" mti=0210 stan=000007 terminal=FD01 code=00`) {
 		t.Errorf("late response not logged:\n%s", c.logs.String())
 	}
@@ -693,7 +662,7 @@ func TestClientEchoesAndDeclaresDeadLink(t *testing.T) {
 	if m := hc2.next(t); !isNetwork(m, sterad.NetSignOn) {
 		t.Fatalf("first message on the new connection %s DE 70 %q, want a sign-on", m.MTI, m.NetworkCode)
 	}
-	waitUntil(t, "the second sign-on", func() bool { return c.Stats().SignOns == 2 })
+	testutil.Eventually(t, "the second sign-on", func() bool { return c.Stats().SignOns == 2 })
 	waitOnline(t, c)
 	if st := c.Status(); !strings.Contains(st.LastError, "echo") {
 		t.Errorf("Status.LastError = %q, want the echo failure", st.LastError)
@@ -725,7 +694,7 @@ func TestClientReconnectsWhenHostComesUp(t *testing.T) {
 	if _, err := c.Exchange(context.Background(), request(sterad.MTIAuthorization, 1)); !errors.Is(err, sterad.ErrHostUnavailable) {
 		t.Errorf("Exchange while refused: %v, want ErrHostUnavailable", err)
 	}
-	waitUntil(t, "a few attempts with backoff", func() bool { return c.Stats().Reconnects >= 3 })
+	testutil.Eventually(t, "a few attempts with backoff", func() bool { return c.Stats().Reconnects >= 3 })
 
 	h := startHost(t, addr)
 	waitStatus(t, statuses, "online", func(st sterad.LinkStatus) bool { return st.Online })
@@ -750,7 +719,7 @@ func TestClientSkipsOversizedAndMalformedMessages(t *testing.T) {
 	hc.sendRaw(len(garbled)+2, append(garbled, "00"...))                  // trailing bytes
 	hc.sendRaw(len(garbled)-3, garbled[:len(garbled)-3])                  // field missing
 	hc.send(&sterad.HostMessage{MTI: "0110", STAN: 77, TerminalID: "??"}) // well-formed, answers nothing
-	waitUntil(t, "the bad messages to be skipped", func() bool {
+	testutil.Eventually(t, "the bad messages to be skipped", func() bool {
 		s := c.Stats()
 		return s.Oversized == 1 && s.Malformed == 3 && s.LateResponses == 1
 	})

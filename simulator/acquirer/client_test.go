@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sterad/sterad/internal/testutil"
 	"io"
 	"net"
 	"sync"
@@ -51,24 +52,8 @@ func startHost(t *testing.T, opts acquirer.Options) (*acquirer.Host, *sterad.Fak
 			t.Errorf("Serve returned %v, want ErrClosed", err)
 		}
 	})
-	waitUntil(t, "host listening", func() bool { return h.Addr() != "" })
+	testutil.Eventually(t, "host listening", func() bool { return h.Addr() != "" })
 	return h, clock
-}
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(waitFor)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 type respKey struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/sterad/sterad/internal/testutil"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -740,7 +741,7 @@ func TestPersistence(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- h1.Serve(ln) }()
-	waitUntil(t, "first host listening", func() bool { return h1.Addr() != "" })
+	testutil.Eventually(t, "first host listening", func() bool { return h1.Addr() != "" })
 	c := dialSignedOn(t, h1, clock)
 	pre := c.preauth(visa, validExp, 30000)
 	preResp := c.exchange(pre)
