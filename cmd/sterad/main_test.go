@@ -55,7 +55,7 @@ func startDaemon(t *testing.T, tune ...func(*Main)) *testDaemon {
 	cfg.DataDir = t.TempDir()
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Acquirer.Address = "127.0.0.1:0"
-	cfg.Acquirer.Timeout = Duration(500 * time.Millisecond)
+	cfg.Acquirer.Timeout = Duration(2 * time.Second) // no test waits for it but the silent host; a loaded machine must not time out
 	logs := &syncBuffer{}
 	m := &Main{Config: cfg, Simulate: true, NoNightlyClose: true, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	m.SimLink = protocol.LinkOptions{T1: 50 * time.Millisecond, T2: 250 * time.Millisecond}
