@@ -274,6 +274,80 @@ type Card struct {
 	Brand  Brand
 	Track2 Sensitive `json:"-"`
 	ICC    Sensitive `json:"-"`
+
+	// An encrypting terminal's card (terminal-link §7, docs/non-retention.md):
+	// no PAN, expiry or track 2 in clear, only the masked number the
+	// terminal shows and the block it encrypted, which sterad passes on
+	// and cannot open.
+	Masked    string          // first 6 and last 4 digits, the rest '*'
+	Encrypted *EncryptedBlock // nil for a card in clear
+}
+
+// EncryptedBlock is the card data an encrypting (P2PE) terminal encrypted
+// under its AES DUKPT key: the key serial number and the ciphertext, both
+// as the terminal sent them. The acquirer derives the key from its own
+// base derivation key; sterad has no key and sends the block unchanged
+// (DE 48 KS and EC).
+type EncryptedBlock struct {
+	KSN  string `json:"ksn"`  // 24 uppercase hex digits
+	Data string `json:"data"` // uppercase hex, whole 16-byte blocks
+}
+
+// MaxEncryptedData is the longest encrypted block DE 48 EC carries (hex digits).
+const MaxEncryptedData = 960
+
+// Validate checks the form of an encrypted block (it cannot check more).
+func (e *EncryptedBlock) Validate() error {
+	switch {
+	case len(e.KSN) != 24 || !isUpperHex(e.KSN):
+		return Errorf(EInvalid, "invalid_ksn", "the key serial number must be 24 uppercase hex digits")
+	case e.Data == "" || len(e.Data)%32 != 0 || !isUpperHex(e.Data):
+		return Errorf(EInvalid, "invalid_card_block", "the encrypted card data must be whole 16-byte blocks in uppercase hex")
+	case len(e.Data) > MaxEncryptedData:
+		return Errorf(EInvalid, "invalid_card_block", "the encrypted card data is longer than %d hex digits", MaxEncryptedData)
+	}
+	return nil
+}
+
+func isUpperHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// MaskedPAN is the card number as sterad may show and keep it: masked
+// from the PAN in clear, or as an encrypting terminal reported it.
+func (c *Card) MaskedPAN() string {
+	if c.PAN != "" {
+		return c.PAN.Masked()
+	}
+	return c.Masked
+}
+
+// Blind reports whether the card came encrypted: sterad holds no card
+// number for it.
+func (c *Card) Blind() bool { return c.Encrypted != nil }
+
+// ValidMasked reports whether s is a masked card number: 12 to 19
+// characters, the first 6 and last 4 digits, '*' between.
+func ValidMasked(s string) bool {
+	if len(s) < 12 || len(s) > 19 {
+		return false
+	}
+	for i, c := range s {
+		digit := '0' <= c && c <= '9'
+		if i < 6 || i >= len(s)-4 {
+			if !digit {
+				return false
+			}
+		} else if c != '*' {
+			return false
+		}
+	}
+	return true
 }
 
 // LogValue shows only the masked card.

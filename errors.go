@@ -79,6 +79,11 @@ var (
 	// written: the caller re-reads the record and decides again.
 	ErrStale = &Error{Kind: EConflict, Code: "stale_record", Message: "the record was changed by someone else: read it again"}
 
+	// ErrCardDataBlind is returned when a card number reaches sterad in
+	// card-data-blind mode (a keyed card through the API, a terminal's
+	// CARD in clear): it is refused and dropped, never stored or sent.
+	ErrCardDataBlind = &Error{Kind: EInvalid, Code: "card_data_blind", Message: "sterad runs card-data-blind: it does not take card numbers; read the card at an encrypting terminal, or give a token"}
+
 	// ErrHostUnavailable is returned by an Acquirer when the request was
 	// certainly not sent: the link is down or not signed on. The outcome
 	// is known: nothing happened at the host.

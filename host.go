@@ -185,6 +185,8 @@ type HostMessage struct {
 	StandIn           bool   // SI=1
 	ReversalReason    string // RR
 	BatchUpload       bool   // BU=1
+	KSN               string // KS: key serial number of EncryptedCard
+	EncryptedCard     string // EC: an encrypting terminal's card block, passed on unchanged
 }
 
 // Approved reports whether the response code approves (00, or 85 for a
@@ -245,6 +247,7 @@ var responseCodes = map[string]ResponseInfo{
 	"30": {"30", OutcomeDeclined, "format error: the acquirer could not read the message (a gateway bug)"},
 	"51": {"51", OutcomeDeclined, "insufficient funds"},
 	"54": {"54", OutcomeDeclined, "expired card"},
+	"81": {"81", OutcomeDeclined, "the acquirer could not read the terminal's encrypted card data: check the terminal (its keys), then read the card again"},
 	"91": {"91", OutcomeDeclined, "issuer or acquirer unavailable: try again"},
 	"95": {"95", OutcomeReconcile, "reconciliation totals differ"},
 	"96": {"96", OutcomeUnknown, "system malfunction at the acquirer"},

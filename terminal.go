@@ -35,6 +35,20 @@ type TerminalInfo struct {
 	LastError  string    `json:"last_error,omitempty"`
 }
 
+// CapP2PE is the HELLO_RESP capability of a terminal that encrypts card
+// data itself (terminal-link §7).
+const CapP2PE = "p2pe"
+
+// Card data modes (configuration card_data).
+const (
+	// CardDataBlind: terminals must encrypt; sterad never holds a card
+	// number (非保持化). The default.
+	CardDataBlind = "blind"
+	// CardDataClear: sterad reads card numbers and seals them at rest,
+	// for a gateway that is itself assessed (PCI DSS).
+	CardDataClear = "clear"
+)
+
 // CardRequest is a READ_CARD: what the terminal asks the customer for.
 type CardRequest struct {
 	TxnID  string
