@@ -365,6 +365,17 @@ func (c *Card) LogValue() slog.Value {
 // read at a terminal, before anything is sent for it. Errors never quote
 // card data (masked card numbers at most).
 func (c *Card) Validate(t time.Time) error {
+	if c.Encrypted != nil {
+		// An encrypting terminal's card: its number and expiry are only
+		// in the block; the acquirer checks them.
+		if c.PAN != "" || !c.Expiry.IsZero() || len(c.Track2) > 0 {
+			return Errorf(EInvalid, "card_in_clear", "an encrypted card also carries card data in clear")
+		}
+		if !ValidMasked(c.Masked) {
+			return Errorf(EInvalid, "invalid_masked_pan", "the masked card number must show the first 6 and last 4 digits only")
+		}
+		return c.Encrypted.Validate()
+	}
 	if err := ValidatePAN(string(c.PAN)); err != nil {
 		return err
 	}

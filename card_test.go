@@ -254,3 +254,31 @@ func TestCardSettleBrand(t *testing.T) {
 		}
 	}
 }
+
+func TestEncryptedCardValidate(t *testing.T) {
+	ok := sterad.Card{Masked: "411111******1111", Entry: sterad.EntryChip,
+		Encrypted: &sterad.EncryptedBlock{KSN: "123456789012345600000001", Data: strings.Repeat("A1", 32)}}
+	if err := ok.Validate(time.Now()); err != nil {
+		t.Fatalf("a well-formed encrypted card: %v", err)
+	}
+	for name, spoil := range map[string]func(c *sterad.Card){
+		"pan in clear too": func(c *sterad.Card) { c.PAN = "4111111111111111" },
+		"unmasked":         func(c *sterad.Card) { c.Masked = "4111111111111111" },
+		"short ksn":        func(c *sterad.Card) { c.Encrypted.KSN = "1234" },
+		"lower-case ksn":   func(c *sterad.Card) { c.Encrypted.KSN = "123456789012345600000a01" },
+		"partial block":    func(c *sterad.Card) { c.Encrypted.Data = "A1B2" },
+		"not hex":          func(c *sterad.Card) { c.Encrypted.Data = strings.Repeat("ZZ", 16) },
+		"too long":         func(c *sterad.Card) { c.Encrypted.Data = strings.Repeat("00", 496) },
+		"expiry in clear":  func(c *sterad.Card) { c.Expiry = sterad.Expiry{Year: 2030, Month: 1} },
+	} {
+		c := ok
+		b := *ok.Encrypted
+		c.Encrypted = &b
+		spoil(&c)
+		if err := c.Validate(time.Now()); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), "4111111111111111") {
+			t.Errorf("%s: the error quotes the card number: %v", name, err)
+		}
+	}
+}
