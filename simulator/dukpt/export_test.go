@@ -1,0 +1,8 @@
+package dukpt
+
+// Internals for the external tests: the data encryption of the card block
+// on raw bytes, to check it against other implementations' vectors.
+var (
+	EncryptData = encryptData
+	DecryptData = decryptData
+)
