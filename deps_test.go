@@ -26,6 +26,7 @@ var layers = map[string]struct {
 	"gateway":               {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"api":                   {[]string{""}, nil},
 	"simulator/acquirer":    {[]string{"", "protocol"}, []string{"github.com/shopspring/decimal"}},
+	"simulator/dukpt":       {nil, nil},
 	"simulator/terminal":    {[]string{"", "protocol"}, []string{"github.com/creack/pty", "golang.org/x/term"}},
 	"internal/pipetest":     {nil, nil},
 	"internal/testutil":     {nil, nil},
