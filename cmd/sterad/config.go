@@ -28,6 +28,7 @@ type Config struct {
 	Settlement        SettlementConfig  `yaml:"settlement"`
 	Reservations      ReservationConfig `yaml:"reservations"`
 	Log               LogConfig         `yaml:"log"`
+	KEKFile           string            `yaml:"kek_file"` // key-encryption key (keys.go); "" = $CREDENTIALS_DIRECTORY/kek, then /etc/sterad/kek
 }
 
 // APIConfig is the HTTP API.
@@ -149,6 +150,9 @@ func LoadConfig(path string) (Config, error) {
 	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
 		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
 	}
+	if cfg.KEKFile != "" && !filepath.IsAbs(cfg.KEKFile) {
+		cfg.KEKFile = filepath.Join(filepath.Dir(path), cfg.KEKFile)
+	}
 	return cfg, nil
 }
 
@@ -159,6 +163,7 @@ func (c *Config) ApplyEnv() {
 		"STERAD_API_LISTEN":       &c.API.Listen,
 		"STERAD_ACQUIRER_ADDRESS": &c.Acquirer.Address,
 		"STERAD_MERCHANT_ID":      &c.MerchantID,
+		"STERAD_KEK_FILE":         &c.KEKFile,
 	} {
 		if v := os.Getenv(env); v != "" {
 			*dst = v

@@ -118,11 +118,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	opts := offline.DefaultOptions()
 	opts.Clock, opts.Logger = m.Clock, m.Logger.With("component", "store")
+	if opts.KEKs, err = m.loadKEKs(); err != nil {
+		return err
+	}
 	if m.StoreTuning != nil {
 		m.StoreTuning(&opts)
 	}
 	if m.DB, err = offline.Open(cfg.DataDir, opts); err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return storeRefusal(err)
 	}
 	m.closers = append(m.closers, func() { m.DB.Close() })
 
@@ -275,6 +278,8 @@ func (m *Main) startAPI() error {
 		Gateway: m.Gateway, Token: m.Token, Logger: m.Logger.With("component", "api"), Version: version,
 		Metrics: m.metricsHandler(), Extra: map[string]http.HandlerFunc{
 			"GET /v1/reports/settlement": m.settlementReport,
+			"POST /v1/store/backup":      m.backupHandler, // storecmd.go
+			"POST /v1/keys/rotate":       m.rotateHandler, // keys.go
 		},
 	}
 	if m.Simulate {
