@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/sterad/sterad"
@@ -185,22 +184,12 @@ func (m *Main) backupHandler(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, sterad.Errorf(sterad.EInvalid, "bad_request", "give {\"recipients\": [\"age1…\"]}"))
 		return
 	}
-	recips, err := age.ParseRecipients(strings.NewReader(strings.Join(req.Recipients, "\n")))
-	if err != nil {
-		api.WriteError(w, sterad.Errorf(sterad.EInvalid, "bad_recipient", "not an age recipient: %s", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	enc, err := age.Encrypt(w, recips...)
-	if err != nil {
+	if _, err := offline.ParseBackupRecipients(req.Recipients); err != nil {
 		api.WriteError(w, sterad.Errorf(sterad.EInvalid, "bad_recipient", "%s", err))
 		return
 	}
-	if err := m.DB.Backup(r.Context(), enc); err != nil {
-		m.Logger.Error("backup failed", "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	if err := enc.Close(); err != nil {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := m.DB.BackupEncrypted(r.Context(), w, req.Recipients); err != nil {
 		m.Logger.Error("backup failed", "err", err)
 		panic(http.ErrAbortHandler)
 	}
@@ -236,8 +225,8 @@ key-encryption key: keep them apart from the backups.
 			if len(recips) == 0 {
 				return errors.New("give --recipient age1… or --recipients-file FILE: the backup is encrypted to them")
 			}
-			if _, err := age.ParseRecipients(strings.NewReader(strings.Join(recips, "\n"))); err != nil {
-				return fmt.Errorf("recipients: %w", err)
+			if _, err := offline.ParseBackupRecipients(recips); err != nil {
+				return err
 			}
 			c, err := l.g.client()
 			if err != nil {
@@ -261,11 +250,11 @@ key-encryption key: keep them apart from the backups.
 		Short: "Create an age identity for backups and print its recipient",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := age.GenerateX25519Identity()
+			id, recipient, err := offline.NewBackupIdentity()
 			if err != nil {
 				return err
 			}
-			text := fmt.Sprintf("# sterad backup identity: keep it apart from the backups\n# recipient: %s\n%s\n", id.Recipient(), id)
+			text := fmt.Sprintf("# sterad backup identity: keep it apart from the backups\n# recipient: %s\n%s\n", recipient, id)
 			if keyOut == "" {
 				fmt.Fprint(cmd.OutOrStdout(), text)
 				return nil
@@ -281,7 +270,7 @@ key-encryption key: keep them apart from the backups.
 			if err := f.Close(); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "identity written to %s\nrecipient: %s\n", keyOut, id.Recipient())
+			fmt.Fprintf(cmd.OutOrStdout(), "identity written to %s\nrecipient: %s\n", keyOut, recipient)
 			return nil
 		},
 	}
@@ -372,22 +361,14 @@ must be here (kek_file, STERAD_KEK_FILE, --kek-file).`,
 			if err != nil {
 				return err
 			}
-			ids, err := age.ParseIdentities(bytes.NewReader(idb))
-			if err != nil {
-				return fmt.Errorf("identity %s: %w", identity, err)
-			}
 			f, err := os.Open(from)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			r, err := age.Decrypt(f, ids...)
-			if err != nil {
-				return fmt.Errorf("decrypt %s: %w", from, err)
-			}
 			opts := offline.DefaultOptions()
 			opts.KEKs = keks
-			id, err := offline.Restore(r, cfg.DataDir, opts)
+			id, err := offline.RestoreEncrypted(f, idb, cfg.DataDir, opts)
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
