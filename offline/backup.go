@@ -28,7 +28,8 @@ var backupFiles = []string{identityFile, keysDir + "/" + macFile, keysDir + "/" 
 // before it leaves the machine (the daemon encrypts it with age).
 //
 // A long-running read transaction keeps bbolt from remapping a growing
-// file: a commit that needs more room waits until the copy is written.
+// file: past the initial mapping (256 MiB, boltOptions), a commit that
+// needs more room waits until the copy is written.
 func (db *DB) Backup(ctx context.Context, w io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return err

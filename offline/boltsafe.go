@@ -274,6 +274,11 @@ func boltOptions(o Options) *bolt.Options {
 		NoSync:       o.NoSync,
 		NoGrowSync:   o.NoSync,
 		FreelistType: bolt.FreelistMapType,
+		// Map 256 MiB of address space from the start: a commit that
+		// grows the file past the mapping must remap, and a remap waits
+		// for every read transaction, such as a backup's copy (Backup).
+		// Below this size a backup never holds up a commit.
+		InitialMmapSize: 256 << 20,
 		// The freelist is rebuilt at open instead of written by every
 		// commit (as etcd runs bbolt): fewer pages per commit.
 		NoFreelistSync: true,

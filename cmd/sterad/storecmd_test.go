@@ -86,8 +86,9 @@ func TestDaemonRefusesDamagedStore(t *testing.T) {
 		{"card keys deleted", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "keys", "dek.slots")) }, "dek.slots: the card key file is missing"},
 		{"database truncated", func(t *testing.T, dir string) {
 			p := filepath.Join(dir, "sterad.db")
-			fi, _ := os.Stat(p)
-			os.Truncate(p, fi.Size()/3)
+			b, _ := os.ReadFile(p)
+			last := len(bytes.TrimRight(b, "\x00")) // within the last page in use
+			os.Truncate(p, int64((last-1)/4096*4096))
 		}, "sterad.db: the database is truncated"},
 		{"database overwritten", func(t *testing.T, dir string) {
 			p := filepath.Join(dir, "sterad.db")
