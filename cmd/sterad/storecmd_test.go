@@ -337,3 +337,21 @@ func TestStoreCheckCommand(t *testing.T) {
 		t.Errorf("store check of a damaged key: %v %s", err, out)
 	}
 }
+
+// kek_file in the configuration: relative to the configuration file, and
+// STERAD_KEK_FILE overrides it.
+func TestKEKFileConfig(t *testing.T) {
+	p := writeFile(t, "kek_file: keys/kek\n")
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(p), "keys", "kek"); cfg.KEKFile != want {
+		t.Errorf("kek_file = %s, want %s", cfg.KEKFile, want)
+	}
+	t.Setenv("STERAD_KEK_FILE", "/run/kek")
+	cfg.ApplyEnv()
+	if path, src := kekPath(cfg, true); path != "/run/kek" || src != "kek_file" {
+		t.Errorf("kekPath = %s (%s), want /run/kek", path, src)
+	}
+}
