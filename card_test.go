@@ -86,7 +86,7 @@ func TestPANNeverPrints(t *testing.T) {
 	slog.New(slog.NewTextHandler(&logBuf, nil)).Info("card", "pan", p, "card", card)
 	outputs = append(outputs, logBuf.String())
 	for _, out := range outputs {
-		if strings.Contains(out, pan) || strings.Contains(out, "3001") && strings.Contains(out, "=") {
+		if strings.Contains(out, pan) || strings.Contains(out, "=3001") {
 			t.Errorf("card data printed: %s", out)
 		}
 	}

@@ -84,6 +84,15 @@ var (
 	// CARD in clear): it is refused and dropped, never stored or sent.
 	ErrCardDataBlind = &Error{Kind: EInvalid, Code: "card_data_blind", Message: "sterad runs card-data-blind: it does not take card numbers; read the card at an encrypting terminal, or give a token"}
 
+	// ErrCardKeyLost is returned by Store.OpenCard when a card is kept
+	// (its record exists, it was never destroyed) but its key is gone or
+	// does not open it: the key file was lost, damaged or restored from
+	// elsewhere. Unlike ErrNotFound it is not the guest's or the
+	// issuer's doing: nothing may be sent in place of the card data, and
+	// the operator must be told (restore the keys from a backup, or
+	// collect another way).
+	ErrCardKeyLost = &Error{Kind: EInternal, Code: "card_key_lost", Message: "the kept card cannot be read: its key is lost or damaged in this store"}
+
 	// ErrHostUnavailable is returned by an Acquirer when the request was
 	// certainly not sent: the link is down or not signed on. The outcome
 	// is known: nothing happened at the host.

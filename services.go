@@ -99,3 +99,23 @@ type SettlementReport interface {
 	// WriteCSV writes the report's lines as CSV.
 	WriteCSV(w io.Writer) error
 }
+
+// StoreService is the running daemon's care of its own store: a hot
+// backup and a rotation of the key-encryption key, both while payments go
+// on (docs/storage.md).
+type StoreService interface {
+	// Backup writes a consistent copy of the store, encrypted to the age
+	// recipients, to w. Bad recipients are EInvalid, before anything is
+	// written.
+	Backup(ctx context.Context, w io.Writer, recipients []string) error
+	// RotateKEK re-wraps the store's keys under the key-encryption key
+	// in kekFile (an absolute path, outside the data directory).
+	RotateKEK(ctx context.Context, kekFile string) (KEKRotation, error)
+}
+
+// KEKRotation says what a key rotation did.
+type KEKRotation struct {
+	OldKEK   string `json:"old_kek"`
+	KEK      string `json:"kek"`
+	CardKeys int    `json:"card_keys"` // card keys re-wrapped
+}

@@ -39,6 +39,7 @@ type Server struct {
 	Reservations sterad.ReservationService
 	Status       sterad.StatusService
 	Settlement   sterad.SettlementService
+	Store        sterad.StoreService // backup and key rotation, when set
 
 	Token   string       // bearer token required on everything but /healthz
 	Logger  *slog.Logger // default: discard
@@ -78,6 +79,10 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.authorize(s.Metrics.ServeHTTP))
+	}
+	if s.Store != nil {
+		mux.Handle("POST /v1/store/backup", s.authorize(s.handleBackup))
+		mux.Handle("POST /v1/keys/rotate", s.authorize(s.handleRotate))
 	}
 	if s.Simulators != nil {
 		s.routeSimulators(mux)

@@ -5,6 +5,7 @@ package crashtest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -154,10 +155,28 @@ terminals:
 offline: {floor_limit: "5000000", total_limit: "1000000000", max_count: 100000, max_age: 48h}
 settlement: {cutoff: "%s", timezone: Asia/Tokyo}
 log: {level: info, format: text}
-`, merchantID, virtualTID, filepath.Join(h.dir, "data"), h.apiAddr, h.acqAddr, deskTID, filepath.Join(h.dir, deskTID+".tty"), cutoff)
+kek_file: %s
+`, merchantID, virtualTID, filepath.Join(h.dir, "data"), h.apiAddr, h.acqAddr, deskTID, filepath.Join(h.dir, deskTID+".tty"), cutoff, h.kekFile())
 	if err := os.WriteFile(filepath.Join(h.dir, "sterad.yaml"), []byte(cfg), 0o600); err != nil {
 		h.t.Fatal(err)
 	}
+}
+
+// kekFile creates the daemon's key-encryption key (32 random bytes, 0400,
+// outside its data directory) once, and returns its path.
+func (h *harness) kekFile() string {
+	path := filepath.Join(h.dir, "kek")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, key, 0o400); err != nil {
+		h.t.Fatal(err)
+	}
+	return path
 }
 
 // spawn starts the binary with args; its stdout and stderr are appended

@@ -121,6 +121,9 @@ type harness struct {
 
 var jst = time.FixedZone("JST", 9*3600)
 
+// harnessKEK wraps the harness stores' keys (one for every restart).
+var harnessKEK, _ = offline.NewKEK(make([]byte, offline.KEKSize))
+
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	dir := t.TempDir()
@@ -132,6 +135,7 @@ func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, 
 	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
 	opts := offline.DefaultOptions()
 	opts.Clock = clock
+	opts.KEKs = []*offline.KEK{harnessKEK}
 	db, err := offline.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -152,7 +152,9 @@ func BenchmarkVault10k(b *testing.B) {
 	const n = 10_000
 	for i := 0; i < b.N; i++ {
 		dir := b.TempDir()
-		db, err := offline.Open(dir, offline.DefaultOptions())
+		o := offline.DefaultOptions()
+		o.KEKs = []*offline.KEK{testKEK}
+		db, err := offline.Open(dir, o)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -13,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/sterad/sterad"
 	bolt "go.etcd.io/bbolt"
@@ -148,8 +151,12 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// OpenCard decrypts the card sealed under owner; ErrNotFound when none was
-// sealed or it has been destroyed. The card has no Track2 or ICC.
+// OpenCard decrypts the card sealed under owner. It returns
+// sterad.ErrNotFound when none was sealed or it has been destroyed, and
+// sterad.ErrCardKeyLost when the card is kept but its key is gone or does
+// not open it (the key file was lost, damaged, or is not this store's):
+// the card cannot be used, and it is not the guest's or the issuer's
+// doing. The card has no Track2 or ICC.
 func (db *DB) OpenCard(ctx context.Context, owner string) (*sterad.Card, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -158,6 +165,48 @@ func (db *DB) OpenCard(ctx context.Context, owner string) (*sterad.Card, error) 
 		return nil, err
 	}
 	defer db.leave()
+	rec, err := db.cardRecord(owner)
+	if err != nil {
+		return nil, wrapRead("open card", err)
+	}
+	key, st, err := db.keys.read(rec.slot, rec.id)
+	if err != nil {
+		return nil, fmt.Errorf("open card: %w", err)
+	}
+	switch st {
+	case keyAbsent:
+		// Destroyed since the view (its slot wiped or reused: the key ID
+		// tells), or lost: a destroyed card has no record any more.
+		now, err := db.cardRecord(owner)
+		if errors.Is(err, sterad.ErrNotFound) || (err == nil && (now.slot != rec.slot || now.id != rec.id)) {
+			return nil, sterad.ErrNotFound
+		}
+		if err != nil {
+			return nil, wrapRead("open card", err)
+		}
+		return nil, db.cardKeyLost(owner, rec.id)
+	case keyDamaged:
+		return nil, db.cardKeyLost(owner, rec.id)
+	}
+	defer clear(key)
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, fmt.Errorf("open card: %w", err)
+	}
+	pt, err := aead.Open(nil, rec.nonce, rec.ct, []byte(owner))
+	if err != nil {
+		return nil, db.cardKeyLost(owner, rec.id)
+	}
+	defer clear(pt)
+	var p cardPlain
+	if err := json.Unmarshal(pt, &p); err != nil {
+		return nil, errors.New("open card: malformed plaintext")
+	}
+	return &sterad.Card{PAN: sterad.PAN(p.PAN), Expiry: p.Expiry, Entry: p.Entry, Brand: p.Brand}, nil
+}
+
+// cardRecord reads owner's card record (copied out of the transaction).
+func (db *DB) cardRecord(owner string) (cardRecord, error) {
 	var rec cardRecord
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bktCards).Get([]byte(owner))
@@ -168,37 +217,56 @@ func (db *DB) OpenCard(ctx context.Context, owner string) (*sterad.Card, error) 
 		if err != nil {
 			return err
 		}
-		r.nonce, r.ct = append([]byte(nil), r.nonce...), append([]byte(nil), r.ct...)
+		r.nonce, r.ct = bytes.Clone(r.nonce), bytes.Clone(r.ct)
 		rec = r
 		return nil
 	})
-	if err != nil {
-		return nil, wrapRead("open card", err)
+	return rec, err
+}
+
+// cardKeyLost records and logs a kept card whose key is lost.
+func (db *DB) cardKeyLost(owner string, id keyID) error {
+	db.lostMu.Lock()
+	_, known := db.lost[owner]
+	db.lost[owner] = id
+	db.lostMu.Unlock()
+	if !known {
+		db.log.Error("a kept card's key is lost or damaged: the card cannot be read", slog.String("owner", owner))
 	}
-	// The record may have been destroyed since the view, and its slot
-	// wiped or reused: the key ID tells.
-	key, ok, err := db.keys.read(rec.slot, rec.id)
-	if err != nil {
-		return nil, fmt.Errorf("open card: %w", err)
+	return sterad.ErrCardKeyLost
+}
+
+// LostCardKeys returns, in order, the owners (transaction IDs, or
+// "vault:" + reference) of the kept cards whose key is lost or does not
+// open them: found when the store was opened (or later by OpenCard), and
+// still kept. OpenCard returns sterad.ErrCardKeyLost for each; destroying
+// the card removes it from the list.
+func (db *DB) LostCardKeys(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	if !ok {
-		return nil, sterad.ErrNotFound
+	if err := db.enter(); err != nil {
+		return nil, err
 	}
-	defer clear(key)
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, fmt.Errorf("open card: %w", err)
-	}
-	pt, err := aead.Open(nil, rec.nonce, rec.ct, []byte(owner))
-	if err != nil {
-		return nil, fmt.Errorf("open card: %w", err)
-	}
-	defer clear(pt)
-	var p cardPlain
-	if err := json.Unmarshal(pt, &p); err != nil {
-		return nil, errors.New("open card: malformed plaintext")
-	}
-	return &sterad.Card{PAN: sterad.PAN(p.PAN), Expiry: p.Expiry, Entry: p.Entry, Brand: p.Brand}, nil
+	defer db.leave()
+	return db.lostOwners(), nil
+}
+
+func (db *DB) lostOwners() []string {
+	db.lostMu.Lock()
+	lost := maps.Clone(db.lost)
+	db.lostMu.Unlock()
+	var out []string
+	db.bolt.View(func(tx *bolt.Tx) error {
+		for owner, id := range lost {
+			if r, err := parseCardRecord(tx.Bucket(bktCards).Get([]byte(owner))); err == nil && r.id == id {
+				out = append(out, owner)
+			}
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out
 }
 
 // MAC returns the hex HMAC-SHA256 of data under keys/mac.key.
@@ -239,8 +307,14 @@ func (db *DB) recoverSlots() error {
 	if wiped > 0 {
 		db.log.Info("wiped orphaned card key slots", slog.Int("slots", wiped))
 	}
+	db.lostMu.Lock()
 	for _, s := range lost {
-		db.log.Warn("card key is missing: the card cannot be opened", slog.String("owner", owners[s]))
+		db.lost[owners[s]] = live[s]
+	}
+	db.lostMu.Unlock()
+	if len(lost) > 0 {
+		db.log.Error("kept cards whose key is lost or damaged: they cannot be read (restore keys/ from a backup, or collect another way)",
+			slog.Int("cards", len(lost)), slog.Any("owners", db.lostOwners()))
 	}
 	return nil
 }

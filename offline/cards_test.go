@@ -25,6 +25,10 @@ func slots(t testing.TB, dir string) [][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(data) < offline.SlotsHeader {
+		t.Fatalf("dek.slots has %d bytes: no header", len(data))
+	}
+	data = data[offline.SlotsHeader:]
 	var out [][]byte
 	for len(data) > 0 {
 		n := min(len(data), offline.SlotSize)
@@ -293,12 +297,18 @@ func TestNoKeyMaterialInDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac, err := os.ReadFile(filepath.Join(dir, "keys", "mac.key"))
-	if err != nil {
-		t.Fatal(err)
+	mac := offline.UnwrapMAC(dir, testKEK)
+	if len(mac) != 32 || bytes.Contains(data, mac) {
+		t.Error("the MAC key is in sterad.db (or does not unwrap)")
 	}
-	if bytes.Contains(data, mac) {
-		t.Error("the MAC key is in sterad.db")
+	keys := offline.UnwrapSlots(dir, testKEK)
+	for _, key := range keys {
+		if bytes.Contains(data, key) {
+			t.Error("a card key is in sterad.db")
+		}
+	}
+	if len(keys) != 20 {
+		t.Errorf("%d keys unwrap from dek.slots, want 20", len(keys))
 	}
 	n := 0
 	for _, s := range slots(t, dir) {
@@ -365,9 +375,18 @@ func TestDestroyedCardCannotBeDecryptedWithWhatRemains(t *testing.T) {
 	if keptRec == nil || goneRec == nil {
 		t.Fatal("no records")
 	}
-	// Before the destroy, some key in the slots opens each record: the
-	// search below does find keys when they are there.
-	opens := func(rec []byte, owner string) bool {
+	// Before the destroy, some key in the slots (unwrapped with the KEK)
+	// opens each record: the search below does find keys when they are
+	// there. Without the KEK, no 32 bytes anywhere in the data directory
+	// open either record, even before the destroy (issue 11, finding 2).
+	opens := func(rec []byte, owner string, withKEK bool) bool {
+		if withKEK {
+			for _, key := range offline.UnwrapSlots(dir, testKEK) {
+				if offline.Decrypts(rec, owner, key) {
+					return true
+				}
+			}
+		}
 		found := false
 		filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 			if err != nil || info.IsDir() {
@@ -387,17 +406,20 @@ func TestDestroyedCardCannotBeDecryptedWithWhatRemains(t *testing.T) {
 		})
 		return found
 	}
-	if !opens(goneRec, gone) || !opens(keptRec, keep) {
+	if opens(goneRec, gone, false) || opens(keptRec, keep, false) {
+		t.Fatal("a card can be decrypted from the data directory alone, without the key-encryption key")
+	}
+	if !opens(goneRec, gone, true) || !opens(keptRec, keep, true) {
 		t.Fatal("the key search found no key before the destroy")
 	}
 	apply(t, db, sterad.Change{DestroyCards: []string{gone}})
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if opens(goneRec, gone) {
-		t.Fatal("a destroyed card can still be decrypted with what remains in the data directory")
+	if opens(goneRec, gone, true) {
+		t.Fatal("a destroyed card can still be decrypted with what remains in the data directory and the KEK")
 	}
-	if !opens(keptRec, keep) {
+	if !opens(keptRec, keep, true) {
 		t.Fatal("the card that was kept can no longer be decrypted")
 	}
 }

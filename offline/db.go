@@ -2,7 +2,6 @@ package offline
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/sterad/sterad"
 	bolt "go.etcd.io/bbolt"
@@ -29,8 +27,14 @@ const (
 // when Options.STANBlock is not set.
 const DefaultSTANBlock = 100
 
-// schemaVersion is stored under meta/version when the store is created.
-const schemaVersion = 1
+// schemaVersion is the store's schema (meta/version and store.json):
+//
+//  1. the first: card keys unwrapped in keys/dek.slots, no store.json.
+//  2. keys wrapped under a key-encryption key outside the data directory;
+//     store.json and meta/store_id, meta/created tie the parts together.
+//
+// Open migrates an older store and refuses a newer one.
+const schemaVersion = 2
 
 // maxGroup caps how many Changes one group commit takes.
 const maxGroup = 1024
@@ -61,6 +65,8 @@ var (
 
 	metaVersion   = []byte("version")
 	metaOpenBatch = []byte("open_batch")
+	metaStoreID   = []byte("store_id") // 16 bytes, as in store.json and the key files (schema 2)
+	metaCreated   = []byte("created")  // RFC 3339 (schema 2)
 )
 
 // ErrClosed is returned by every method of a DB that has been closed
@@ -92,6 +98,17 @@ type Options struct {
 	// then lose or corrupt data and leave destroyed card keys on disk.
 	// UNSAFE: for tests and benchmarks only.
 	NoSync bool
+
+	// KEKs are the key-encryption keys the key files may be wrapped
+	// under: one (kek_file), or two while a rotation is unfinished
+	// (RotateKEK). The first wraps a new store. Required.
+	KEKs []*KEK
+
+	// ForgetLostCardKeys lets Open start a store whose card key file
+	// (keys/dek.slots) is missing: an empty one is written and every kept
+	// card is reported lost (LostCardKeys, OpenCard's ErrCardKeyLost).
+	// Without it Open refuses such a store.
+	ForgetLostCardKeys bool
 }
 
 // DefaultOptions returns the options a gateway should run with: system
@@ -137,14 +154,27 @@ type DB struct {
 	applies, commits, slotSyncs atomic.Uint64
 
 	beforeCommit func() // test hook: runs in the committer before each group
+
+	ident   identity
+	lostMu  sync.Mutex
+	lost    map[string]keyID // owner → key ID of the kept cards whose key is lost
+	rotateM sync.Mutex       // one RotateKEK at a time
 }
 
 var _ sterad.Store = (*DB)(nil)
 
-// Open opens (creating if needed) the store in dir: dir/sterad.db and the
-// keys in dir/keys. Directories are made 0700 and files 0600. Open wipes
-// every key slot that no card record references (see the package doc).
-// It fails if another process has the store open.
+// Open opens the store in dir: dir/store.json (its identity),
+// dir/sterad.db and the keys in dir/keys, wrapped under one of
+// opts.KEKs. A directory with none of these is a new store, created under
+// opts.KEKs[0]. Directories are made 0700 and files 0600. Open wipes every
+// key slot that no card record references (see the package doc) and
+// migrates a store of an older schema.
+//
+// Open never starts fresh over an existing store: a missing or mismatched
+// part, a corrupt database, a missing or wrong KEK and a store of a newer
+// schema are each refused with a *StoreError that names the file and what
+// to do (errors.Is: ErrDamaged, ErrNoKEK, ErrWrongKEK, ErrNewerSchema,
+// ErrInUse). It fails with ErrInUse if another process has the store open.
 func Open(dir string, opts Options) (_ *DB, err error) {
 	if opts.Clock == nil {
 		opts.Clock = sterad.SystemClock{}
@@ -156,6 +186,16 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 		opts.STANBlock = DefaultSTANBlock
 	}
 	opts.STANBlock = min(opts.STANBlock, int(sterad.MaxSTAN))
+	var keks []*KEK
+	for _, k := range opts.KEKs {
+		if k != nil {
+			keks = append(keks, k)
+		}
+	}
+	if len(keks) == 0 {
+		return nil, &StoreError{Kind: ErrNoKEK, Path: dir, Msg: "no key-encryption key given: the store's keys are wrapped under one kept outside the data directory; set kek_file (env STERAD_KEK_FILE, or the systemd credential \"kek\"), or create one with `sterad keys init`"}
+	}
+	opts.KEKs = keks
 
 	kdir := filepath.Join(dir, keysDir)
 	for _, d := range []string{dir, kdir} {
@@ -166,74 +206,32 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
-
-	path := filepath.Join(dir, dbFile)
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      time.Second,
-		NoSync:       opts.NoSync,
-		NoGrowSync:   opts.NoSync,
-		FreelistType: bolt.FreelistMapType,
-		// The freelist is rebuilt at open instead of written by every
-		// commit (as etcd runs bbolt): fewer pages per commit.
-		NoFreelistSync: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	db := &DB{dir: dir, opts: opts, clock: opts.Clock, log: opts.Logger, bolt: bdb}
+	db := &DB{dir: dir, opts: opts, clock: opts.Clock, log: opts.Logger, lost: map[string]keyID{}}
 	defer func() {
 		if err != nil {
 			if db.keys != nil {
 				db.keys.close()
 			}
-			bdb.Close()
+			if db.bolt != nil {
+				db.bolt.Close()
+			}
 		}
 	}()
-	if err := os.Chmod(path, 0o600); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-
-	fresh := true
-	if err := bdb.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bktMeta); b != nil && b.Get(metaVersion) != nil {
-			fresh = false
+	if err := db.openFiles(); err != nil {
+		var se *StoreError
+		if errors.As(err, &se) {
+			return nil, err
 		}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-
-	// The keys exist before the schema version is written, so a store that
-	// has a version and no MAC key has lost it: refuse rather than silently
-	// change every fingerprint.
-	db.keys, err = openKeyring(kdir, fresh, opts.NoSync)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-
-	if err := bdb.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bktMeta)
-		if v := meta.Get(metaVersion); v != nil {
-			if got := binary.BigEndian.Uint32(v); got != schemaVersion {
-				return fmt.Errorf("schema version %d, want %d", got, schemaVersion)
-			}
-			return nil
-		}
-		return meta.Put(metaVersion, binary.BigEndian.AppendUint32(nil, schemaVersion))
-	}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-
 	if err := db.recoverSlots(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if k := db.keys.kek; k != keks[0] {
+		db.log.Warn("the card keys are wrapped under a key-encryption key other than the first given: a rotation is unfinished (run `sterad keys rotate` again)", slog.String("kek", k.ID()))
 	}
 
 	db.writer = make(chan struct{}, 1)
@@ -256,6 +254,7 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.isClosed.Store(true)
+
 	if db.reqs != nil {
 		close(db.reqs)
 	}

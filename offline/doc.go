@@ -7,11 +7,19 @@
 // # Layout
 //
 //	dir/                 0700
+//	  store.json         0600  identity: store ID, creation time, schema
 //	  sterad.db          0600  bbolt: every record, no key material
 //	  keys/              0700
 //	    mac.key          0600  32 random bytes, created with the store: the
-//	                           HMAC-SHA256 key of DB.MAC
-//	    dek.slots        0600  card data keys, one fixed-size slot each
+//	                           HMAC-SHA256 key of DB.MAC, wrapped under the KEK
+//	    dek.slots        0600  card data keys, one fixed-size slot each,
+//	                           wrapped under the KEK
+//
+// The key-encryption key (KEK) lives outside dir (Options.KEKs): a copy of
+// dir alone opens nothing. Every part carries the store ID, and Open
+// refuses a missing or mismatched part rather than start fresh; see
+// docs/storage.md for identity, schema migration, corruption, rotation and
+// backups.
 //
 // Buckets of sterad.db: txns (ID → JSON transaction) with the indexes
 // idx_ref, idx_orig, idx_batch, idx_created and unfinished; idem
@@ -28,8 +36,9 @@
 // it is made unrecoverable by destroying the only copy of its key.
 //
 // Every sealed card gets a fresh random AES-256 key. The key lives in
-// keys/dek.slots, a file of 48-byte slots (16-byte random key ID, 32-byte
-// key) written in place with pwrite; an all-zero slot is free. The bbolt
+// keys/dek.slots, a file of 76-byte slots after a 64-byte header (16-byte
+// random key ID, then the key wrapped under the KEK: nonce, ciphertext,
+// tag) written in place with pwrite; an all-zero slot is free. The bbolt
 // record holds the slot index, the key ID, a nonce and the AES-256-GCM
 // ciphertext of {pan, expiry, entry, brand}, with the owner as additional
 // data. Track 2 and chip data are never sealed. Full card numbers are
@@ -46,7 +55,8 @@
 //     windows close at the next start.
 //   - OpenCard checks the slot's key ID against the record's: a card
 //     destroyed (and its slot perhaps reused) while it was being read is
-//     not found.
+//     not found. A card whose record is there but whose key is gone or
+//     does not unwrap is lost (sterad.ErrCardKeyLost, DB.LostCardKeys).
 //
 // A group commit fsyncs the slot file at most twice however many cards it
 // seals or destroys: once before the bbolt commit (new keys) and once after

@@ -1,12 +1,49 @@
 package offline
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"os"
+	"path/filepath"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // Test bridge: lets package offline_test hold the committer and observe
 // its queue, to build a group deterministically.
 
-// SlotSize is the size of one key slot in keys/dek.slots.
-const SlotSize = slotSize
+// SlotSize is the size of one key slot in keys/dek.slots, after a header
+// of SlotsHeader bytes.
+const (
+	SlotSize    = slotSize
+	SlotsHeader = slotsHdr
+)
+
+// UnwrapSlots returns every data key in dir/keys/dek.slots that kek
+// unwraps (what someone holding the data directory and the KEK has).
+func UnwrapSlots(dir string, kek *KEK) [][]byte {
+	b, err := os.ReadFile(filepath.Join(dir, keysDir, slotsFile))
+	if err != nil || len(b) < slotsHdr {
+		return nil
+	}
+	k := &keyring{storeID: storeIDOf(b[8:]), kek: kek}
+	var out [][]byte
+	for off := slotsHdr; off+slotSize <= len(b); off += slotSize {
+		i := uint32((off - slotsHdr) / slotSize)
+		if key, err := kek.unwrap(k.slotAD(i, b[off:off+keyIDSize]), b[off+keyIDSize:off+slotSize]); err == nil {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// UnwrapMAC returns the MAC key in dir/keys/mac.key if kek unwraps it.
+func UnwrapMAC(dir string, kek *KEK) []byte {
+	b, err := os.ReadFile(filepath.Join(dir, keysDir, macFile))
+	if err != nil || len(b) != macFileLen {
+		return nil
+	}
+	mac, _ := kek.unwrap(b[:macHdr], b[macHdr:])
+	return mac
+}
 
 // SetBeforeCommit installs fn to run in the committer before each group
 // commit. Call it right after Open, before any Apply.

@@ -1,6 +1,7 @@
 package offline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,8 +25,23 @@ func open(t testing.TB, opts offline.Options) (*offline.DB, string) {
 	return reopen(t, dir, opts), dir
 }
 
+// testKEK is the key-encryption key of the tests' stores.
+var testKEK = mustKEK(bytes.Repeat([]byte{0x5a}, offline.KEKSize))
+
+func mustKEK(b []byte) *offline.KEK {
+	k, err := offline.NewKEK(b)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// reopen opens the store in dir, under testKEK unless opts names KEKs.
 func reopen(t testing.TB, dir string, opts offline.Options) *offline.DB {
 	t.Helper()
+	if len(opts.KEKs) == 0 {
+		opts.KEKs = []*offline.KEK{testKEK}
+	}
 	db, err := offline.Open(dir, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)

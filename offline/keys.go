@@ -3,6 +3,7 @@ package offline
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,94 +13,224 @@ import (
 	"sync"
 )
 
-// A key slot in keys/dek.slots: a 16-byte key ID followed by a 32-byte
-// AES-256 key. Slot i lives at offset i*slotSize. An all-zero slot is free.
+// Key files, schema 2. Every key in them is wrapped (AES-256-GCM) under a
+// key-encryption key kept outside the data directory; each file's header
+// names the store it belongs to and the KEK that wraps it.
+//
+// keys/dek.slots: a 64-byte header
+//
+//	magic "STERADS2" | store ID (16) | KEK ID (8) | zeros (32)
+//
+// then fixed-size slots: slot i at offset 64 + i*76,
+//
+//	key ID (16) | nonce (12) | wrapped data key (32) + GCM tag (16)
+//
+// with the store ID, the slot index (be32) and the key ID as associated
+// data, so a slot cannot be moved to another index or store. An all-zero
+// slot is free.
+//
+// keys/mac.key: magic "STERADM2" | store ID (16) | KEK ID (8) | nonce (12)
+// | wrapped MAC key (32) + tag (16); the 32-byte header is the associated
+// data.
+//
+// Schema 1 (before the KEK) had unwrapped 48-byte slots (key ID, key) and
+// a raw 32-byte mac.key; Open migrates them (migrateKeysV1).
 const (
-	keyIDSize = 16
-	dekSize   = 32
-	slotSize  = keyIDSize + dekSize
-	macSize   = 32
+	keyIDSize  = 16
+	dekSize    = 32
+	macSize    = 32
+	wrappedLen = nonceSize + dekSize + 16
+	slotSize   = keyIDSize + wrappedLen // 76
+	slotsHdr   = 64
+	macHdr     = 8 + storeIDSize + kekIDSize
+	macFileLen = macHdr + nonceSize + macSize + 16
+
+	v1SlotSize = keyIDSize + dekSize // 48
+)
+
+var (
+	slotsMagic = []byte("STERADS2")
+	macMagic   = []byte("STERADM2")
 )
 
 type keyID [keyIDSize]byte
 
+// keyState is what a slot holds for a key ID.
+type keyState int
+
+const (
+	keyOK      keyState = iota
+	keyAbsent           // the slot is free or holds another key: destroyed (maybe reused)
+	keyDamaged          // the slot holds the key ID but its key does not unwrap
+)
+
 // keyring owns keys/: the MAC key (in memory) and the data-key slot file.
 //
-// Slot allocation is serialized by mu; slot contents by io (OpenCard reads
-// under io.RLock, writers pwrite under io.Lock), so a reader never sees a
-// half-written slot.
+// Slot allocation is serialized by mu; slot contents and the file handle
+// by io (readers under io.RLock, writers pwrite under io.Lock; RotateKEK
+// replaces the file under io.Lock), so a reader never sees a half-written
+// slot.
 type keyring struct {
-	dir    string
-	f      *os.File
-	noSync bool
-	mac    []byte
+	dir     string
+	storeID storeID
+	noSync  bool
+	mac     []byte
 
 	mu   sync.Mutex
 	n    uint32   // slots in the file (a partial last slot counts)
 	free []uint32 // free slots, lowest index on top
 
-	io sync.RWMutex
+	io  sync.RWMutex
+	f   *os.File
+	kek *KEK // wraps dek.slots (and, usually, mac.key)
 }
 
-// openKeyring opens keys/ in dir, creating mac.key only when create is set
-// (a new store) and dek.slots whenever it is missing.
-func openKeyring(dir string, create, noSync bool) (*keyring, error) {
-	mac, err := loadMACKey(filepath.Join(dir, macFile), create, noSync)
+// createKeyring writes new key files for a new store (both wrapped under
+// kek), replacing any left by an unfinished creation.
+func createKeyring(dir string, id storeID, kek *KEK, noSync bool) error {
+	mac := make([]byte, macSize)
+	defer clear(mac)
+	if _, err := rand.Read(mac); err != nil {
+		return fmt.Errorf("create mac key: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, macFile), macFileBytes(id, kek, mac), noSync); err != nil {
+		return fmt.Errorf("create mac key: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, slotsFile), slotsHeader(id, kek), noSync); err != nil {
+		return fmt.Errorf("create key slots: %w", err)
+	}
+	return nil
+}
+
+// openKeyring opens the key files of store id in dir. Each must exist,
+// belong to the store and be wrapped under one of keks.
+func openKeyring(dir string, id storeID, keks []*KEK, noSync bool) (*keyring, error) {
+	mac, err := loadMACKey(filepath.Join(dir, macFile), id, keks)
 	if err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, slotsFile)
-	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open key slots: %w", err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open key slots: %w", err)
-	}
-	if errors.Is(statErr, fs.ErrNotExist) && !noSync {
-		if err := syncDir(dir); err != nil {
-			f.Close()
-			return nil, err
+		clear(mac)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, damaged(path, "the card key file is missing: restore the store from a backup (sterad restore), "+
+				"or, to run on without the kept cards, `sterad store forget-card-keys` (every kept card becomes unreadable)")
 		}
+		return nil, fmt.Errorf("open key slots: %w", err)
 	}
-	return &keyring{dir: dir, f: f, noSync: noSync, mac: mac}, nil
+	kek, err := checkSlotsHeader(f, path, id, keks)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err != nil {
+		clear(mac)
+		f.Close()
+		return nil, err
+	}
+	return &keyring{dir: dir, storeID: id, f: f, noSync: noSync, mac: mac, kek: kek}, nil
 }
 
-// loadMACKey reads the 32-byte MAC key, creating it atomically (temp file,
-// fsync, rename, fsync dir) when it is missing and create is set.
-func loadMACKey(path string, create, noSync bool) ([]byte, error) {
-	tmp := path + ".tmp"
-	key, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		// A crash while the key was being created may leave the temporary
-		// file behind; the key in it was never used.
-		if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("mac key: %w", err)
+func slotsHeader(id storeID, kek *KEK) []byte {
+	h := make([]byte, slotsHdr)
+	copy(h, slotsMagic)
+	copy(h[8:], id[:])
+	copy(h[8+storeIDSize:], kek.id[:])
+	return h
+}
+
+// checkSlotsHeader reads dek.slots' header and returns the KEK it names.
+func checkSlotsHeader(f *os.File, path string, id storeID, keks []*KEK) (*KEK, error) {
+	h := make([]byte, slotsHdr)
+	if _, err := f.ReadAt(h, 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, damaged(path, "the card key file is truncated (no header): restore the store from a backup (sterad restore)")
 		}
-		if len(key) != macSize {
-			return nil, fmt.Errorf("mac key has %d bytes, want %d", len(key), macSize)
+		return nil, fmt.Errorf("read key slots: %w", err)
+	}
+	if !bytes.Equal(h[:8], slotsMagic) {
+		return nil, damaged(path, "not a card key file of this sterad (bad header): restore the store from a backup (sterad restore)")
+	}
+	if got := storeIDOf(h[8:]); got != id {
+		return nil, damaged(path, fmt.Sprintf("the card key file belongs to store %s, not to this store %s: put back this store's keys/ (or restore the store from a backup)", got, id))
+	}
+	kid := h[8+storeIDSize : 8+storeIDSize+kekIDSize]
+	kek := kekFor(keks, kid)
+	if kek == nil {
+		return nil, wrongKEK(path, kid, keks)
+	}
+	return kek, nil
+}
+
+func wrongKEK(path string, want []byte, keks []*KEK) error {
+	var given []string
+	for _, k := range keks {
+		given = append(given, k.ID())
+	}
+	return &StoreError{Kind: ErrWrongKEK, Path: path, Msg: fmt.Sprintf(
+		"wrapped under key-encryption key %x, but the KEK given is %v: start sterad with the kek_file this store was created (or last rotated) with",
+		want, given)}
+}
+
+func macFileBytes(id storeID, kek *KEK, mac []byte) []byte {
+	h := make([]byte, macHdr, macFileLen)
+	copy(h, macMagic)
+	copy(h[8:], id[:])
+	copy(h[8+storeIDSize:], kek.id[:])
+	return append(h, kek.wrap(h[:macHdr], mac)...)
+}
+
+// loadMACKey reads and unwraps keys/mac.key.
+func loadMACKey(path string, id storeID, keks []*KEK) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, damaged(path, "the MAC key is missing from an existing store (its fingerprints could no longer be checked): restore the store from a backup (sterad restore)")
 		}
-		if err := os.Chmod(path, 0o600); err != nil {
-			return nil, fmt.Errorf("mac key: %w", err)
-		}
-		return key, nil
-	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("read mac key: %w", err)
-	case !create:
-		return nil, errors.New("mac key is missing from an existing store")
 	}
-	key = make([]byte, macSize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("create mac key: %w", err)
+	if len(b) != macFileLen || !bytes.Equal(b[:8], macMagic) {
+		return nil, damaged(path, "not a MAC key file of this sterad: restore the store from a backup (sterad restore)")
 	}
+	if got := storeIDOf(b[8:]); got != id {
+		return nil, damaged(path, fmt.Sprintf("the MAC key belongs to store %s, not to this store %s: put back this store's keys/ (or restore the store from a backup)", got, id))
+	}
+	kid := b[8+storeIDSize : macHdr]
+	kek := kekFor(keks, kid)
+	if kek == nil {
+		return nil, wrongKEK(path, kid, keks)
+	}
+	mac, err := kek.unwrap(b[:macHdr], b[macHdr:])
+	if err != nil {
+		return nil, damaged(path, "the MAC key does not unwrap (the file is corrupt): restore the store from a backup (sterad restore)")
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("mac key: %w", err)
+	}
+	return mac, nil
+}
+
+// macKEK returns the ID of the KEK keys/mac.key is wrapped under.
+func macKEK(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != macFileLen {
+		return nil, errors.New("malformed mac key")
+	}
+	return b[8+storeIDSize : macHdr], nil
+}
+
+// writeFileAtomic writes data to path through a temporary file (fsync,
+// rename, fsync dir), mode 0600.
+func writeFileAtomic(path string, data []byte, noSync bool) error {
+	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("create mac key: %w", err)
+		return err
 	}
-	_, err = f.Write(key)
+	_, err = f.Write(data)
 	if err == nil && !noSync {
 		err = f.Sync()
 	}
@@ -114,64 +245,116 @@ func loadMACKey(path string, create, noSync bool) ([]byte, error) {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return nil, fmt.Errorf("create mac key: %w", err)
 	}
-	return key, nil
+	return err
 }
 
 func (k *keyring) close() error {
 	k.io.Lock()
 	defer k.io.Unlock()
+	clear(k.mac)
 	return k.f.Close()
+}
+
+func (k *keyring) slotAD(i uint32, id []byte) []byte {
+	ad := make([]byte, 0, storeIDSize+4+keyIDSize)
+	ad = append(ad, k.storeID[:]...)
+	ad = binary.BigEndian.AppendUint32(ad, i)
+	return append(ad, id...)
+}
+
+// readAll returns the slots after the header (the caller holds io).
+func (k *keyring) readAll() ([]byte, error) {
+	data, err := io.ReadAll(io.NewSectionReader(k.f, slotsHdr, 1<<62))
+	if err != nil {
+		return nil, fmt.Errorf("read key slots: %w", err)
+	}
+	return data, nil
 }
 
 // recover wipes every slot that live does not claim (slot → key ID of the
 // card record that references it), fsyncs, and rebuilds the free list. It
-// returns how many slots it wiped and the live slots that hold no matching
-// key (their cards cannot be opened any more).
+// returns how many slots it wiped and the live slots whose key is gone or
+// does not unwrap (their cards cannot be opened any more). Those slots are
+// left as they are and never reused.
 func (k *keyring) recover(live map[uint32]keyID) (wiped int, lost []uint32, err error) {
-	data, err := io.ReadAll(io.NewSectionReader(k.f, 0, 1<<62))
+	k.io.Lock()
+	defer k.io.Unlock()
+	data, err := k.readAll()
 	if err != nil {
-		return 0, nil, fmt.Errorf("read key slots: %w", err)
+		return 0, nil, err
 	}
 	defer clear(data)
 	n := uint32((len(data) + slotSize - 1) / slotSize)
 	slot := func(i uint32) []byte {
 		return data[int(i)*slotSize : min(len(data), int(i+1)*slotSize)]
 	}
-	holds := func(i uint32, id keyID) bool {
-		s := slot(i)
-		return len(s) == slotSize && bytes.Equal(s[:keyIDSize], id[:])
-	}
-	for i, id := range live {
-		if i >= n || !holds(i, id) {
-			lost = append(lost, i)
-		}
-	}
+	lost = k.lostIn(data, live)
 	var zero [slotSize]byte
 	var free []uint32
 	for i := n; i > 0; i-- { // descending: the lowest free index ends on top
 		s := slot(i - 1)
-		if id, ok := live[i-1]; ok && holds(i-1, id) {
+		if _, ok := live[i-1]; ok {
 			continue
 		}
 		if len(s) < slotSize || !bytes.Equal(s, zero[:]) {
-			if _, err := k.f.WriteAt(zero[:], int64(i-1)*slotSize); err != nil {
+			if _, err := k.f.WriteAt(zero[:], slotsHdr+int64(i-1)*slotSize); err != nil {
 				return wiped, lost, fmt.Errorf("wipe key slot: %w", err)
 			}
 			wiped++
 		}
 		free = append(free, i-1)
 	}
-	if wiped > 0 {
-		if err := k.sync(); err != nil {
-			return wiped, lost, err
+	// Live slots beyond the end (a truncated file) are claimed too.
+	for i := range live {
+		if i >= n {
+			n = i + 1
+		}
+	}
+	if wiped > 0 && !k.noSync {
+		if err := fdatasync(k.f); err != nil {
+			return wiped, lost, fmt.Errorf("sync key slots: %w", err)
 		}
 	}
 	k.mu.Lock()
 	k.n, k.free = n, free
 	k.mu.Unlock()
 	return wiped, lost, nil
+}
+
+// lostIn returns the live slots (slot → key ID) that do not hold their
+// key, or whose key does not unwrap, in data (the slots after the header).
+func (k *keyring) lostIn(data []byte, live map[uint32]keyID) []uint32 {
+	var lost []uint32
+	for i, id := range live {
+		off := int(i) * slotSize
+		if off+slotSize > len(data) || !bytes.Equal(data[off:off+keyIDSize], id[:]) {
+			lost = append(lost, i)
+			continue
+		}
+		key, err := k.kek.unwrap(k.slotAD(i, id[:]), data[off+keyIDSize:off+slotSize])
+		if err != nil {
+			lost = append(lost, i)
+		}
+		clear(key)
+	}
+	return lost
+}
+
+// lost is lostIn on the file (read only).
+func (k *keyring) lost(live map[uint32]keyID) []uint32 {
+	k.io.RLock()
+	defer k.io.RUnlock()
+	data, err := k.readAll()
+	if err != nil {
+		lost := make([]uint32, 0, len(live))
+		for i := range live {
+			lost = append(lost, i)
+		}
+		return lost
+	}
+	defer clear(data)
+	return k.lostIn(data, live)
 }
 
 // alloc takes a free slot, or a new one at the end of the file.
@@ -195,15 +378,14 @@ func (k *keyring) release(slots []uint32) {
 	k.mu.Unlock()
 }
 
-// write stores a key in slot i (pwrite; not synced).
+// write stores a key in slot i, wrapped (pwrite; not synced).
 func (k *keyring) write(i uint32, id keyID, key []byte) error {
-	var buf [slotSize]byte
-	copy(buf[:], id[:])
-	copy(buf[keyIDSize:], key)
+	buf := make([]byte, 0, slotSize)
+	buf = append(buf, id[:]...)
 	k.io.Lock()
-	_, err := k.f.WriteAt(buf[:], int64(i)*slotSize)
+	buf = append(buf, k.kek.wrap(k.slotAD(i, id[:]), key)...)
+	_, err := k.f.WriteAt(buf, slotsHdr+int64(i)*slotSize)
 	k.io.Unlock()
-	clear(buf[:])
 	if err != nil {
 		return fmt.Errorf("write key slot: %w", err)
 	}
@@ -216,32 +398,38 @@ func (k *keyring) wipe(slots []uint32) error {
 	k.io.Lock()
 	defer k.io.Unlock()
 	for _, i := range slots {
-		if _, err := k.f.WriteAt(zero[:], int64(i)*slotSize); err != nil {
+		if _, err := k.f.WriteAt(zero[:], slotsHdr+int64(i)*slotSize); err != nil {
 			return fmt.Errorf("wipe key slot: %w", err)
 		}
 	}
 	return nil
 }
 
-// read returns the key in slot i if the slot holds key ID id; ok is false
-// when it does not (the card was destroyed, possibly its slot reused).
-// The caller clears the returned key.
-func (k *keyring) read(i uint32, id keyID) (key []byte, ok bool, err error) {
+// read returns the key in slot i if the slot holds key ID id. The state
+// is keyAbsent when it does not (the card was destroyed, possibly its slot
+// reused, or the file lost it) and keyDamaged when the slot holds the key
+// ID but its key does not unwrap. The caller clears the returned key.
+func (k *keyring) read(i uint32, id keyID) (key []byte, st keyState, err error) {
 	var buf [slotSize]byte
 	k.io.RLock()
-	_, err = k.f.ReadAt(buf[:], int64(i)*slotSize)
+	_, err = k.f.ReadAt(buf[:], slotsHdr+int64(i)*slotSize)
+	kek := k.kek
 	k.io.RUnlock()
-	defer clear(buf[:])
 	if errors.Is(err, io.EOF) {
-		return nil, false, nil
+		return nil, keyAbsent, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("read key slot: %w", err)
+		return nil, keyAbsent, fmt.Errorf("read key slot: %w", err)
 	}
 	if !bytes.Equal(buf[:keyIDSize], id[:]) {
-		return nil, false, nil
+		return nil, keyAbsent, nil
 	}
-	return bytes.Clone(buf[keyIDSize:]), true, nil
+	key, err = kek.unwrap(k.slotAD(i, id[:]), buf[keyIDSize:])
+	if err != nil || len(key) != dekSize {
+		clear(key)
+		return nil, keyDamaged, nil
+	}
+	return key, keyOK, nil
 }
 
 // sync makes slot writes durable.
@@ -249,7 +437,10 @@ func (k *keyring) sync() error {
 	if k.noSync {
 		return nil
 	}
-	if err := fdatasync(k.f); err != nil {
+	k.io.RLock()
+	err := fdatasync(k.f)
+	k.io.RUnlock()
+	if err != nil {
 		return fmt.Errorf("sync key slots: %w", err)
 	}
 	return nil

@@ -31,6 +31,7 @@ type Config struct {
 	// ShutdownGrace bounds how long a stop (SIGTERM) lets payments in
 	// flight finish (default: acquirer.timeout + 5s).
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	KEKFile       string   `yaml:"kek_file"` // key-encryption key (keys.go); "" = $CREDENTIALS_DIRECTORY/kek, then /etc/sterad/kek
 }
 
 // APIConfig is the HTTP API.
@@ -152,6 +153,9 @@ func LoadConfig(path string) (Config, error) {
 	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
 		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
 	}
+	if cfg.KEKFile != "" && !filepath.IsAbs(cfg.KEKFile) {
+		cfg.KEKFile = filepath.Join(filepath.Dir(path), cfg.KEKFile)
+	}
 	return cfg, nil
 }
 
@@ -162,6 +166,7 @@ func (c *Config) ApplyEnv() {
 		"STERAD_API_LISTEN":       &c.API.Listen,
 		"STERAD_ACQUIRER_ADDRESS": &c.Acquirer.Address,
 		"STERAD_MERCHANT_ID":      &c.MerchantID,
+		"STERAD_KEK_FILE":         &c.KEKFile,
 	} {
 		if v := os.Getenv(env); v != "" {
 			*dst = v

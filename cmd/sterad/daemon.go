@@ -152,11 +152,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	opts := offline.DefaultOptions()
 	opts.Clock, opts.Logger = m.Clock, m.Logger.With("component", "store")
+	if opts.KEKs, err = m.loadKEKs(); err != nil {
+		return err
+	}
 	if m.StoreTuning != nil {
 		m.StoreTuning(&opts)
 	}
 	if m.DB, err = offline.Open(cfg.DataDir, opts); err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return storeRefusal(err)
 	}
 	m.closers = append(m.closers, func() { m.DB.Close() })
 
@@ -309,7 +312,7 @@ func (m *Main) startAPI() error {
 		Transactions: g, Terminals: g, Queue: g, Batches: g, Vault: g, Reservations: g, Status: g,
 		Settlement: &settlementReports{batches: g, fees: m.fees, calendar: m.calendar},
 		Token:      m.Token, Logger: m.Logger.With("component", "api"), Version: version,
-		Metrics: m.metricsHandler(),
+		Metrics: m.metricsHandler(), Store: storeAdmin{m},
 	}
 	if m.Simulate {
 		srv.Simulators = simulators{host: m.SimHost, terminals: m.SimTerminals}

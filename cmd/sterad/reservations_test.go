@@ -207,7 +207,7 @@ func TestDataAtRest(t *testing.T) {
 
 	// The released card cannot be opened from what is on disk; the
 	// others still can until they are purged.
-	db, err := offline.Open(dir, offline.DefaultOptions())
+	db, err := offline.Open(dir, storeOptions(t, dir)) // storecmd_test.go: with the simulation's KEK
 	if err != nil {
 		t.Fatal(err)
 	}
