@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,6 +256,9 @@ func (fw *forwarder) forwardItem(ctx context.Context, it sterad.QueueItem) *ster
 		}
 	}
 	msg, err := fw.queuedMessage(ctx, t, it)
+	if errors.Is(err, sterad.ErrCardKeyLost) {
+		return fw.cardKeyLost(ctx, it)
+	}
 	if err != nil {
 		fw.log.Error("build queued message", "txn", t.ID, "kind", it.Kind, "err", err)
 		return t
@@ -398,6 +402,8 @@ func (fw *forwarder) sendDeferred(ctx context.Context, it sterad.QueueItem) *ste
 	switch {
 	case errors.Is(err, errStale), errors.Is(err, errWait):
 		return nil
+	case errors.Is(err, sterad.ErrCardKeyLost):
+		return fw.cardKeyLost(ctx, it)
 	case err != nil:
 		fw.log.Error("send deferred request", "txn", it.TxnID, "err", err)
 		return t
@@ -502,3 +508,33 @@ func (fw *forwarder) cancelStandIn(ctx context.Context, id, reason string) bool 
 	}
 	return done
 }
+
+// cardKeyLost handles a queued message whose card the store keeps but
+// cannot read (its key is lost or damaged: sterad.ErrCardKeyLost). The
+// message is never sent without its card data — the host would decline
+// it and the clerk would blame the issuer. It is parked, and the
+// transaction raises an alert that names the cause, once.
+func (fw *forwarder) cardKeyLost(ctx context.Context, it sterad.QueueItem) *sterad.Transaction {
+	t, _, err := fw.j.modify(ctx, it.TxnID, func(t *sterad.Transaction, c *txChange) error {
+		if strings.HasPrefix(t.Reason, cardKeyLostAlert) {
+			c.Put = nil
+			return nil
+		}
+		it := it
+		it.Parked, it.LastError = true, "the card's key is lost in this store"
+		c.UpdateQueue = append(c.UpdateQueue, it)
+		t.Reason = cardKeyLostAlert + ": nothing was sent. Restore the store's keys from a backup (sterad restore), then flush the queue; or collect another way"
+		t.Record(t.Step, fw.clock.Now(), t.Reason)
+		return nil
+	})
+	if err != nil {
+		fw.log.Error("record a lost card key", "txn", it.TxnID, "err", err)
+		return t
+	}
+	fw.log.Error("a queued message's card cannot be read: its key is lost; parked, not sent", "txn", it.TxnID, "kind", it.Kind)
+	return t
+}
+
+// cardKeyLostAlert begins the reason of a transaction whose kept card
+// cannot be read: an ALERT, shown with the others.
+const cardKeyLostAlert = "ALERT: the card kept for this transaction cannot be read (its key is lost or damaged in this store)"

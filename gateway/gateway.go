@@ -174,8 +174,9 @@ func (g *Gateway) OpenBatch(ctx context.Context) (*sterad.Batch, error) {
 func (g *Gateway) Acquirer() sterad.LinkStatus { return g.sd.status() }
 
 // Alerts returns the transactions the hotel must act on: offline approvals
-// the issuer later declined, and completions withdrawn because their
-// offline pre-authorization was declined (collect another way).
+// the issuer later declined, completions withdrawn because their offline
+// pre-authorization was declined (collect another way), and messages owed
+// to the acquirer whose kept card cannot be read (a lost key).
 func (g *Gateway) Alerts(ctx context.Context) ([]*sterad.Transaction, error) {
 	declined, err := g.j.store.Transactions(ctx, sterad.TransactionFilter{Status: sterad.StatusDeclined})
 	if err != nil {
@@ -184,6 +185,17 @@ func (g *Gateway) Alerts(ctx context.Context) ([]*sterad.Transaction, error) {
 	var out []*sterad.Transaction
 	for _, t := range declined {
 		if t.Offline && t.LocalCode != "" || strings.HasPrefix(t.Reason, "ALERT:") {
+			out = append(out, t)
+		}
+	}
+	// Transactions still owed to the acquirer that cannot go on alone
+	// (a kept card that cannot be read).
+	open, err := g.j.store.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range open {
+		if strings.HasPrefix(t.Reason, "ALERT:") {
 			out = append(out, t)
 		}
 	}

@@ -132,6 +132,12 @@ func newHarness(t *testing.T) *harness {
 
 func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, tune ...func(*gateway.Config)) *harness {
 	t.Helper()
+	return startWrapped(t, dir, host, term, nil, tune...)
+}
+
+// startWrapped is startHarness with the gateway's store wrapped (nil: not).
+func startWrapped(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, wrap func(sterad.Store) sterad.Store, tune ...func(*gateway.Config)) *harness {
+	t.Helper()
 	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
 	opts := offline.DefaultOptions()
 	opts.Clock = clock
@@ -149,8 +155,12 @@ func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, 
 	for _, f := range tune {
 		f(&cfg)
 	}
+	var store sterad.Store = db
+	if wrap != nil {
+		store = wrap(db)
+	}
 	gw, err := gateway.New(cfg, gateway.Deps{
-		Store: db, Acquirer: host, Terminals: []sterad.Terminal{term}, Clock: clock, Logger: testLogger(),
+		Store: store, Acquirer: host, Terminals: []sterad.Terminal{term}, Clock: clock, Logger: testLogger(),
 		NewID: func() string { return fmt.Sprintf("T%06d", n.Add(1)) },
 	})
 	if err != nil {
