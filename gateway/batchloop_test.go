@@ -51,6 +51,7 @@ func startWith(t *testing.T, acq sterad.Acquirer, fh *fakeHost, tune ...func(*ga
 	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
 	opts := offline.DefaultOptions()
 	opts.Clock = clock
+	opts.KEKs = []*offline.KEK{harnessKEK}
 	db, err := offline.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)

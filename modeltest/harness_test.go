@@ -137,6 +137,9 @@ func newHarness(dir string) (*harness, error) {
 
 func (h *harness) gw() *gateway.Gateway { return h.inc.gw }
 
+// modelKEK wraps the model stores' keys (the same one at every restart).
+var modelKEK, _ = offline.NewKEK(make([]byte, offline.KEKSize))
+
 // start starts an incarnation of sterad on the data directory.
 func (h *harness) start() error {
 	inc := &incarnation{}
@@ -145,6 +148,7 @@ func (h *harness) start() error {
 	h.inc = inc
 	opts := offline.DefaultOptions()
 	opts.Clock = h.clock
+	opts.KEKs = []*offline.KEK{modelKEK}
 	db, err := offline.Open(h.dir, opts)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
