@@ -49,6 +49,7 @@ it is answered.`,
 				return err
 			}
 			defer os.RemoveAll(dir)
+			defer os.Remove(simulateKEKPath(dir))
 			return runBench(cmd.Context(), cmd.OutOrStdout(), dir, *o)
 		},
 	}

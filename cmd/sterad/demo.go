@@ -36,6 +36,7 @@ and checks that sterad's books and the test acquirer's ledger agree.`,
 			}
 			if !keep {
 				defer os.RemoveAll(dir)
+				defer os.Remove(simulateKEKPath(dir))
 			}
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), dir)
 		},

@@ -16,7 +16,6 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd := NewRootCommand()
-	addStoreCommands(cmd) // keys, store, backup, restore (storecmd.go)
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		var ex *exitError
 		if errors.As(err, &ex) {

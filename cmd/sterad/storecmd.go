@@ -20,47 +20,6 @@ import (
 	"github.com/sterad/sterad/offline"
 )
 
-// addStoreCommands adds keys, store, backup and restore to the root
-// command. They read the root's persistent flags (--config, --data, --api,
-// --token, --json).
-func addStoreCommands(root *cobra.Command) {
-	g := &lazyGlobals{}
-	root.AddCommand(newKeysCommand(&g.g), newStoreCommand(g), newBackupCommand(g), newRestoreCommand(g))
-	for _, c := range root.Commands() {
-		switch c.Name() {
-		case "keys", "store", "backup", "restore":
-			wrapRun(c, g)
-		}
-	}
-}
-
-// lazyGlobals fills a globalOptions from the root's persistent flags when
-// a command runs.
-type lazyGlobals struct{ g globalOptions }
-
-func (l *lazyGlobals) load(cmd *cobra.Command) {
-	get := func(name string) string {
-		if f := cmd.Flag(name); f != nil {
-			return f.Value.String()
-		}
-		return ""
-	}
-	l.g = globalOptions{configPath: get("config"), apiAddr: get("api"), token: get("token"), dataDir: get("data"), json: get("json") == "true"}
-}
-
-// wrapRun loads the globals before every RunE under c.
-func wrapRun(c *cobra.Command, l *lazyGlobals) {
-	if run := c.RunE; run != nil {
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			l.load(cmd)
-			return run(cmd, args)
-		}
-	}
-	for _, sub := range c.Commands() {
-		wrapRun(sub, l)
-	}
-}
-
 // cliKEKPath is the KEK file a command run beside the daemon uses: as the
 // daemon finds it, and the simulation's own when only that one exists.
 func cliKEKPath(cfg Config, flag string) string {
@@ -74,7 +33,7 @@ func cliKEKPath(cfg Config, flag string) string {
 	return p
 }
 
-func newStoreCommand(l *lazyGlobals) *cobra.Command {
+func newStoreCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "store", Short: "Check the store, or start it without lost card keys (daemon stopped)"}
 	var kekFile string
 	check := &cobra.Command{
@@ -86,7 +45,7 @@ and, when the key-encryption key is found, the key files, and list the
 kept cards whose key is lost. Exits 1 when anything is wrong.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := l.g.config()
+			cfg, err := g.config()
 			if err != nil {
 				return err
 			}
@@ -101,7 +60,7 @@ kept cards whose key is lost. Exits 1 when anything is wrong.`,
 			if err != nil {
 				return err
 			}
-			if l.g.json {
+			if g.json {
 				return json.NewEncoder(out).Encode(res)
 			}
 			fmt.Fprintf(out, "store %s (schema %d, created %s): %d transactions, %d kept cards\n",
@@ -130,7 +89,7 @@ unreadable (the store lists them, and the gateway never sends a
 transaction without its card data). Prefer sterad restore.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := l.g.config()
+			cfg, err := g.config()
 			if err != nil {
 				return err
 			}
@@ -187,7 +146,7 @@ func (a storeAdmin) Backup(ctx context.Context, w io.Writer, recipients []string
 	return nil
 }
 
-func newBackupCommand(l *lazyGlobals) *cobra.Command {
+func newBackupCommand(g *globalOptions) *cobra.Command {
 	var to, recipFile string
 	var recips []string
 	cmd := &cobra.Command{
@@ -219,7 +178,7 @@ key-encryption key: keep them apart from the backups.
 			if _, err := offline.ParseBackupRecipients(recips); err != nil {
 				return err
 			}
-			c, err := l.g.client()
+			c, err := g.client()
 			if err != nil {
 				return err
 			}
@@ -326,7 +285,7 @@ func fetchBackup(ctx context.Context, c *api.Client, recips []string, to string)
 	return n, nil
 }
 
-func newRestoreCommand(l *lazyGlobals) *cobra.Command {
+func newRestoreCommand(g *globalOptions) *cobra.Command {
 	var from, identity, kekFile string
 	cmd := &cobra.Command{
 		Use:   "restore --from FILE --identity FILE --data DIR",
@@ -340,7 +299,7 @@ must be here (kek_file, STERAD_KEK_FILE, --kek-file).`,
 			if from == "" || identity == "" {
 				return errors.New("give --from FILE and --identity FILE")
 			}
-			cfg, err := l.g.config()
+			cfg, err := g.config()
 			if err != nil {
 				return err
 			}

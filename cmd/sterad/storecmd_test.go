@@ -35,7 +35,6 @@ func storeOptions(t *testing.T, dir string) offline.Options {
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	cmd := NewRootCommand()
-	addStoreCommands(cmd)
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
