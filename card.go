@@ -355,7 +355,7 @@ func (c *Card) LogValue() slog.Value {
 	if c == nil {
 		return slog.StringValue("<nil>")
 	}
-	return slog.GroupValue(slog.String("pan", c.PAN.Masked()), slog.String("entry", string(c.Entry)), slog.String("brand", string(c.Brand)))
+	return slog.GroupValue(slog.String("pan", c.MaskedPAN()), slog.String("entry", string(c.Entry)), slog.String("brand", string(c.Brand)))
 }
 
 // Validate checks the card as a whole at t: the card number (12 to 19
@@ -587,7 +587,7 @@ func isDigits(s string) bool {
 // the claimed brand when it disagreed with the range (and was overridden),
 // "" otherwise; the caller logs that, masked.
 func (c *Card) SettleBrand() (claimed Brand) {
-	own := BrandOf(string(c.PAN))
+	own := BrandOf(c.MaskedPAN()) // the range is in the first digits, in clear even when masked
 	if own == BrandUnknown {
 		if c.Brand == "" {
 			c.Brand = BrandUnknown
