@@ -36,9 +36,9 @@
 // The UTF-8 JSON object {"pan":"…","expiry":"YYMM"} (swipe adds
 // "track2"), zero-padded to whole 16-byte blocks, AES-128-CBC with an IV
 // of 16 zero bytes under the request data-encryption key of the block's
-// KSN, uppercase hex. CBC without a MAC does not authenticate: Decrypt
-// refuses anything that is not exactly such an object with a well-formed
-// card, which a tampered block or KSN is not but with negligible chance.
+// KSN, uppercase hex. CBC without a MAC does not authenticate, so Decrypt
+// refuses anything but exactly such an object with a well-formed card: a
+// tampered block or KSN decrypts to one only with negligible chance.
 // Errors never contain card data, and Card prints only its masked PAN.
 //
 // # The test BDK

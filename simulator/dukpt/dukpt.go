@@ -15,7 +15,7 @@ import (
 const KeySize = 16
 
 // MaxOneBits is the most one bits a transaction counter may have
-// (X9.24-3-2017 §6.1, MAX_WORK): a terminal skips the other counters.
+// (MAX_WORK of X9.24-3-2017): a terminal skips the other counters.
 const MaxOneBits = 16
 
 // The standard's own test data (X9.24-3-2017 Annex B, terminal-link.md §7).
@@ -70,7 +70,7 @@ func ParseKey(s string) (Key, error) {
 func (Key) Format(f fmt.State, _ rune) { fmt.Fprint(f, "dukpt.Key(hidden)") }
 
 // KeyUsage is the key usage indicator of the derivation data (X9.24-3-2017
-// §6.3.2, Table 2).
+// "Create Derivation Data", §6.3.3).
 type KeyUsage uint16
 
 // Key usages. Card data uses UsageDataEncryptRequest.
@@ -87,7 +87,7 @@ const (
 	UsageInitialKey          KeyUsage = 0x8001 // the initial key, from the BDK
 )
 
-// The derivation data's fixed fields for an AES-128 key (§6.3.2).
+// The derivation data's fixed fields for an AES-128 key (§6.3.3).
 const (
 	derivationVersion      = 0x01
 	keyBlockCounter        = 0x01   // one block: a 128-bit key
@@ -196,7 +196,7 @@ func NextCounter(last uint32) (next uint32, ok bool) {
 	n := uint64(last) + 1
 	// Every number from n up to n+lowbit(n)-1 has all of n's one bits: when
 	// n has too many, so do they, and the next candidate is n+lowbit(n).
-	// This is the standard's terminal rule (§6.5): a counter with
+	// This is the standard's terminal rule: a counter with
 	// MAX_WORK one bits is followed by counter + its lowest one bit.
 	for bits.OnesCount64(n) > MaxOneBits {
 		n += n & -n
@@ -208,7 +208,7 @@ func NextCounter(last uint32) (next uint32, ok bool) {
 }
 
 // InitialKeyDerivationData is the derivation data of a terminal's initial
-// key (§6.3.2, usage 0x8001): the whole initial key ID in bytes 8 to 15.
+// key (§6.3.3, usage 0x8001): the whole initial key ID in bytes 8 to 15.
 func InitialKeyDerivationData(id InitialKeyID) [16]byte {
 	d := derivationHeader(UsageInitialKey)
 	copy(d[8:], id[:])
@@ -216,7 +216,7 @@ func InitialKeyDerivationData(id InitialKeyID) [16]byte {
 }
 
 // DerivationData is the derivation data of a key for usage at ksn's
-// counter (§6.3.2): bytes 8 to 15 are the KSN's rightmost 8 bytes, the
+// counter (§6.3.3): bytes 8 to 15 are the KSN's rightmost 8 bytes, the
 // derivation ID and the counter. Intermediate derivation keys use
 // UsageKeyDerivation with the counter built so far.
 func DerivationData(usage KeyUsage, ksn KSN) [16]byte {

@@ -6,3 +6,6 @@ var (
 	EncryptData = encryptData
 	DecryptData = decryptData
 )
+
+// EncryptCard is the terminal's card block encryption under a given key.
+var EncryptCard = encryptCard
