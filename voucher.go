@@ -414,9 +414,13 @@ func ApplyVouchers(programs []VoucherProgram, c VoucherCheckout, used VoucherUse
 		}
 		valid := p.ValidNights(c.Stay)
 		if len(valid) == 0 {
+			stayNights := fmt.Sprintf("the nights of %s to %s", c.Stay.CheckIn, c.Stay.CheckOut.AddDays(-1))
+			if nights == 1 {
+				stayNights = "the night of " + c.Stay.CheckIn.String()
+			}
 			return VoucherResult{}, Errorf(EInvalid, "voucher_dates",
-				"%s vouchers pay for the nights of %s to %s; no night of this stay (%s to %s) is inside them",
-				p.Name, p.ValidFrom, p.ValidTo, c.Stay.CheckIn, c.Stay.CheckOut.AddDays(-1))
+				"%s vouchers pay for the nights of %s to %s; this stay (%s) is outside them",
+				p.Name, p.ValidFrom, p.ValidTo, stayNights)
 		}
 		minPlan := p.MinPlanPerPersonNight.orZero(cur)
 		if need := minPlan.Value.Mul(decimal.NewFromInt(int64(c.Guests * nights))); plan.Value.LessThan(need) {
