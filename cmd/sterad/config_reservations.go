@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -101,16 +102,18 @@ func (c *Config) reservationErrors() []error {
 // it. Errors name their key under prefix. A row whose own values could
 // not be read is reported once, by the key that failed, and the domain's
 // checks of the table as a whole wait until every row can be read.
+// (A row without days_before gets a placeholder of its own, negative and
+// unique, whose complaints are dropped.)
 func (pc *CancellationPolicyConfig) policy(prefix string) (sterad.CancellationPolicy, []error) {
 	var errs []error
-	failed := map[string]bool{} // domain keys ("rows[1]", "noshow") whose values could not be read
+	var failed []string // the domain's messages about values that could not be read: "rows[1]: percent"
 	p := sterad.CancellationPolicy{Version: pc.Version}
 	for i, r := range pc.Rows {
 		key := fmt.Sprintf("rows[%d]", i)
 		row := sterad.FeeRow{DaysBefore: -1 - i, Of: sterad.FeeBasis(r.Of)}
 		if r.DaysBefore == nil {
 			errs = append(errs, fmt.Errorf("%s.%s.days_before: is required (0 is the arrival day)", prefix, key))
-			failed[key] = true
+			failed = append(failed, key+": days_before")
 		} else {
 			row.DaysBefore = *r.DaysBefore
 		}
@@ -120,7 +123,7 @@ func (pc *CancellationPolicyConfig) policy(prefix string) (sterad.CancellationPo
 		pct, err := parsePercent(r.Percent)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s.%s.percent: %s", prefix, key, err))
-			failed[key] = true
+			failed = append(failed, key+": percent")
 		}
 		row.Percent = pct
 		p.Rows = append(p.Rows, row)
@@ -133,18 +136,17 @@ func (pc *CancellationPolicyConfig) policy(prefix string) (sterad.CancellationPo
 		pct, err := parsePercent(pc.NoShow.Percent)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s.noshow.percent: %s", prefix, err))
-			failed["noshow"] = true
+			failed = append(failed, "noshow: percent")
 		}
 		n.Percent = pct
 		p.NoShow = &n
 	}
 	if len(failed) > 0 {
-		failed["rows"] = true // the whole table is checked once its rows can be read
+		failed = append(failed, "rows: ") // the whole table is checked once its rows can be read
 	}
 	for _, e := range unjoin(p.Validate()) {
 		msg := sterad.ErrorMessage(e)
-		key, _, _ := strings.Cut(msg, ":")
-		if failed[key] {
+		if slices.ContainsFunc(failed, func(f string) bool { return strings.HasPrefix(msg, f) }) {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s.%s", prefix, msg))
