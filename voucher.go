@@ -290,8 +290,11 @@ type VoucherResult struct {
 	Remainder    Amount           `json:"remainder"`        // the bill minus the vouchers: for deposits and the card
 }
 
-// VoucherUsed reports whether a voucher number of a program was already
-// accepted (it is in the voucher log). An error stops ApplyVouchers.
+// VoucherUsed reports whether a voucher number (canonical, as
+// NormalizeVoucherNumber gives it) of a program was already accepted: it
+// is in the voucher log. An error stops ApplyVouchers. The caller holds
+// whatever lock keeps two check-outs from accepting one voucher at once,
+// until the voucher log lines are committed.
 type VoucherUsed func(program, number string) (bool, error)
 
 // ApplyVouchers checks the vouchers entered at a check-out and applies
@@ -320,7 +323,8 @@ type VoucherUsed func(program, number string) (bool, error)
 //     FAQ: a ¥12,800 plan takes two ¥5,000 vouchers and ¥2,800 by card,
 //     never three);
 //   - voucher_used (EConflict): a number already accepted before (used
-//     is asked only when every other rule holds).
+//     is asked only when every other rule holds; a nil used is an
+//     internal error, never "not used").
 //
 // When only some nights are inside the program's dates, the room plan is
 // taken as spread evenly over the nights, and the part of the eligible
@@ -401,7 +405,7 @@ func ApplyVouchers(programs []VoucherProgram, c VoucherCheckout, used VoucherUse
 	total := zero(cur)
 	for _, g := range groups {
 		p := g.p
-		if p.DirectBookingsOnly && c.Booking != BookingDirect {
+		if p.DirectBookingsOnly && !strings.EqualFold(strings.TrimSpace(c.Booking), BookingDirect) {
 			booking := c.Booking
 			if booking == "" {
 				booking = "not given"
@@ -452,15 +456,16 @@ func ApplyVouchers(programs []VoucherProgram, c VoucherCheckout, used VoucherUse
 		return VoucherResult{}, Errorf(EInvalid, "voucher_exceeds_plan",
 			"vouchers of %s in all are more than the room plan %s: vouchers give no change and pay the room plan only", total.Display(), plan.Display())
 	}
-	if used != nil {
-		for _, a := range applied {
-			u, err := used(a.Program, a.Number)
-			if err != nil {
-				return VoucherResult{}, err
-			}
-			if u {
-				return VoucherResult{}, Errorf(EConflict, "voucher_used", "voucher %s of %s was already used: a voucher pays once", a.Number, a.Program)
-			}
+	if used == nil {
+		return VoucherResult{}, Errorf(EInternal, "internal", "vouchers cannot be checked without the voucher log")
+	}
+	for _, a := range applied {
+		u, err := used(a.Program, a.Number)
+		if err != nil {
+			return VoucherResult{}, err
+		}
+		if u {
+			return VoucherResult{}, Errorf(EConflict, "voucher_used", "voucher %s of %s was already used: a voucher pays once", a.Number, a.Program)
 		}
 	}
 	res.Vouchers = applied

@@ -216,7 +216,7 @@ func TestApplyVouchersReasonRecorded(t *testing.T) {
 			{Program: "OITA2016", Number: "0000000001", HolderMatches: true, HolderReason: "ignored"},
 			{Program: "OITA2016", Number: "0000000002", HolderReason: " 母からの贈り物 "},
 		}}
-	res, err := sterad.ApplyVouchers([]sterad.VoucherProgram{oita(t)}, c, nil)
+	res, err := sterad.ApplyVouchers([]sterad.VoucherProgram{oita(t)}, c, neverUsed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestPlanCheckout(t *testing.T) {
 	// ¥10,000 of vouchers and ¥5,800 by card.
 	c := sterad.VoucherCheckout{Reference: "RSV-0042", Stay: sterad.Stay{CheckIn: date(t, "2016-08-01"), CheckOut: date(t, "2016-08-02")},
 		Guests: 1, Booking: sterad.BookingDirect, Bill: sterad.Bill{RoomPlan: yen(12800), Other: yen(3000)}, Vouchers: numbered(2)}
-	plan, err := sterad.PlanCheckout([]sterad.VoucherProgram{oita(t)}, c, nil, nil)
+	plan, err := sterad.PlanCheckout([]sterad.VoucherProgram{oita(t)}, c, neverUsed, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,13 +260,13 @@ func TestPlanCheckout(t *testing.T) {
 		t.Errorf("split: %+v", plan.Split)
 	}
 	// With a ¥5,000 deposit: ¥800 by card.
-	plan, err = sterad.PlanCheckout([]sterad.VoucherProgram{oita(t)}, c, nil, []sterad.Refundable{charge("D1", 5000, 0)})
+	plan, err = sterad.PlanCheckout([]sterad.VoucherProgram{oita(t)}, c, neverUsed, []sterad.Refundable{charge("D1", 5000, 0)})
 	if err != nil || plan.Split.Card.Minor() != 800 || plan.Split.Deposits.Minor() != 5000 {
 		t.Errorf("with a deposit: %+v %v", plan.Split, err)
 	}
 	// A refused voucher refuses the check-out: nothing is split.
 	c.Vouchers = numbered(3)
-	if _, err := sterad.PlanCheckout([]sterad.VoucherProgram{oita(t)}, c, nil, nil); sterad.ErrorCode(err) != "voucher_exceeds_plan" {
+	if _, err := sterad.PlanCheckout([]sterad.VoucherProgram{oita(t)}, c, neverUsed, nil); sterad.ErrorCode(err) != "voucher_exceeds_plan" {
 		t.Errorf("three vouchers: %v", err)
 	}
 }
@@ -334,5 +334,20 @@ func TestClaimDue(t *testing.T) {
 	}
 	if _, err := sterad.ParseYearMonth("2016-13"); sterad.ErrorCode(err) != "invalid_month" {
 		t.Errorf("month 13: %v", err)
+	}
+}
+
+func neverUsed(string, string) (bool, error) { return false, nil }
+
+// Without the voucher log, no voucher is accepted: "cannot tell" is never
+// "not used".
+func TestApplyVouchersNeedsTheLog(t *testing.T) {
+	c := sterad.VoucherCheckout{Stay: sterad.Stay{CheckIn: date(t, "2016-08-01"), CheckOut: date(t, "2016-08-02")},
+		Guests: 1, Booking: " Direct ", Bill: sterad.Bill{RoomPlan: yen(12800)}, Vouchers: numbered(1)}
+	if _, err := sterad.ApplyVouchers([]sterad.VoucherProgram{oita(t)}, c, nil); sterad.ErrorKind(err) != sterad.EInternal {
+		t.Fatalf("no voucher log: %v", err)
+	}
+	if res, err := sterad.ApplyVouchers([]sterad.VoucherProgram{oita(t)}, c, neverUsed); err != nil || res.Applied.Minor() != 5000 {
+		t.Fatalf("booking %q: %v", c.Booking, err)
 	}
 }

@@ -17,7 +17,7 @@ func checkout(t *testing.T, programs []sterad.VoucherProgram, ref, in, out strin
 	t.Helper()
 	c := sterad.VoucherCheckout{Reference: ref, Stay: sterad.Stay{CheckIn: date(t, in), CheckOut: date(t, out)}, Guests: guests,
 		Booking: sterad.BookingDirect, Bill: sterad.Bill{RoomPlan: yen(plan)}, Vouchers: v}
-	res, err := sterad.ApplyVouchers(programs, c, nil)
+	res, err := sterad.ApplyVouchers(programs, c, neverUsed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func TestReservationConfigFromInterface(t *testing.T) {
 	// The FAQ's example through the configured program.
 	res, err := sterad.ApplyVouchers(programs, sterad.VoucherCheckout{Stay: sterad.Stay{CheckIn: d("2016-08-01"), CheckOut: d("2016-08-02")},
 		Guests: 1, Booking: "direct", Bill: sterad.Bill{RoomPlan: sterad.NewAmount(12800, sterad.JPY)},
-		Vouchers: []sterad.VoucherUse{{Program: "OITA2016", Number: "0000000001", HolderMatches: true}, {Program: "OITA2016", Number: "0000000002", HolderMatches: true}}}, nil)
+		Vouchers: []sterad.VoucherUse{{Program: "OITA2016", Number: "0000000001", HolderMatches: true}, {Program: "OITA2016", Number: "0000000002", HolderMatches: true}}}, func(string, string) (bool, error) { return false, nil })
 	if err != nil || res.Remainder.Minor() != 2800 {
 		t.Errorf("¥12,800 with two vouchers: %+v %v", res, err)
 	}
