@@ -341,11 +341,11 @@ func ApplyVouchers(programs []VoucherProgram, c VoucherCheckout, used VoucherUse
 	if len(c.Vouchers) == 0 {
 		return res, nil
 	}
-	if c.Guests < 1 {
-		return VoucherResult{}, Errorf(EInvalid, "invalid_guests", "the number of guests must be at least 1 (it is %d)", c.Guests)
+	if c.Guests < 1 || c.Guests > 999 {
+		return VoucherResult{}, Errorf(EInvalid, "invalid_guests", "the number of guests must be from 1 to 999 (it is %d)", c.Guests)
 	}
-	if c.Stay.CheckIn.IsZero() || c.Stay.CheckOut.IsZero() || c.Stay.Nights() < 0 {
-		return VoucherResult{}, Errorf(EInvalid, "invalid_stay", "vouchers need the stay: a check-in and a check-out on or after it")
+	if c.Stay.CheckIn.IsZero() || c.Stay.CheckOut.IsZero() || c.Stay.Nights() < 0 || c.Stay.Nights() > 366 {
+		return VoucherResult{}, Errorf(EInvalid, "invalid_stay", "vouchers need the stay: a check-in and a check-out on or after it, at most 366 nights later")
 	}
 
 	// Each voucher: its program, its number, its holder.
