@@ -27,6 +27,7 @@ type Config struct {
 	Offline           OfflineConfig     `yaml:"offline"`
 	Settlement        SettlementConfig  `yaml:"settlement"`
 	Reservations      ReservationConfig `yaml:"reservations"`
+	Vouchers          []VoucherConfig   `yaml:"vouchers"` // travel-voucher programs (config_reservations.go)
 	Log               LogConfig         `yaml:"log"`
 	// ShutdownGrace bounds how long a stop (SIGTERM) lets payments in
 	// flight finish (default: acquirer.timeout + 5s).
@@ -84,12 +85,6 @@ type SettlementConfig struct {
 	Holidays string            `yaml:"holidays"` // a newer bank-holiday calendar file
 }
 
-// ReservationConfig governs guaranteed reservations.
-type ReservationConfig struct {
-	NoShowCutoff string   `yaml:"noshow_cutoff"` // local time on the arrival day, default 18:00
-	Retention    Duration `yaml:"retention"`     // after check-out, default 7 days
-}
-
 // LogConfig sets logging.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -129,7 +124,7 @@ func DefaultConfig() Config {
 		Settlement: SettlementConfig{Cutoff: "02:00", Timezone: "Asia/Tokyo", FeeRates: map[string]string{
 			"visa": "2.58", "mastercard": "2.58", "unionpay": "2.90", "jcb": "2.48", "amex": "3.25", "diners": "3.25",
 		}},
-		Reservations: ReservationConfig{NoShowCutoff: "18:00", Retention: Duration(7 * 24 * time.Hour)},
+		Reservations: ReservationConfig{NoShowCutoff: "18:00", Retention: Duration(7 * 24 * time.Hour), HoldAlert: Duration(sterad.DefaultHoldAlert)},
 		Log:          LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -269,9 +264,7 @@ func (c *Config) Validate() error {
 			bad("settlement.fee_rates.%s: %q is not a percentage", brand, rate)
 		}
 	}
-	if !timeRe.MatchString(c.Reservations.NoShowCutoff) {
-		bad("reservations.noshow_cutoff %q is not a time like \"18:00\"", c.Reservations.NoShowCutoff)
-	}
+	errs = append(errs, c.reservationErrors()...) // reservations: and vouchers: (config_reservations.go)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
