@@ -51,6 +51,13 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	if cfg.MerchantID == "" || cfg.VirtualTerminalID == "" {
 		return nil, errors.New("gateway: merchant ID and virtual terminal ID are required")
 	}
+	switch cfg.CardData {
+	case "":
+		cfg.CardData = sterad.CardDataBlind
+	case sterad.CardDataBlind, sterad.CardDataClear:
+	default:
+		return nil, fmt.Errorf("gateway: card data mode %q: use %s or %s", cfg.CardData, sterad.CardDataBlind, sterad.CardDataClear)
+	}
 	if cfg.Currency.Code == "" {
 		cfg.Currency = sterad.JPY
 	}

@@ -204,6 +204,15 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 			return nil, err
 		}
 	}
+	if p.op == sterad.OpCardCheck && p.token != "" {
+		// A guarantee given as a host token (card-data-blind): checked
+		// at the host by its token (DE 22 = 102), then bound to the
+		// reservation like a token a card check obtained.
+		if err := rq.vt.checkGuaranteeToken(ctx, p.reference, p.token); err != nil {
+			return nil, err
+		}
+		t.Entry = sterad.EntryToken
+	}
 
 	// The terminal: known, online, and free.
 	if p.term != nil {
@@ -256,7 +265,7 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 			return nil, err
 		}
 		s.msg = msg
-		if card != nil && keepsOwnCard(t.Op) {
+		if card != nil && !card.Blind() && !rq.blind() && keepsOwnCard(t.Op) {
 			change.SealCards = append(change.SealCards, sterad.SealCard{Owner: t.ID, Card: card})
 			t.HasCard = true
 		}
