@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -18,6 +19,8 @@ const (
 	TagStandIn     = "SI"
 	TagReversal    = "RR"
 	TagBatchUpload = "BU"
+	TagKSN         = "KS"
+	TagEncrypted   = "EC"
 )
 
 // check says whether v is a valid value of t.
@@ -80,6 +83,38 @@ func decodeDE48(m *hostMsg, s string, w *wireMessage) error {
 			return err
 		}
 	}
+	if (m.KSN == "") != (m.EncryptedCard == "") {
+		return errKSNWithEC
+	}
+	return nil
+}
+
+// errKSNWithEC: tags KS and EC come together or not at all.
+var errKSNWithEC = errors.New("tags KS and EC go together")
+
+// cardDEs are the data elements an encrypted card (tag EC) replaces.
+var cardDEs = []int{2, 14, 35}
+
+// encryptedCard is tag EC: an encrypting terminal's card block, hex,
+// passed on unchanged with its KSN (tag KS) instead of DE 2, 14 and 35
+// (acquirer-host.md §8).
+func encryptedCard(m *hostMsg) (string, error) {
+	switch {
+	case (m.KSN == "") != (m.EncryptedCard == ""):
+		return "", errKSNWithEC
+	case m.EncryptedCard != "" && (m.PAN != "" || !m.Expiry.IsZero() || len(m.Track2) > 0):
+		return "", errors.New("tag EC replaces DE 2, 14 and 35: a message carries one or the other")
+	}
+	return m.EncryptedCard, nil
+}
+
+func setEncryptedCard(m *hostMsg, v string, w *wireMessage) error {
+	for _, de := range cardDEs {
+		if _, ok := w.value(de); ok {
+			return fmt.Errorf("tag EC replaces DE 2, 14 and 35: DE %d is present", de)
+		}
+	}
+	m.EncryptedCard = v
 	return nil
 }
 

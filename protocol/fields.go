@@ -55,6 +55,8 @@ var tags = []tag{
 	{TagStandIn, 1, 1, digitChars, flag(func(m *hostMsg) *bool { return &m.StandIn })},
 	{TagReversal, 2, 2, printChars, str(func(m *hostMsg) *string { return &m.ReversalReason })},
 	{TagBatchUpload, 1, 1, digitChars, flag(func(m *hostMsg) *bool { return &m.BatchUpload })},
+	{TagKSN, 24, 24, printChars, str(func(m *hostMsg) *string { return &m.KSN })},
+	{TagEncrypted, 1, sterad.MaxEncryptedData, printChars, codec{put: encryptedCard, get: setEncryptedCard}},
 }
 
 type hostMsg = sterad.HostMessage

@@ -41,6 +41,20 @@ const (
 	testToken = "TK00000000000042"
 )
 
+// Card blocks of terminal FD01 (terminal-link.md §7): the test card
+// 4111111111111111, expiry 2812, encrypted under the test BDK with the KSN
+// counters 1, 2 and 3 (the third with its track 2, a swipe). Made by
+// simulator/dukpt, which the protocol package does not import: the
+// gateway passes them on and cannot read them.
+const (
+	blockKSN1  = "123456781483E0A100000001"
+	blockData1 = "8E6F4F94F0072028F58E826780D4ACA3C7A5A72CCCE8D8D90E204818893F08276CECA8BBBFA06A52AA3A2653D4654BB8"
+	blockKSN2  = "123456781483E0A100000002"
+	blockData2 = "579F8ABB034587CB81FF133D1DA83446B0DC1CD23BDDA4195EBA49745233BF990E3AD8DCD27990EFCB6D02862BFEE9EF"
+	blockKSN3  = "123456781483E0A100000003"
+	blockData3 = "E852B429063C0AFCE4049CC7697F80BFDB6144774A1C7786C295140FB25C3ABC15DA5D75046AA0DAD9E6993F7C25ADAF94826F38F0C9F6CB3DE74FE160360BBA01D227530CBC3AF24EF69EB0ABCC0AB3C10F07CF2FF74FC61E448C42A565F714"
+)
+
 type golden struct {
 	name string
 	msg  *sterad.HostMessage
@@ -174,6 +188,50 @@ func goldenMessages() []golden {
 		{"0510", &sterad.HostMessage{
 			MTI: sterad.MTIReconciliationResp, Transmitted: tx.Add(20 * time.Hour), STAN: 20,
 			ResponseCode: "95", TerminalID: termID,
+		}},
+		// Version 1.1, card-data-blind (acquirer-host.md §8): the
+		// terminal's encrypted block (KS, EC) instead of DE 2, 14 and 35;
+		// TR=1 on a pre-authorization and a sale, answered with TK;
+		// uploads by TI and TK.
+		{"0100-preauth-blind", &sterad.HostMessage{
+			MTI: sterad.MTIAuthorization, Processing: sterad.ProcPurchase,
+			HasAmount: true, Amount: jpy(30000), Currency: sterad.JPY, Transmitted: tx, STAN: 41,
+			LocalTime: local, MCC: "7011", Entry: sterad.EntryContactless,
+			Condition: sterad.CondPreauth, TerminalID: termID, MerchantID: merchant,
+			Reference: "RES-0042", Stay: stay, WantToken: true, KSN: blockKSN1, EncryptedCard: blockData1,
+		}},
+		{"0110-approval-token", &sterad.HostMessage{
+			MTI: sterad.MTIAuthorizationResponse, Processing: sterad.ProcPurchase,
+			HasAmount: true, Amount: jpy(30000), Currency: sterad.JPY, Transmitted: tx, STAN: 41,
+			RRN: "607306000141", AuthCode: "B2C3D4", ResponseCode: "00", TerminalID: termID,
+			TI: "TI0000000000041", Token: testToken,
+		}},
+		{"0200-sale-blind", &sterad.HostMessage{
+			MTI: sterad.MTIFinancial, Processing: sterad.ProcPurchase,
+			HasAmount: true, Amount: jpy(12800), Currency: sterad.JPY, Transmitted: tx, STAN: 42,
+			LocalTime: local, MCC: "7011", Entry: sterad.EntryChip,
+			Condition: sterad.CondNormal, TerminalID: termID, MerchantID: merchant, ICC: icc, Batch: 12,
+			WantToken: true, KSN: blockKSN2, EncryptedCard: blockData2,
+		}},
+		{"0210-approval-token", &sterad.HostMessage{
+			MTI: sterad.MTIFinancialResponse, Processing: sterad.ProcPurchase,
+			HasAmount: true, Amount: jpy(12800), Currency: sterad.JPY, Transmitted: tx, STAN: 42,
+			RRN: "607306000142", AuthCode: "C3D4E5", ResponseCode: "00", TerminalID: termID,
+			TI: "TI0000000000042", Token: "TK00000000000043",
+		}},
+		{"0220-standin-blind", &sterad.HostMessage{
+			MTI: sterad.MTIAdvice, Processing: sterad.ProcPurchase,
+			HasAmount: true, Amount: jpy(8800), Currency: sterad.JPY, Transmitted: tx, STAN: 43,
+			LocalTime: local, MCC: "7011", Entry: sterad.EntrySwipe,
+			Condition: sterad.CondNormal, AuthCode: "Y00043", TerminalID: termID, MerchantID: merchant,
+			Batch: 12, StandIn: true, KSN: blockKSN3, EncryptedCard: blockData3,
+		}},
+		{"0320-batch-upload-blind", &sterad.HostMessage{
+			MTI: sterad.MTIBatchUpload, Processing: sterad.ProcPurchase,
+			HasAmount: true, Amount: jpy(12800), Currency: sterad.JPY, Transmitted: tx.Add(20 * time.Hour), STAN: 42,
+			Entry: sterad.EntryChip, Condition: sterad.CondNormal,
+			RRN: "607306000142", AuthCode: "C3D4E5", TerminalID: termID, MerchantID: merchant, Batch: 12,
+			TI: "TI0000000000042", Token: "TK00000000000043",
 		}},
 		{"0800-signon", network(sterad.NetSignOn)},
 		{"0800-echo", network(sterad.NetEcho)},
@@ -425,6 +483,8 @@ func diffMessages(want, got *sterad.HostMessage) []string {
 	check("StandIn (DE 48 SI)", want.StandIn == got.StandIn, want.StandIn, got.StandIn)
 	check("ReversalReason (DE 48 RR)", want.ReversalReason == got.ReversalReason, want.ReversalReason, got.ReversalReason)
 	check("BatchUpload (DE 48 BU)", want.BatchUpload == got.BatchUpload, want.BatchUpload, got.BatchUpload)
+	check("KSN (DE 48 KS)", want.KSN == got.KSN, want.KSN, got.KSN)
+	check("EncryptedCard (DE 48 EC)", want.EncryptedCard == got.EncryptedCard, len(want.EncryptedCard), len(got.EncryptedCard))
 	return d
 }
 
@@ -489,6 +549,19 @@ func TestPackRejects(t *testing.T) {
 			m.Original = &sterad.OriginalData{MTI: sterad.MTIAuthorization, Transmitted: tx}
 		}, 90},
 		{"MTI of 3 digits", func(m *sterad.HostMessage) { m.MTI = "100" }, 0},
+		{"EC beside DE 2 and 14", func(m *sterad.HostMessage) { m.KSN, m.EncryptedCard = blockKSN1, blockData1 }, 48},
+		{"EC beside DE 35", func(m *sterad.HostMessage) {
+			m.PAN, m.Expiry, m.Track2 = "", sterad.Expiry{}, sterad.Sensitive("4111111111111111D28121010000012300")
+			m.KSN, m.EncryptedCard = blockKSN1, blockData1
+		}, 48},
+		{"EC without KS", func(m *sterad.HostMessage) { m.PAN, m.Expiry, m.EncryptedCard = "", sterad.Expiry{}, blockData1 }, 48},
+		{"KS without EC", func(m *sterad.HostMessage) { m.PAN, m.Expiry, m.KSN = "", sterad.Expiry{}, blockKSN1 }, 48},
+		{"KS of 23 characters", func(m *sterad.HostMessage) {
+			m.PAN, m.Expiry, m.KSN, m.EncryptedCard = "", sterad.Expiry{}, blockKSN1[1:], blockData1
+		}, 48},
+		{"EC of 961 characters", func(m *sterad.HostMessage) {
+			m.PAN, m.Expiry, m.KSN, m.EncryptedCard = "", sterad.Expiry{}, blockKSN1, strings.Repeat("A", sterad.MaxEncryptedData+1)
+		}, 48},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -573,6 +646,21 @@ func TestUnpackRejects(t *testing.T) {
 		{"DE 12 missing beside DE 13", func(t *testing.T) []byte {
 			return packWith(t, preauth(), func(msg *iso8583.Message) { msg.UnsetField(12) })
 		}, 12, true},
+		{"tag EC beside DE 2 and 14", func(t *testing.T) []byte {
+			return packWith(t, preauth(), setField(t, 48, "KS024"+blockKSN1+"EC096"+blockData1))
+		}, 48, true},
+		{"tag EC beside DE 35", func(t *testing.T) []byte {
+			return packWith(t, goldenMessage("0200-sale-swipe"), setField(t, 48, "KS024"+blockKSN1+"EC096"+blockData1))
+		}, 48, true},
+		{"tag EC without KS", func(t *testing.T) []byte {
+			return packWith(t, goldenMessage("0200-sale-blind"), setField(t, 48, "EC096"+blockData1))
+		}, 48, true},
+		{"tag KS without EC", func(t *testing.T) []byte {
+			return packWith(t, goldenMessage("0200-sale-blind"), setField(t, 48, "TR0011KS024"+blockKSN1))
+		}, 48, true},
+		{"tag EC with a control character", func(t *testing.T) []byte {
+			return packWith(t, goldenMessage("0200-sale-blind"), setField(t, 48, "KS024"+blockKSN1+"EC002A\x00"))
+		}, 48, true},
 		{"DE 88 missing from the totals", func(t *testing.T) []byte {
 			return packWith(t, recon(), func(msg *iso8583.Message) { msg.UnsetField(88) })
 		}, 88, true},
@@ -588,6 +676,29 @@ func TestUnpackRejects(t *testing.T) {
 				t.Errorf("Unpack returned message %v, want one: %v", m != nil, tt.partial)
 			}
 		})
+	}
+}
+
+// TestBlindSaleByHand checks the card-data-blind layout of
+// acquirer-host.md §8 byte by byte: no DE 2, 14 or 35 in the bitmap, and
+// DE 48 carrying TR, KS and EC in table order, the block unchanged.
+func TestBlindSaleByHand(t *testing.T) {
+	b, err := protocol.Pack(goldenMessage("0200-sale-blind"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	//   0x32 = 0011 0010: bits 3, 4, 7 (no DE 2)
+	//   0x38 = 0011 1000: bits 11, 12, 13 (no DE 14)
+	//   0x00 at bits 33–40: no DE 35; 0xc1: bits 41, 42, 48
+	if want := []byte{0x32, 0x38, 0x44, 0x80, 0x00, 0xc1, 0x82, 0x10}; !bytes.Equal(b[4:12], want) {
+		t.Errorf("bitmap %x, want %x", b[4:12], want)
+	}
+	de48 := "TR0011" + "KS024" + blockKSN2 + "EC096" + blockData2
+	if want := fmt.Sprintf("%03d%s", len(de48), de48); !bytes.Contains(b, []byte(want)) {
+		t.Errorf("DE 48 %q not in %x", want, b)
+	}
+	if bytes.Contains(b, []byte(testPAN.Reveal())) {
+		t.Error("the blind sale carries the card number")
 	}
 }
 

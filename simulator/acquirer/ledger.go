@@ -22,19 +22,20 @@ type Ledger struct {
 }
 
 // Transaction is a financial entry: a sale, refund, completion, no-show
-// charge or stand-in advice.
+// charge, late-cancellation fee, advance deposit or stand-in advice.
 type Transaction struct {
 	Terminal    string        `json:"terminal"`
 	Batch       int           `json:"batch"`
 	STAN        string        `json:"stan"`
 	MTI         string        `json:"mti"`  // 0200 or 0220 (repeats normalised)
-	Kind        string        `json:"kind"` // sale, refund, completion, noshow, standin
+	Kind        string        `json:"kind"` // sale, refund, completion, noshow, cancelfee, deposit, standin
 	Amount      sterad.Amount `json:"amount"`
 	Currency    string        `json:"currency"`
 	MaskedPAN   string        `json:"masked_pan"`
 	RRN         string        `json:"rrn,omitempty"`
 	AuthCode    string        `json:"auth_code,omitempty"`
 	TI          string        `json:"ti,omitempty"`
+	Token       string        `json:"token,omitempty"` // issued on TR=1
 	Response    string        `json:"response_code"`
 	Status      string        `json:"status"`  // approved, reversed, voided, declined_advice
 	Counted     bool          `json:"counted"` // counts in the totals
@@ -83,6 +84,7 @@ type Upload struct {
 	STAN       string        `json:"stan"`
 	Processing string        `json:"processing"`
 	MaskedPAN  string        `json:"masked_pan,omitempty"`
+	TI         string        `json:"ti,omitempty"`
 	Token      string        `json:"token,omitempty"`
 	Amount     sterad.Amount `json:"amount"`
 	RRN        string        `json:"rrn"`
@@ -177,6 +179,7 @@ func (h *Host) Ledger() Ledger {
 			RRN:         t.RRN,
 			AuthCode:    t.AuthCode,
 			TI:          t.TI,
+			Token:       t.Token,
 			Response:    t.Code,
 			Status:      t.Status,
 			Counted:     t.Status == StatusApproved,
@@ -246,6 +249,7 @@ func (h *Host) Ledger() Ledger {
 				STAN:       stanString(u.STAN),
 				Processing: u.Processing,
 				MaskedPAN:  u.Masked,
+				TI:         u.TI,
 				Token:      u.Token,
 				Amount:     amountOf(u.Minor, u.Currency),
 				RRN:        u.RRN,

@@ -36,6 +36,16 @@ var declineTable = map[string]string{
 	"4000000000000226": codeMalfunction,
 }
 
+// declineByHash is declineTable by panHash: the host screens a card it
+// keeps only hashed (a token's) without its number.
+var declineByHash = func() map[string]string {
+	m := make(map[string]string, len(declineTable))
+	for pan, code := range declineTable {
+		m[panHash(sterad.PAN(pan))] = code
+	}
+	return m
+}()
+
 // outcome is what the connection does with a request: send resp (a packed
 // response), or nothing when silent.
 type outcome struct {
@@ -76,6 +86,7 @@ func (s *state) process(req *sterad.HostMessage, ferr error, now time.Time) outc
 		Transmitted: req.Transmitted,
 		MTI:         string(normalize(req.MTI)),
 		Orig:        origString(req.Original),
+		KSN:         req.KSN,
 		Day:         today,
 	}
 	repeat := req.MTI == sterad.MTIAdviceRepeat || req.MTI == sterad.MTIReversalRepeat
@@ -236,6 +247,9 @@ func (s *state) required(req *sterad.HostMessage) *decision {
 	if c := req.MTI[1]; c >= '2' && c <= '5' && req.Batch == 0 {
 		return miss(60, "missing")
 	}
+	if carriesBlock(req) && !blockAllowed(req) {
+		return miss(48, "tags KS and EC are for card-present requests: linked messages carry no card data")
+	}
 	return nil
 }
 
@@ -247,23 +261,37 @@ type card struct {
 	hash   string
 }
 
-// cardOf reads the card of DE 2 + 14 or DE 35. It returns nil when the
-// request carries none, and de ≠ 0 when what it carries is incomplete.
 // requiredCard returns the card of a request that must carry one (DE 2 +
-// 14 or DE 35), or the format-error answer when it does not.
+// 14, DE 35, or DE 48 KS + EC), or the answer when it does not: a format
+// error, or 81 for an encrypted card the host cannot use.
 func (s *state) requiredCard(req *sterad.HostMessage) (*card, *decision) {
-	c, de, why := cardOf(req)
-	if de == 0 && c == nil {
-		de, why = 2, "card data (DE 2 + 14 or DE 35) missing"
+	c, f := s.cardOf(req)
+	if f == nil && c == nil {
+		f = &cardFault{de: 2, why: "card data (DE 2 + 14, DE 35 or DE 48 KS + EC) missing"}
 	}
-	if de != 0 {
-		d := s.formatError(req, de, why)
+	if f != nil {
+		d := s.refuse(req, f)
 		return nil, &d
 	}
 	return c, nil
 }
 
-func cardOf(req *sterad.HostMessage) (c *card, de int, why string) {
+// cardOf reads the card of DE 2 + 14, DE 35, or the encrypted card of
+// DE 48 KS + EC. It returns nil when the request carries none, and a fault
+// when what it carries is incomplete or cannot be decrypted.
+func (s *state) cardOf(req *sterad.HostMessage) (*card, *cardFault) {
+	if carriesBlock(req) {
+		return s.decryptCard(req)
+	}
+	c, de, why := clearCard(req)
+	if de != 0 {
+		return nil, &cardFault{de: de, why: why}
+	}
+	return c, nil
+}
+
+// clearCard reads the card of DE 2 + 14 or DE 35 (version 1).
+func clearCard(req *sterad.HostMessage) (c *card, de int, why string) {
 	switch {
 	case req.PAN != "":
 		exp := req.Expiry
@@ -310,8 +338,11 @@ func parseTrack2(t2 sterad.Sensitive) (sterad.PAN, sterad.Expiry, int) {
 // (13), the decline table, expiry at `at` (54). c may be nil (a request
 // that refers to an earlier card): then only the amount is checked.
 // It returns "" to approve.
+//
+// A card on file (a token's) has no number: the decline table is looked up
+// by its hash, and its expiry is checked when known.
 func (s *state) screen(req *sterad.HostMessage, c *card, at time.Time) string {
-	if c != nil && sterad.ValidatePAN(c.pan.Reveal()) != nil {
+	if c != nil && c.pan != "" && sterad.ValidatePAN(c.pan.Reveal()) != nil {
 		return codeInvalidCard
 	}
 	if req.Amount.Value.GreaterThanOrEqual(sterad.MaxAmount) {
@@ -320,13 +351,21 @@ func (s *state) screen(req *sterad.HostMessage, c *card, at time.Time) string {
 	if c == nil {
 		return ""
 	}
-	if code, ok := declineTable[c.pan.Reveal()]; ok {
+	if code, ok := declineByHash[c.hash]; ok {
 		return code
 	}
-	if c.expiry.Expired(at.In(s.loc)) {
+	if !c.expiry.IsZero() && c.expiry.Expired(at.In(s.loc)) {
 		return codeExpired
 	}
 	return ""
+}
+
+// giveToken sets DE 48 TK on an approval of a request that asked with TR=1
+// (acquirer-host.md §8): a new token for its card, valid for its merchant.
+func (s *state) giveToken(req, resp *sterad.HostMessage, seq uint64) {
+	if req.WantToken {
+		resp.Token = s.token(seq)
+	}
 }
 
 // approval is an approved response with fresh DE 37 and 38.
@@ -369,6 +408,7 @@ func (s *state) preauth(req *sterad.HostMessage, now time.Time) decision {
 	seq := s.next()
 	resp := s.approval(req, codeApproved, now, seq)
 	resp.TI = s.ti(now, seq)
+	s.giveToken(req, resp, seq)
 	a := s.newAuth(req, KindPreauth, resp, now)
 	a.Masked, a.PANHash, a.Expiry, a.TI = c.masked, c.hash, c.expiry.String(), resp.TI
 	s.emit(event{Seq: seq, Auth: a})
@@ -379,9 +419,9 @@ func (s *state) incremental(req *sterad.HostMessage, now time.Time) decision {
 	if req.TI == "" {
 		return s.formatError(req, 48, "tag TI missing")
 	}
-	c, de, why := cardOf(req)
-	if de != 0 {
-		return s.formatError(req, de, why)
+	c, f := s.cardOf(req)
+	if f != nil {
+		return s.refuse(req, f)
 	}
 	p := s.livePreauth(req.TI)
 	if p == nil {
@@ -394,8 +434,9 @@ func (s *state) incremental(req *sterad.HostMessage, now time.Time) decision {
 	seq := s.next()
 	resp := s.approval(req, codeApproved, now, seq)
 	resp.TI = p.TI
+	s.giveToken(req, resp, seq)
 	a := s.newAuth(req, KindIncremental, resp, now)
-	a.Masked, a.PANHash, a.TI, a.Parent = p.Masked, p.PANHash, p.TI, p.ID
+	a.Masked, a.PANHash, a.Expiry, a.TI, a.Parent = p.Masked, p.PANHash, p.Expiry, p.TI, p.ID
 	s.emit(event{Seq: seq, Auth: a})
 	return decision{resp: resp, action: actionCreate, auth: a.ID}
 }
@@ -414,9 +455,7 @@ func (s *state) cardCheck(req *sterad.HostMessage, now time.Time) decision {
 	}
 	seq := s.next()
 	resp := s.approval(req, codeCardValid, now, seq)
-	if req.WantToken {
-		resp.Token = s.token(seq)
-	}
+	s.giveToken(req, resp, seq)
 	a := s.newAuth(req, KindCardCheck, resp, now)
 	a.Masked, a.PANHash, a.Expiry, a.Token = c.masked, c.hash, c.expiry.String(), resp.Token
 	s.emit(event{Seq: seq, Auth: a})
@@ -434,6 +473,8 @@ func (s *state) newAuth(req *sterad.HostMessage, kind string, resp *sterad.HostM
 		Currency:    req.Amount.Currency.Code,
 		RRN:         resp.RRN,
 		AuthCode:    resp.AuthCode,
+		Token:       resp.Token,
+		Merchant:    req.MerchantID,
 		Code:        resp.ResponseCode,
 		Status:      StatusApproved,
 		Reference:   req.Reference,
@@ -474,7 +515,11 @@ func (s *state) financial(req *sterad.HostMessage, now time.Time) decision {
 	case req.Processing != sterad.ProcPurchase:
 		return s.formatError(req, 3, "a financial request is a purchase (000000) or a refund (200000)")
 	case req.MerchantInitiated == sterad.MINoShow:
-		return s.noShow(req, now)
+		return s.merchantCharge(req, KindNoShow, now)
+	case req.MerchantInitiated == miCancelFee:
+		return s.merchantCharge(req, KindCancelFee, now)
+	case req.MerchantInitiated == miDeposit:
+		return s.merchantCharge(req, KindDeposit, now)
 	}
 	c, bad := s.requiredCard(req)
 	if bad != nil {
@@ -492,47 +537,45 @@ func (s *state) financial(req *sterad.HostMessage, now time.Time) decision {
 	return s.charge(req, KindSale, c, now)
 }
 
-func (s *state) noShow(req *sterad.HostMessage, now time.Time) decision {
+// merchantCharge is a charge of a guaranteed reservation, card not
+// present: a no-show (MI=NS), a late-cancellation fee (MI=CX) or an
+// advance deposit (MI=DP), to the card (DE 2 + 14) or to its token (DE 48
+// TK with DE 22 = 102).
+func (s *state) merchantCharge(req *sterad.HostMessage, kind string, now time.Time) decision {
 	switch {
 	case req.Stay == nil:
 		return s.formatError(req, 48, "tag LD missing")
 	case req.Reference == "":
 		return s.formatError(req, 48, "tag RF missing")
 	}
-	c, de, why := cardOf(req)
-	if de != 0 {
-		return s.formatError(req, de, why)
-	}
-	if c == nil && req.Token == "" {
+	c, f := s.cardOf(req)
+	switch {
+	case f != nil:
+		return s.refuse(req, f)
+	case c == nil && req.Token == "":
 		return s.formatError(req, 2, "card data (DE 2 + 14) or tag TK missing")
+	case c == nil && req.Entry != sterad.EntryToken:
+		return s.formatError(req, 22, "a charge to a token (tag TK) is DE 22 = 102")
 	}
 	if d := s.openBatch(req); d != nil {
 		return *d
 	}
 	if c == nil {
-		tk, ok := s.tokens[req.Token]
-		if !ok {
-			s.log.Warn("no-show with an unknown token", "terminal", req.TerminalID, "stan", int(req.STAN))
-			return decline(req, codeInvalidCard)
-		}
-		if code := s.screen(req, nil, now); code != "" {
+		var code string
+		if c, code = s.tokenCard(req); code != "" {
 			return decline(req, code)
 		}
-		if exp, err := sterad.ParseExpiry(tk.Expiry); err == nil && exp.Expired(now.In(s.loc)) {
-			return decline(req, codeExpired)
-		}
-		return s.charge(req, KindNoShow, &card{masked: tk.Masked, hash: tk.PANHash}, now)
 	}
 	if code := s.screen(req, c, now); code != "" {
 		return decline(req, code)
 	}
-	return s.charge(req, KindNoShow, c, now)
+	return s.charge(req, kind, c, now)
 }
 
 func (s *state) refund(req *sterad.HostMessage, now time.Time) decision {
-	c, de, why := cardOf(req)
-	if de != 0 {
-		return s.formatError(req, de, why)
+	c, f := s.cardOf(req)
+	if f != nil {
+		return s.refuse(req, f)
 	}
 	if c == nil && req.TI == "" {
 		return s.formatError(req, 2, "a refund needs card data or the TI of the original")
@@ -550,7 +593,7 @@ func (s *state) refund(req *sterad.HostMessage, now time.Time) decision {
 			if code := s.screen(req, nil, now); code != "" {
 				return decline(req, code)
 			}
-			return s.charge(req, KindRefund, &card{masked: orig.Masked, hash: orig.PANHash}, now)
+			return s.charge(req, KindRefund, onFile(orig.Masked, orig.PANHash, orig.Expiry), now)
 		}
 	}
 	if code := s.screen(req, c, now); code != "" {
@@ -562,23 +605,26 @@ func (s *state) refund(req *sterad.HostMessage, now time.Time) decision {
 // refundable returns the counted debit a TI names: a sale, no-show,
 // stand-in or the completion of a pre-authorization.
 func (s *state) refundable(ti string) *txn {
-	r, ok := s.byTI[ti]
-	if !ok {
-		return nil
-	}
-	var t *txn
-	switch {
-	case r.txn != 0:
-		t = s.txnByID(r.txn)
-	case s.authByID(r.auth).completion != 0:
-		t = s.txnByID(s.authByID(r.auth).completion)
-	default:
-		return nil
-	}
-	if t.Status != StatusApproved || t.credit() {
+	t := s.charged(ti)
+	if t == nil || t.Status != StatusApproved || t.credit() {
 		return nil
 	}
 	return t
+}
+
+// charged returns the financial entry a TI names, whatever its status: the
+// transaction, or the completion of the pre-authorization.
+func (s *state) charged(ti string) *txn {
+	r, ok := s.byTI[ti]
+	switch {
+	case !ok:
+		return nil
+	case r.txn != 0:
+		return s.txnByID(r.txn)
+	case s.authByID(r.auth).completion != 0:
+		return s.txnByID(s.authByID(r.auth).completion)
+	}
+	return nil
 }
 
 // charge approves a new financial entry on card c.
@@ -586,6 +632,7 @@ func (s *state) charge(req *sterad.HostMessage, kind string, c *card, now time.T
 	seq := s.next()
 	resp := s.approval(req, codeApproved, now, seq)
 	resp.TI = s.ti(now, seq)
+	s.giveToken(req, resp, seq)
 	t := s.newTxn(req, kind, c, resp, now)
 	s.emit(event{Seq: seq, Txn: t})
 	return decision{resp: resp, action: actionCreate, txn: t.ID}
@@ -607,9 +654,12 @@ func (s *state) newTxn(req *sterad.HostMessage, kind string, c *card, resp *ster
 		Currency:    req.Amount.Currency.Code,
 		Masked:      c.masked,
 		PANHash:     c.hash,
+		Expiry:      c.expiry.String(),
 		RRN:         resp.RRN,
 		AuthCode:    resp.AuthCode,
 		TI:          resp.TI,
+		Token:       resp.Token,
+		Merchant:    req.MerchantID,
 		Code:        resp.ResponseCode,
 		Status:      status,
 		Reference:   req.Reference,
@@ -641,7 +691,7 @@ func (s *state) completion(req *sterad.HostMessage, now time.Time) decision {
 	seq := s.next()
 	resp := reply(req, codeApproved)
 	resp.RRN, resp.AuthCode, resp.TI = s.rrn(now, seq), req.AuthCode, p.TI
-	t := s.newTxn(req, KindCompletion, &card{masked: p.Masked, hash: p.PANHash}, resp, now)
+	t := s.newTxn(req, KindCompletion, onFile(p.Masked, p.PANHash, p.Expiry), resp, now)
 	t.Preauth = p.ID
 	s.emit(event{Seq: seq, Txn: t})
 	return decision{resp: resp, action: actionCreate, txn: t.ID}
@@ -658,12 +708,9 @@ func (s *state) standIn(req *sterad.HostMessage, now time.Time) decision {
 	if req.AuthCode == "" {
 		return s.formatError(req, 38, "missing")
 	}
-	c, de, why := cardOf(req)
-	if de != 0 {
-		return s.formatError(req, de, why)
-	}
-	if c == nil {
-		return s.formatError(req, 2, "card data (DE 2 + 14 or DE 35) missing")
+	c, bad := s.requiredCard(req)
+	if bad != nil {
+		return *bad
 	}
 	if d := s.openBatch(req); d != nil {
 		return *d
@@ -690,8 +737,8 @@ func (s *state) standIn(req *sterad.HostMessage, now time.Time) decision {
 
 func (s *state) upload(req *sterad.HostMessage, now time.Time) decision {
 	switch {
-	case req.PAN == "" && req.Token == "":
-		return s.formatError(req, 2, "DE 2 or tag TK missing")
+	case req.PAN == "" && req.Token == "" && req.TI == "":
+		return s.formatError(req, 2, "DE 2, tag TI or tag TK missing")
 	case req.RRN == "":
 		return s.formatError(req, 37, "missing")
 	case req.AuthCode == "":
@@ -706,6 +753,7 @@ func (s *state) upload(req *sterad.HostMessage, now time.Time) decision {
 		Batch:      req.Batch,
 		STAN:       int(req.STAN),
 		Processing: req.Processing,
+		TI:         req.TI,
 		Token:      req.Token,
 		Minor:      req.Amount.Minor(),
 		Currency:   req.Amount.Currency.Code,
@@ -713,16 +761,24 @@ func (s *state) upload(req *sterad.HostMessage, now time.Time) decision {
 		AuthCode:   req.AuthCode,
 		At:         now,
 	}
+	// The card: DE 2 (version 1), else the token's, else the card of the
+	// transaction the TI names.
 	hash := ""
+	tk, tokenKnown := s.tokens[req.Token]
 	switch {
 	case req.PAN != "":
 		u.Masked, hash = req.PAN.Masked(), panHash(req.PAN)
-	case s.tokens[req.Token] != nil:
-		u.Masked, hash = s.tokens[req.Token].Masked, s.tokens[req.Token].PANHash
+	case tokenKnown:
+		u.Masked, hash = tk.masked, tk.hash
+	case req.TI != "":
+		if t := s.charged(req.TI); t != nil {
+			u.Masked, hash = t.Masked, t.PANHash
+		}
 	}
 	if r, ok := s.byRRN[req.RRN]; ok && r.txn != 0 {
 		t := s.txnByID(r.txn)
-		u.Matched = t.Terminal == u.Terminal && t.Batch == u.Batch && t.Minor == u.Minor && (hash == "" || hash == t.PANHash)
+		u.Matched = t.Terminal == u.Terminal && t.Batch == u.Batch && t.Minor == u.Minor &&
+			(hash == "" || hash == t.PANHash) && (req.TI == "" || req.TI == t.TI)
 	}
 	s.emit(event{Upload: u})
 	return decision{resp: reply(req, codeApproved), action: actionCreate}

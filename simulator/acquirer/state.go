@@ -13,16 +13,19 @@ import (
 	"time"
 
 	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/simulator/dukpt"
 )
 
 // Kinds of ledger entries. Financial entries (transactions) are sale,
-// refund, completion, noshow and standin; authorizations are preauth,
-// incremental and cardcheck.
+// refund, completion, noshow, cancelfee, deposit and standin;
+// authorizations are preauth, incremental and cardcheck.
 const (
 	KindSale        = "sale"
 	KindRefund      = "refund"
 	KindCompletion  = "completion"
 	KindNoShow      = "noshow"
+	KindCancelFee   = "cancelfee" // late-cancellation fee, DE 48 MI=CX
+	KindDeposit     = "deposit"   // advance deposit, DE 48 MI=DP
 	KindStandIn     = "standin"
 	KindPreauth     = "preauth"
 	KindIncremental = "incremental"
@@ -66,9 +69,12 @@ type txn struct {
 	Currency    string    `json:"currency"`
 	Masked      string    `json:"masked_pan"`
 	PANHash     string    `json:"pan_sha256,omitempty"`
+	Expiry      string    `json:"expiry,omitempty"` // YYMM, when the request carried the card
 	RRN         string    `json:"rrn,omitempty"`
 	AuthCode    string    `json:"auth_code,omitempty"`
 	TI          string    `json:"ti,omitempty"`
+	Token       string    `json:"token,omitempty"` // issued on TR=1
+	Merchant    string    `json:"merchant,omitempty"`
 	Code        string    `json:"code"`
 	Status      string    `json:"status"`
 	Preauth     int64     `json:"preauth,omitempty"` // completion: the authorization it charges
@@ -96,6 +102,7 @@ type auth struct {
 	AuthCode    string    `json:"auth_code,omitempty"`
 	TI          string    `json:"ti,omitempty"`
 	Token       string    `json:"token,omitempty"`
+	Merchant    string    `json:"merchant,omitempty"`
 	Code        string    `json:"code"`
 	Status      string    `json:"status"`
 	Parent      int64     `json:"parent,omitempty"` // incremental: its pre-authorization
@@ -116,6 +123,7 @@ type reqEntry struct {
 	Transmitted time.Time   `json:"transmitted"`
 	MTI         string      `json:"mti"` // normalised: 0221 → 0220, 0421 → 0420
 	Orig        string      `json:"orig,omitempty"`
+	KSN         string      `json:"ksn,omitempty"` // DE 48 KS: used once per terminal ID
 	Day         sterad.Date `json:"day"`
 	Resp        []byte      `json:"resp,omitempty"` // packed response, no card data
 	Silent      bool        `json:"silent,omitempty"`
@@ -123,6 +131,18 @@ type reqEntry struct {
 	Txn         int64       `json:"txn,omitempty"`
 	Auth        int64       `json:"auth,omitempty"`
 	Prev        string      `json:"prev,omitempty"`
+}
+
+// ksnKey is a KSN a terminal ID used (acquirer-host.md §8).
+type ksnKey struct {
+	terminal string
+	ksn      string
+}
+
+// cardOnFile is the card a token stands for, as the host keeps it: masked,
+// hashed and its expiry, never the number.
+type cardOnFile struct {
+	masked, hash, expiry, merchant string
 }
 
 type reqKey struct {
@@ -174,6 +194,7 @@ type upload struct {
 	STAN       int       `json:"stan"`
 	Processing string    `json:"processing"`
 	Masked     string    `json:"masked_pan,omitempty"`
+	TI         string    `json:"ti,omitempty"`
 	Token      string    `json:"token,omitempty"`
 	Minor      int64     `json:"minor"`
 	Currency   string    `json:"currency"`
@@ -214,14 +235,16 @@ type state struct {
 	jr       *journal // nil without a DataDir
 	disagree atomic.Bool
 
-	instance string // 3 characters that make TIs and tokens unique across runs
+	bdk      dukpt.BDK // decrypts the card blocks of DE 48 EC
+	instance string    // 3 characters that make TIs and tokens unique across runs
 	seq      uint64
 
 	txns    []*txn  // by ID-1
 	auths   []*auth // by ID-1
 	byTI    map[string]ref
 	byRRN   map[string]ref
-	tokens  map[string]*auth
+	tokens  map[string]cardOnFile
+	ksns    map[ksnKey]bool
 	reqs    map[reqKey]*reqEntry
 	repeats map[repeatKey]*reqEntry
 	batches map[batchKey]*batch
@@ -232,9 +255,11 @@ func newState(log *slog.Logger, loc *time.Location) *state {
 	return &state{
 		log:     log,
 		loc:     loc,
+		bdk:     dukpt.TestBDK(),
 		byTI:    map[string]ref{},
 		byRRN:   map[string]ref{},
-		tokens:  map[string]*auth{},
+		tokens:  map[string]cardOnFile{},
+		ksns:    map[ksnKey]bool{},
 		reqs:    map[reqKey]*reqEntry{},
 		repeats: map[repeatKey]*reqEntry{},
 		batches: map[batchKey]*batch{},
@@ -269,6 +294,9 @@ func (s *state) apply(ev event) {
 		if t.TI != "" && t.Kind != KindCompletion {
 			s.byTI[t.TI] = ref{txn: t.ID}
 		}
+		if t.Token != "" {
+			s.tokens[t.Token] = cardOnFile{t.Masked, t.PANHash, t.Expiry, t.Merchant}
+		}
 		s.completionChanged(t)
 	}
 	if a := ev.Auth; a != nil {
@@ -281,7 +309,7 @@ func (s *state) apply(ev event) {
 			s.byRRN[a.RRN] = ref{auth: a.ID}
 		}
 		if a.Token != "" {
-			s.tokens[a.Token] = a
+			s.tokens[a.Token] = cardOnFile{a.Masked, a.PANHash, a.Expiry, a.Merchant}
 		}
 		if a.Kind == KindIncremental && a.Status == StatusApproved {
 			s.authByID(a.Parent).total += a.Minor
@@ -309,6 +337,9 @@ func (s *state) apply(ev event) {
 	}
 	if e := ev.Req; e != nil {
 		s.reqs[e.key()] = e
+		if e.KSN != "" {
+			s.ksns[ksnKey{e.Terminal, e.KSN}] = true
+		}
 		if e.MTI == string(sterad.MTIAdvice) || e.MTI == string(sterad.MTIReversal) {
 			s.repeats[e.repeatKey()] = e
 		}
