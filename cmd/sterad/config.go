@@ -28,6 +28,10 @@ type Config struct {
 	Settlement        SettlementConfig  `yaml:"settlement"`
 	Reservations      ReservationConfig `yaml:"reservations"`
 	Log               LogConfig         `yaml:"log"`
+	// CardData is blind (the default: terminals must encrypt, sterad never
+	// holds a card number, the API refuses `card`) or clear (sterad reads
+	// card numbers and seals them at rest). docs/non-retention.md.
+	CardData string `yaml:"card_data"`
 	// ShutdownGrace bounds how long a stop (SIGTERM) lets payments in
 	// flight finish (default: acquirer.timeout + 5s).
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -130,6 +134,7 @@ func DefaultConfig() Config {
 		}},
 		Reservations: ReservationConfig{NoShowCutoff: "18:00", Retention: Duration(7 * 24 * time.Hour)},
 		Log:          LogConfig{Level: "info", Format: "text"},
+		CardData:     sterad.CardDataBlind,
 	}
 }
 
@@ -266,6 +271,11 @@ func (c *Config) Validate() error {
 	}
 	if !timeRe.MatchString(c.Reservations.NoShowCutoff) {
 		bad("reservations.noshow_cutoff %q is not a time like \"18:00\"", c.Reservations.NoShowCutoff)
+	}
+	switch c.CardData {
+	case sterad.CardDataBlind, sterad.CardDataClear:
+	default:
+		bad("card_data %q: use blind (terminals encrypt, sterad never holds a card number) or clear", c.CardData)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
