@@ -61,10 +61,6 @@ func (sd *sender) message(t *sterad.Transaction, card *sterad.Card, orig *sterad
 		m.TI = orig.HostTI
 	case sterad.OpCardCheck:
 		m.WantToken = t.Reference != ""
-		if card == nil && t.Token != "" {
-			// A guarantee given as a token: checked by it (DE 22 = 102).
-			m.Token, m.WantToken = t.Token, false
-		}
 	case sterad.OpNoShow:
 		m.MerchantInitiated, m.Reference, m.Stay = sterad.MINoShow, t.Reference, t.Stay
 		if card == nil && t.Token != "" {

@@ -133,6 +133,7 @@ func TestSIGTERMDuringPayment(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	m := servingMain(dir, logs)
+	clearMode(m)
 	tune(m)
 
 	// The signal handling of main: SIGTERM ends the context.
