@@ -42,7 +42,7 @@ func (m *Main) startSimulators(ctx context.Context) error {
 	for _, tc := range cfg.Terminals {
 		t := terminal.New(terminal.Config{
 			ID: tc.ID, Kind: tc.Kind, PresentDelay: m.SimPresentDelay, Link: m.SimLink, Clock: m.Clock,
-			Logger: m.Logger.With("component", "sim-terminal"),
+			Logger: m.Logger.With("component", "sim-terminal"), StateDir: filepath.Join(cfg.DataDir, "sim"),
 		})
 		m.SimTerminals[tc.ID] = t
 		link := tc.Port
