@@ -1,5 +1,6 @@
 // Package acquirer is the test acquirer host: the far end of the acquirer
-// host interface (acquirer-host.md) that behaves as its section 7 says, with
+// host interface (acquirer-host.md, version 1.1) that behaves as its
+// section 7 says and accepts the encrypted cards of its section 8, with
 // a ledger of what it charged and an HTTP control API for tests, demos and
 // `sterad sim acquirer`.
 //
@@ -20,8 +21,8 @@
 // response from its own goroutine, so responses may leave out of order.
 // A response echoes DE 3, 4, 7, 11, 41 and 49 and adds DE 39; approvals add
 // DE 37 (12-digit RRN, unique per host), DE 38 (6 characters) and DE 48 TI
-// (15 characters, unique per host); a card check answers 85 and DE 48 TK
-// when asked with TR=1. The response MTI is the request's with the third
+// (15 characters, unique per host); a card check answers 85; an approved
+// 0100 or 0200 asked with TR=1 adds DE 48 TK. The response MTI is the request's with the third
 // digit plus one and the last digit 0.
 //
 // # Rules
@@ -39,11 +40,16 @@
 //   - 0100 DE 25 = 06: pre-authorization, returns a TI. With DE 48 MI=IA and
 //     the TI of a live pre-authorization: incremental, adds to its total
 //     (12 when the TI is unknown, completed, voided or reversed).
-//   - 0100 DE 25 = 51, DE 4 = 0: card check, 85 (13 when DE 4 is not 0);
-//     TR=1 returns a token that a later no-show (DE 22 = 102, DE 48 TK, no
-//     DE 2) is charged to (14 for a token the host does not know).
-//   - 0200: sale (000000), no-show (000000 with MI=NS) or refund (200000;
-//     12 when it names an unknown TI). Each approval is a new TI.
+//   - 0100 DE 25 = 51, DE 4 = 0: card check, 85 (13 when DE 4 is not 0).
+//   - 0200: sale (000000), no-show (MI=NS), late-cancellation fee (MI=CX),
+//     advance deposit (MI=DP) or refund (200000; 12 when it names an
+//     unknown TI). Each approval is a new TI.
+//   - Tokens: TR=1 on an approved 0100 or 0200 returns a new token for its
+//     card and its DE 42. A no-show, fee or deposit may be charged to it
+//     (DE 22 = 102, DE 48 TK, no DE 2; 30 with another DE 22): 14 for a
+//     token the host does not know or issued to another merchant, else
+//     section 7's rules, the decline table matched by the hash of the
+//     card, the expiry kept with the token.
 //   - 0220/0221 with TI, DE 38, DE 90: completion of a live
 //     pre-authorization (12 otherwise), charged to its card. With SI=1: a
 //     stand-in advice, accepted as a debit; for a card the host declines it
@@ -66,6 +72,26 @@
 //     closes, both totals kept. A new 0200/0220 or 0320 for a closed batch
 //     is answered 12.
 //
+// # Encrypted cards (acquirer-host.md §8)
+//
+// A card-present request — 0100 pre-authorization and card check, 0200,
+// and a stand-in advice — may carry DE 48 KS and EC instead of DE 2, 14
+// and 35. The host holds the test BDK (dukpt.TestBDK) and decrypts the
+// block (dukpt.Decrypt) into DE 2 + 14 (+ 35 when it has a track 2, which
+// must be the same card's), then screens it as above. Answered 81,
+// nothing charged: a KSN this DE 41 already used in another request
+// answered today or before (the KSNs are journaled), a KSN that is not
+// 24 uppercase hex digits or names another BDK ID or a counter no
+// terminal uses, data that does not decrypt to exactly a card object. A
+// duplicate or repeat is answered from the stored response before any of
+// this, so it is never taken for a replay. Answered 30 (and the block
+// not used up): KS without EC or the reverse, EC beside DE 2, 14 or 35,
+// DE 55 beside EC holding card data (tags 5A, 57, 5F24, 5F20, 56,
+// 9F6B), and KS or EC in a linked message (incremental, completion,
+// upload, void, reversal), which carries no card data: those are found
+// by TI, DE 90 and TK. A 0320 may carry DE 48 TI (and TK) instead of
+// DE 2; it matches when its RRN's transaction has that TI.
+//
 // Duplicates: a request with the DE 41, 11 and 7 of one answered today
 // (Options.Location) gets the stored response again and is not processed
 // again; with another MTI (repeats normalised) it is a gateway bug: 30,
@@ -87,7 +113,8 @@
 //
 // With Options.DataDir every state change is an event in an append-only
 // JSON-lines journal (JournalFile) that New replays. Events carry masked
-// PANs and a SHA-256 of the PAN, never the number. Events are buffered in
+// PANs and a SHA-256 of the PAN, never the number, nor a card block; a
+// token is kept as the masked card, its hash, expiry and merchant ID. Events are buffered in
 // memory while deciding and written with one write per message (shared by
 // concurrent messages) before the response is sent, so a killed host
 // remembers everything it answered; fsync runs every Options.SyncInterval,
