@@ -17,8 +17,9 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## install what the build needs: libusb (for gousb) and the Go modules
+deps: ## install what the build needs: libusb (for gousb), gdb (gcore, for the non-retention proof) and the Go modules
 	@dpkg -s libusb-1.0-0-dev >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq libusb-1.0-0-dev pkg-config; }
+	@command -v gcore >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq gdb; }
 	@$(GO) mod download
 
 .PHONY: build
@@ -30,6 +31,10 @@ test: deps ## run the whole test suite (what CI runs)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+.PHONY: proof
+proof: deps ## the non-retention proof: a day in both card data modes, the running daemon's memory dumped (gcore) and scanned with its data and logs
+	$(GO) test -count=1 -timeout 10m -run TestNonRetentionProof -v ./cmd/sterad/ -args -proof
 
 .PHONY: demo
 demo: build ## run a scripted front-desk day against the embedded simulators

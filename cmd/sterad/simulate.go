@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
 	"github.com/sterad/sterad/simulator/acquirer"
 	"github.com/sterad/sterad/simulator/terminal"
@@ -42,7 +43,10 @@ func (m *Main) startSimulators(ctx context.Context) error {
 	for _, tc := range cfg.Terminals {
 		t := terminal.New(terminal.Config{
 			ID: tc.ID, Kind: tc.Kind, PresentDelay: m.SimPresentDelay, Link: m.SimLink, Clock: m.Clock,
-			Logger: m.Logger.With("component", "sim-terminal"),
+			Logger: m.Logger.With("component", "sim-terminal"), StateDir: filepath.Join(cfg.DataDir, "sim"),
+			// Blind: encrypting (p2pe) terminals; clear: today's
+			// terminals, which send the card in clear.
+			Clear: cfg.CardData == sterad.CardDataClear,
 		})
 		m.SimTerminals[tc.ID] = t
 		link := tc.Port
