@@ -33,7 +33,7 @@ var (
 	flagNegCycles = flag.Int("crash.negcycles", 10, "cap on the negative control's kill cycles")
 	flagKeep      = flag.Bool("crash.keep", false, "keep the work directory even on success")
 	flagNoClose   = flag.Bool("crash.noclose", false, "no batch closes during the chaos")
-	flagCardData  = flag.String("crash.carddata", "blind", "the daemon's card_data: blind (card-present sales at the encrypting terminal, refunds and voids by TI) or clear (keyed sales, pre-authorizations and no-shows too)")
+	flagCardData  = flag.String("crash.carddata", "", "the daemon's card_data: blind (card-present sales at the encrypting terminal, refunds and voids by TI) or clear (keyed sales, pre-authorizations and no-shows too); empty runs both")
 	flagBin       = flag.String("crash.bin", "", "test this sterad binary instead of building ./cmd/sterad (TestCrash only)")
 	flagFlush     = flag.String("crash.flush", "poll", "final settling: poll (POST /v1/queue/flush at every poll), once (one flush, then the forwarder alone) or none (the forwarder alone)")
 	flagShort     optBool
@@ -166,6 +166,17 @@ func binary(t testing.TB, variant string) string {
 // TestCrash runs the workload under chaos for the configured kill cycles,
 // settles, and checks that nothing was lost or charged twice.
 func TestCrash(t *testing.T) {
+	modes := []string{sterad.CardDataBlind, sterad.CardDataClear}
+	if *flagCardData != "" {
+		modes = []string{*flagCardData}
+	}
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { crashRun(t, mode) })
+	}
+}
+
+// crashRun is one crash test run with the daemon in card data mode mode.
+func crashRun(t *testing.T, mode string) {
 	s := current()
 	t.Logf("crash test: seed %d, %d cycles of %s, %d clients (replay: -crash.seed %d)", s.seed, s.cycles, s.duration, s.clients, s.seed)
 	begin := time.Now()
@@ -173,12 +184,12 @@ func TestCrash(t *testing.T) {
 	if bin == "" {
 		bin = binary(t, "")
 	}
-	h := newHarness(t, bin, "real", *flagCardData)
+	h := newHarness(t, bin, "real-"+mode, mode)
 	h.waitOnline()
 	h.waitTerminalReady(startTimeout)
 
 	m := defaultMix()
-	if *flagCardData == sterad.CardDataBlind {
+	if mode == sterad.CardDataBlind {
 		m = blindMix()
 	}
 	w := newWorkload(h, s.seed, m)

@@ -46,7 +46,7 @@ func run(t *testing.T, args ...string) (string, error) {
 // `serve --simulate` needs nothing: it creates its own KEK beside its
 // data directory, 0400; the store cannot be opened without it.
 func TestSimulateCreatesItsKEKBesideTheDataDir(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	dir := d.m.Config.DataDir
 	d.post(api.TransactionRequest{Op: "cardcheck", Card: keyed("4111111111111111"), Reference: "RSV-KEK", Stay: stay()})
 	d.m.Close()
@@ -72,7 +72,7 @@ func TestSimulateCreatesItsKEKBesideTheDataDir(t *testing.T) {
 // says why in one line (issue 11, findings 3 and 4).
 func TestDaemonRefusesDamagedStore(t *testing.T) {
 	// One store, made by the daemon, copied for each case.
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	src := d.m.Config.DataDir
 	d.post(api.TransactionRequest{Op: "sale", Amount: "1200", Card: keyed("4111111111111111")})
 	d.m.Close()
@@ -189,7 +189,7 @@ func TestKeysInit(t *testing.T) {
 // while transactions go on; sterad restore brings it back in another
 // directory, with the KEK only, never over a store.
 func TestBackupAndRestoreCommands(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	dir := d.m.Config.DataDir
 	ctx := context.Background()
 	tmp := t.TempDir()
@@ -279,7 +279,7 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 // on, the new KEK replaces the old file, the old one is kept for older
 // backups, and the store opens with the new one only.
 func TestKeysRotateWhileRunning(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	dir := d.m.Config.DataDir
 	kek := dir + ".kek"
 	d.post(api.TransactionRequest{Op: "cardcheck", Card: keyed("4111111111111111"), Reference: "RSV-R1", Stay: stay()})
@@ -315,7 +315,7 @@ func TestKeysRotateWhileRunning(t *testing.T) {
 // sterad store check: refuses while the daemon runs, reports a damaged
 // card key and exits 1.
 func TestStoreCheckCommand(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	dir := d.m.Config.DataDir
 	d.post(api.TransactionRequest{Op: "cardcheck", Card: keyed("4111111111111111"), Reference: "RSV-C1", Stay: stay()})
 	if _, err := run(t, "store", "check", "--data", dir); err == nil || !strings.Contains(err.Error(), "another process has the store open") {
