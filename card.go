@@ -404,7 +404,7 @@ func (c *Card) Wipe() {
 // MaxTrack2 is the longest track 2 (DE 35 is z..37).
 const MaxTrack2 = 37
 
-// ParseTrack2 reads track 2 equivalent data (acquirer-host.md DE 35, z..37,
+// ParseTrack2 reads track 2 equivalent data (docs/acquirer-protocol.md#fields DE 35, z..37,
 // as ISO/IEC 7813 lays it out): the card number (12 to 19 digits), the
 // separator '=' or 'D', the expiry YYMM, then digits only (service code
 // and discretionary data; they may be absent). Sentinels, an LRC or a

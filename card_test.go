@@ -13,7 +13,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// testCards are acquirer-host.md §7's cards.
+// testCards are docs/acquirer-protocol.md §7's cards.
 var testCards = []string{
 	"4111111111111111", "5555555555554444", "3530111333300000", "378282246310005",
 	"30569309025904", "6250947000000014", "4000000000000002", "4000000000009995",

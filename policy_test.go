@@ -24,7 +24,7 @@ func date(t *testing.T, s string) sterad.Date {
 	return d
 }
 
-// examplePolicy is interface.md's cancellation_policy: 20 % of the first
+// examplePolicy is the documented cancellation_policy: 20 % of the first
 // night from 7 days before, 50 % the day before, 100 % on the day, a
 // no-show at 100 %.
 func examplePolicy() sterad.CancellationPolicy {

@@ -13,7 +13,7 @@ type OfflineLimits struct {
 	MaxAge     time.Duration // queued items older than this are parked for an operator
 }
 
-// DefaultOfflineLimits are interface.md's example limits.
+// DefaultOfflineLimits are the example limits of docs/configuration.md.
 func DefaultOfflineLimits() OfflineLimits {
 	return OfflineLimits{FloorLimit: NewAmount(50_000, JPY), TotalLimit: NewAmount(500_000, JPY), MaxCount: 100, MaxAge: 48 * time.Hour}
 }

@@ -44,7 +44,7 @@ type QueueItem struct {
 	LastError   string    `json:"last_error,omitempty"`
 	Parked      bool      `json:"parked,omitempty"` // older than max_age: kept, shown, not dropped
 	// Block is an encrypting terminal's card block that a stood-in
-	// transaction's advice (or deferred 0100) carries (acquirer-host.md
+	// transaction's advice (or deferred 0100) carries (docs/acquirer-protocol.md
 	// §8): ciphertext sterad cannot open, kept only while the item waits
 	// and gone with it when the host answers.
 	Block *EncryptedBlock `json:"block,omitempty"`

@@ -300,7 +300,7 @@ type VoucherUsed func(program, number string) (bool, error)
 // ApplyVouchers checks the vouchers entered at a check-out and applies
 // them to the room plan only; the card (after any deposits) pays the
 // rest. The first rule broken refuses the check-out as a whole, with an
-// *Error naming the rule (interface.md's codes), checked in this order:
+// *Error naming the rule (the codes of docs/api.md), checked in this order:
 //
 //   - voucher_program (EInvalid): a program that is not configured;
 //   - voucher_number (EInvalid): a number that does not match the

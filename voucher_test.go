@@ -8,7 +8,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// oita is interface.md's voucher program, the handling manual's おおいた宿泊券.
+// oita is the example voucher program of docs/configuration.md, the handling manual's おおいた宿泊券.
 func oita(t *testing.T) sterad.VoucherProgram {
 	t.Helper()
 	return sterad.VoucherProgram{
@@ -248,7 +248,7 @@ func TestVoucherNumberHidesCardNumbers(t *testing.T) {
 }
 
 func TestPlanCheckout(t *testing.T) {
-	// interface.md's example: ¥12,800 plan, ¥3,000 other, two vouchers:
+	// the example of docs/api.md: ¥12,800 plan, ¥3,000 other, two vouchers:
 	// ¥10,000 of vouchers and ¥5,800 by card.
 	c := sterad.VoucherCheckout{Reference: "RSV-0042", Stay: sterad.Stay{CheckIn: date(t, "2016-08-01"), CheckOut: date(t, "2016-08-02")},
 		Guests: 1, Booking: sterad.BookingDirect, Bill: sterad.Bill{RoomPlan: yen(12800), Other: yen(3000)}, Vouchers: numbered(2)}

@@ -1,4 +1,4 @@
-// Package api is sterad's HTTP API (interface.md, docs/api.md): the
+// Package api is sterad's HTTP API (docs/api.md): the
 // Server that serves it and the Client the CLI calls it with.
 //
 // The Server depends on the domain's service interfaces (package sterad,

@@ -8,7 +8,7 @@ import (
 
 // Simulators are the controls of the test acquirer and the simulated
 // terminals that `sterad serve --simulate` embeds, served under /v1/sim/
-// (interface.md, "Simulator controls").
+// (docs/api.md, simulator controls).
 type Simulators interface {
 	// Acquirer serves the test acquirer's controls (/outage, /delay, …).
 	Acquirer() http.Handler

@@ -404,7 +404,7 @@ func Check(in Input) []Violation {
 		if t.Offline && t.Status == string(sterad.StatusDeclined) {
 			// Approved offline, then the issuer declined the advice: the
 			// customer saw an approval, the merchant carries the loss
-			// (acquirer-host.md §6). The daemon raises an alert.
+			// (docs/acquirer-protocol.md §6). The daemon raises an alert.
 			continue
 		}
 		if (sl.Status == "approved") != charged {

@@ -9,7 +9,7 @@
 // daemon and is the reference), a simulated fixed terminal FRONT001
 // (`sterad sim terminal`) and the daemon (`sterad serve --config`, with
 // acquirer.timeout 1s). Several concurrent clients drive the HTTP API:
-// keyed sales (approving and declining test cards of acquirer-host.md §7,
+// keyed sales (approving and declining test cards of docs/acquirer-protocol.md §7,
 // the no-answer and 96 cards included), keyed pre-authorizations followed
 // by completions, card-present sales at FRONT001, refunds and voids of
 // earlier approvals, and no-show charges when the daemon accepts them.

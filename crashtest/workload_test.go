@@ -20,7 +20,7 @@ import (
 // opTimeout bounds one client request, retries after kills included.
 const opTimeout = 3 * time.Minute
 
-// Test cards (acquirer-host.md §7).
+// Test cards (docs/acquirer-protocol.md §7).
 var (
 	approvingCards = []sterad.PAN{"4111111111111111", "5555555555554444", "3530111333300000", "378282246310005", "30569309025904", "6250947000000014"}
 	// declining keyed cards: 05, 51, 54, no response at all, 96.

@@ -76,7 +76,7 @@ func parseCard(cd protocol.CardData, blind bool) (*sterad.Card, error) {
 // runs card-data-blind. The card data is dropped.
 var errCardInClear = badCard("the terminal sent card data in clear: sterad runs card-data-blind and does not take it (the card was dropped)")
 
-// parseP2PE turns an encrypting terminal's CARD (terminal-link.md §7)
+// parseP2PE turns an encrypting terminal's CARD (docs/terminal-protocol.md §7)
 // into a card with no card number: the masked PAN, the brand, the entry
 // mode, the chip data without the card's own tags, and the encrypted
 // block as the terminal sent it, which sterad cannot open. A CARD that
@@ -132,7 +132,7 @@ func parseEntry(s string) (sterad.EntryMode, error) {
 }
 
 // cardDataTags are the EMV tags that carry card data, which an encrypting
-// terminal leaves out of its chip data (terminal-link.md §7): 5A
+// terminal leaves out of its chip data (docs/terminal-protocol.md §7): 5A
 // application PAN, 57 track 2 equivalent data, 56 track 1 data, 5F20
 // cardholder name, 5F24 expiry date, 9F1F track 1 discretionary data,
 // 9F20 track 2 discretionary data, 9F6B track 2 data (contactless).

@@ -38,7 +38,7 @@
 // version and terminal id: a mismatch is an error logged once and retried,
 // the terminal shown offline with the reason), keeps the idle link alive
 // with PING, and on any link failure closes the transport and reconnects
-// with backoff (terminal-link.md §3). A device missing at start-up is
+// with backoff (docs/terminal-protocol.md §3). A device missing at start-up is
 // simply retried; the daemon starts anyway and the terminal shows as
 // offline.
 //
@@ -52,7 +52,7 @@
 // Card data (PAN, track 2, chip data) never reaches a log or an error:
 // logs show frame headers only.
 //
-// # Encrypting terminals (terminal-link.md §7)
+// # Encrypting terminals (docs/terminal-protocol.md §7)
 //
 // A CARD with a "p2pe" object becomes a sterad.Card with no PAN: Masked,
 // Brand, Entry, the chip data, and Encrypted {KSN, Data} exactly as the

@@ -18,7 +18,7 @@ import (
 const p2peICC = "9f2608aabbccddeeff00119f270180"
 
 // p2peCard is an encrypting terminal's CARD for the test card, encrypted
-// under the test terminal's key (terminal-link.md §7).
+// under the test terminal's key (docs/terminal-protocol.md §7).
 func p2peCard(t *testing.T, txnID, entry string) protocol.CardData {
 	t.Helper()
 	blk, err := dukpt.NewTestTerminal(testID).Encrypt(dukpt.Card{PAN: testPAN, Expiry: "3012"})

@@ -14,7 +14,7 @@ import (
 	"github.com/sterad/sterad/protocol"
 )
 
-// Session defaults (terminal-link.md §3, §5).
+// Session defaults (docs/terminal-protocol.md#link-layer).
 const (
 	DefaultT3           = protocol.T3           // the terminal answers a request within T3
 	DefaultT4           = protocol.T4           // inactivity while waiting for the card
@@ -47,7 +47,7 @@ type SessionConfig struct {
 	// CARD with a card number in clear is refused from any terminal (the
 	// card data dropped). False is card_data: clear: a terminal without
 	// p2pe sends its card in clear, and an encrypting terminal's card is
-	// taken as it comes, its block passed on (terminal-link.md §7).
+	// taken as it comes, its block passed on (docs/terminal-protocol.md §7).
 	RequireP2PE bool
 
 	// Link tunes the link layer (T1, T2, retransmissions, fault hooks).
@@ -67,7 +67,7 @@ type SessionConfig struct {
 	// OnReconnect is called after every successful HELLO but the first,
 	// on its own goroutine, with the terminal's info and whether its
 	// boot_id changed (the terminal restarted). The gateway reconciles the
-	// transactions it had in flight from there (terminal-link.md §6); the
+	// transactions it had in flight from there (docs/terminal-protocol.md §6); the
 	// session's methods may be called from it. It must return once the
 	// session is closed.
 	OnReconnect func(info sterad.TerminalInfo, bootChanged bool)

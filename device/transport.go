@@ -15,7 +15,7 @@ import (
 // Close must wake a pending Read.
 type Opener func(ctx context.Context) (io.ReadWriteCloser, error)
 
-// DefaultBaud is the SFL/1 line speed (terminal-link.md §1).
+// DefaultBaud is the SFL/1 line speed (docs/terminal-protocol.md §1).
 const DefaultBaud = 115200
 
 // Bauds are the line speeds SFL/1 allows.

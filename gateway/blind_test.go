@@ -459,7 +459,7 @@ func TestBlindGuaranteeByTokenAndNoShow(t *testing.T) {
 	if cc2.Status != sterad.StatusApproved || cc2.Entry != sterad.EntryToken || cc2.MTI != "" || !strings.Contains(cc2.Reason, "token") {
 		t.Fatalf("card check by token: %+v", cc2)
 	}
-	// The host takes a token only in a charge (acquirer-host.md §5):
+	// The host takes a token only in a charge (docs/acquirer-protocol.md §5):
 	// nothing is sent for the guarantee.
 	if n := len(h.host.messages()); n != 1 {
 		t.Fatalf("the guarantee by token sent %d messages", n-1)

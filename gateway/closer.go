@@ -10,7 +10,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// The nightly batch close (acquirer-host.md §5): at the cut-off the open
+// The nightly batch close (docs/acquirer-protocol.md §5): at the cut-off the open
 // batch stops taking transactions (they go to the next one), everything in
 // it gets a final outcome (stand-ins and owed messages are forwarded first),
 // and one 0500 per terminal ID reconciles sterad's totals with the host's.

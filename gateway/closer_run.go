@@ -260,7 +260,7 @@ func (cl *closer) upload0320(ctx context.Context, b *sterad.Batch, t *sterad.Tra
 		m.PAN, m.Expiry = card.PAN, card.Expiry
 	case blind:
 		// No card data: the host finds it by TI, and TK when the
-		// transaction has one (acquirer-host.md §8).
+		// transaction has one (docs/acquirer-protocol.md §8).
 		m.TI, m.Token = t.HostTI, t.Token
 	default:
 		m.Token = t.Token

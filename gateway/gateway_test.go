@@ -63,7 +63,7 @@ func (h *fakeHost) respond(m *sterad.HostMessage, code string) *sterad.HostMessa
 	h.ti++
 	rrn, ti := fmt.Sprintf("%012d", h.rrn), fmt.Sprintf("TI%013d", h.ti)
 	h.mu.Unlock()
-	// Responses echo DE 3, 4, 7, 11 and 41 (acquirer-host.md §5).
+	// Responses echo DE 3, 4, 7, 11 and 41 (docs/acquirer-protocol.md §5).
 	r := &sterad.HostMessage{MTI: m.MTI.Response(), STAN: m.STAN, TerminalID: m.TerminalID, ResponseCode: code,
 		Processing: m.Processing, HasAmount: m.HasAmount, Amount: m.Amount, Currency: m.Currency, Transmitted: m.Transmitted}
 	if code == "00" || code == "85" {

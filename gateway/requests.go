@@ -212,7 +212,7 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 		// A guarantee given as a host token (card-data-blind): the token
 		// is bound to the reservation like one a card check obtained.
 		// Nothing is sent: the host takes a token only in a charge
-		// (acquirer-host.md §5, §8), and judges it then.
+		// (docs/acquirer-protocol.md#messages), and judges it then.
 		if err := rq.vt.checkGuaranteeToken(ctx, p.reference, p.token); err != nil {
 			return nil, err
 		}

@@ -24,7 +24,7 @@ func (sd *sender) base(t *sterad.Transaction, card *sterad.Card) *sterad.HostMes
 	}
 	if isBlind(card) {
 		// An encrypting terminal's block, passed on unchanged (DE 48 KS
-		// and EC instead of DE 2, 14 and 35: acquirer-host.md §8). The
+		// and EC instead of DE 2, 14 and 35: docs/acquirer-protocol.md §8). The
 		// chip data it sent lacks the card-data tags.
 		m.KSN, m.EncryptedCard = card.Encrypted.KSN, card.Encrypted.Data
 		if (t.Entry == sterad.EntryChip || t.Entry == sterad.EntryContactless) && len(card.ICC) > 0 {
@@ -69,7 +69,7 @@ func (sd *sender) message(t *sterad.Transaction, card *sterad.Card, orig *sterad
 	}
 	if isBlind(card) && (m.MTI == sterad.MTIAuthorization || m.MTI == sterad.MTIFinancial) {
 		// The block is good for this one request: a token carries the
-		// card on (acquirer-host.md §8).
+		// card on (docs/acquirer-protocol.md §8).
 		m.WantToken = true
 	}
 	if t.StandIn() && t.MTI == sterad.MTIAdvice {

@@ -12,7 +12,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// terminals owns the card-present flow (terminal-link.md §5: READ_CARD,
+// terminals owns the card-present flow (docs/terminal-protocol.md §5: READ_CARD,
 // the card journaled before its ACK, the request, the OUTCOME, the
 // RESULT), its reconciliation when a link fails (§6), and which terminal
 // is busy with which transaction. It may call the forwarder (exchange, an
@@ -117,7 +117,7 @@ func promptFor(t *sterad.Transaction) string {
 	return fmt.Sprintf("お支払い / Payment %s", t.Amount.Display())
 }
 
-// runAtTerminal is the flow of a card-present transaction (terminal-link.md
+// runAtTerminal is the flow of a card-present transaction (docs/terminal-protocol.md
 // §5): READ_CARD, the card journaled before its ACK, the request journaled
 // and sent, the OUTCOME shown and printed, the RESULT journaled.
 func (tm *terminals) runAtTerminal(ctx context.Context, s *started) {

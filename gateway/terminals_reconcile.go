@@ -8,7 +8,7 @@ import (
 )
 
 // reconcile decides what happened to a transaction whose terminal link
-// failed (terminal-link.md §6): wait for the terminal, ask it, and finish.
+// failed (docs/terminal-protocol.md §6): wait for the terminal, ask it, and finish.
 func (tm *terminals) reconcile(ctx context.Context, id string) { tm.reconcileAttempt(ctx, id, 0) }
 
 // reconcileAttempt is reconcile after attempt OUTCOMEs went unanswered.
@@ -131,7 +131,7 @@ func (tm *terminals) reconcileOutcome(ctx context.Context, t *sterad.Transaction
 // but never confirmed an outcome: after attempts OUTCOMEs it still answers
 // card_sent and sends no RESULT. It has shown nothing it stands by and
 // printed no slip, so the customer never saw the transaction through: like
-// a customer who walks away (terminal-link.md §5), an approval is reversed
+// a customer who walks away (docs/terminal-protocol.md §5), an approval is reversed
 // with RR=CU and a stand-in withdrawn before its advice goes. A declined or
 // failed outcome has nothing to undo. What cannot be undone here (the
 // journal could not be written) is left for an operator. Either way the

@@ -20,7 +20,7 @@ type vault struct {
 	j *journal
 }
 
-// Guaranteed reservations (domain/README.md, bulk-merchant Q4–Q11): the
+// Guaranteed reservations (docs/decisions.md, "Guaranteed reservations"): the
 // hotel checks the card a guest gives to guarantee a reservation, keeps it
 // only while a no-show charge may still be made, charges one night when
 // the guest neither arrives nor cancels, and then destroys the card number.

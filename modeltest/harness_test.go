@@ -46,7 +46,7 @@ const (
 	opTimeout = 20 * time.Second
 )
 
-// testCard is one of acquirer-host.md §7's test cards.
+// testCard is one of docs/acquirer-protocol.md §7's test cards.
 type testCard struct {
 	Name string
 	PAN  string
@@ -55,7 +55,7 @@ type testCard struct {
 	Host string
 }
 
-// cards are the test acquirer's test cards (acquirer-host.md §7): four that
+// cards are the test acquirer's test cards (docs/acquirer-protocol.md §7): four that
 // approve, one the issuer declines (05) and one the host never answers.
 // Their masked forms differ, so money can be compared per card.
 var cards = []testCard{

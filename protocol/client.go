@@ -18,7 +18,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// Defaults of ClientOptions (acquirer-host.md §1).
+// Defaults of ClientOptions (docs/acquirer-protocol.md §1).
 const (
 	DefaultTimeout        = 15 * time.Second
 	DefaultEchoInterval   = 30 * time.Second
@@ -132,7 +132,7 @@ const (
 	HostOffline    = "offline"    // no connection: waiting to reconnect, draining, or stopped
 )
 
-// Client is the acquirer host client (acquirer-host.md §1, and
+// Client is the acquirer host client (docs/acquirer-protocol.md §1, and
 // docs/acquirer-link.md for its contract): one connection, signed on before
 // use, watched with echoes and reconnected with backoff, on which any
 // number of requests may be outstanding. Run maintains the link; Exchange

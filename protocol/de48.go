@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// DE 48 tags (acquirer-host.md §4): a 2-character name, a 3-digit length,
+// DE 48 tags (docs/acquirer-protocol.md §4): a 2-character name, a 3-digit length,
 // then the value. The table tags in fields.go says how each one is written
 // and read.
 const (
@@ -97,7 +97,7 @@ var cardDEs = []int{2, 14, 35}
 
 // encryptedCard is tag EC: an encrypting terminal's card block, hex,
 // passed on unchanged with its KSN (tag KS) instead of DE 2, 14 and 35
-// (acquirer-host.md §8).
+// (docs/acquirer-protocol.md §8).
 func encryptedCard(m *hostMsg) (string, error) {
 	switch {
 	case (m.KSN == "") != (m.EncryptedCard == ""):

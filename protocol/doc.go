@@ -3,7 +3,7 @@
 // link to the card terminals. Both ends of each wire import it: the gateway,
 // and the simulators that stand in for the acquirer and the terminals.
 //
-// # Acquirer host messages (acquirer-host.md)
+// # Acquirer host messages (docs/acquirer-protocol.md)
 //
 // Spec declares the ISO 8583:1987 layout of the acquirer host interface:
 // ASCII MTI, 8-byte binary bitmaps (the secondary one only when a field
@@ -36,7 +36,7 @@
 // closes the client gracefully: no new requests, the ones in flight get
 // their answers.
 //
-// # Terminal link SFL/1 (terminal-link.md)
+// # Terminal link SFL/1 (docs/terminal-protocol.md)
 //
 // Frames are STX, version, SEQ, TYPE, a big-endian payload length, a JSON
 // payload, ETX and a CRC-32 over everything between STX and the CRC.

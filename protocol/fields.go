@@ -8,7 +8,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// dataElements describes every data element of acquirer-host.md §3, in
+// dataElements describes every data element of docs/acquirer-protocol.md §3, in
 // ascending order: its number, its layout on the wire, its name, and how it
 // moves between a HostMessage and the wire. Pack and Unpack are loops over
 // it, and Spec is derived from it: adding a field is one line here.
@@ -43,7 +43,7 @@ var dataElements = []dataElement{
 	{97, an(17), "Amount, Net Settlement", codec{put: netSettlement, get: checkNetSettlement, with: totalsDEs}},
 }
 
-// tags describes every DE 48 tag of acquirer-host.md §4, in the order they
+// tags describes every DE 48 tag of docs/acquirer-protocol.md §4, in the order they
 // are written. Unknown tags are skipped when reading.
 var tags = []tag{
 	{TagReference, 1, 25, printChars, str(func(m *hostMsg) *string { return &m.Reference })},

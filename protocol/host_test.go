@@ -41,7 +41,7 @@ const (
 	testToken = "TK00000000000042"
 )
 
-// Card blocks of terminal FD01 (terminal-link.md §7): the test card
+// Card blocks of terminal FD01 (docs/terminal-protocol.md §7): the test card
 // 4111111111111111, expiry 2812, encrypted under the test BDK with the KSN
 // counters 1, 2 and 3 (the third with its track 2, a swipe). Made by
 // simulator/dukpt, which the protocol package does not import: the
@@ -62,7 +62,7 @@ type golden struct {
 
 func jpy(n int64) sterad.Amount { return sterad.NewAmount(n, sterad.JPY) }
 
-// goldenMessages returns one message of every layout of acquirer-host.md §5.
+// goldenMessages returns one message of every layout of docs/acquirer-protocol.md §5.
 // Each call returns fresh values.
 func goldenMessages() []golden {
 	local := tx.In(tokyo)
@@ -189,7 +189,7 @@ func goldenMessages() []golden {
 			MTI: sterad.MTIReconciliationResp, Transmitted: tx.Add(20 * time.Hour), STAN: 20,
 			ResponseCode: "95", TerminalID: termID,
 		}},
-		// Version 1.1, card-data-blind (acquirer-host.md §8): the
+		// Version 1.1, card-data-blind (docs/acquirer-protocol.md §8): the
 		// terminal's encrypted block (KS, EC) instead of DE 2, 14 and 35;
 		// TR=1 on a pre-authorization and a sale, answered with TK;
 		// uploads by TI and TK.
@@ -385,7 +385,7 @@ func TestISOFormAgrees(t *testing.T) {
 }
 
 // TestPack0100PreauthByHand assembles the 0100 pre-authorization golden
-// message byte by byte from acquirer-host.md §2–3, independently of the
+// message byte by byte from docs/acquirer-protocol.md#encoding, independently of the
 // spec declaration in spec.go.
 func TestPack0100PreauthByHand(t *testing.T) {
 	want := bytes.Join([][]byte{
@@ -680,7 +680,7 @@ func TestUnpackRejects(t *testing.T) {
 }
 
 // TestBlindSaleByHand checks the card-data-blind layout of
-// acquirer-host.md §8 byte by byte: no DE 2, 14 or 35 in the bitmap, and
+// docs/acquirer-protocol.md §8 byte by byte: no DE 2, 14 or 35 in the bitmap, and
 // DE 48 carrying TR, KS and EC in table order, the block unchanged.
 func TestBlindSaleByHand(t *testing.T) {
 	b, err := protocol.Pack(goldenMessage("0200-sale-blind"))

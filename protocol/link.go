@@ -68,7 +68,7 @@ type LinkStats struct {
 // be quick and must not call Send.
 type Handler func(Frame) error
 
-// Link is one side of an SFL/1 link over a byte stream (terminal-link.md
+// Link is one side of an SFL/1 link over a byte stream (docs/terminal-protocol.md
 // §3): at most one unacknowledged data frame per direction, ACK/NAK,
 // retransmission after T2 or NAK, duplicate detection, partial frames
 // dropped after T1. It knows nothing of the messages it carries.

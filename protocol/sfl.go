@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// SFL/1 framing constants (terminal-link.md §2).
+// SFL/1 framing constants (docs/terminal-protocol.md §2).
 const (
 	STX        = 0x02
 	ETX        = 0x03
@@ -18,7 +18,7 @@ const (
 	trailerLen = 5 // ETX CRC(4)
 )
 
-// SFL/1 link timers (terminal-link.md §3, §5).
+// SFL/1 link timers (docs/terminal-protocol.md#link-layer).
 const (
 	T1 = 200 * time.Millisecond // inter-byte timeout inside a frame
 	T2 = 2 * time.Second        // wait for ACK before retransmitting
@@ -34,7 +34,7 @@ const (
 // FrameType is the TYPE byte of a frame.
 type FrameType byte
 
-// Frame types (terminal-link.md §4).
+// Frame types (docs/terminal-protocol.md §4).
 const (
 	TypeHello       FrameType = 0x01
 	TypeHelloResp   FrameType = 0x81

@@ -71,7 +71,7 @@ type CardData struct {
 	ICC    string `json:"icc,omitempty"`
 	Brand  string `json:"brand,omitempty"`
 
-	// An encrypting terminal's card (terminal-link.md §7).
+	// An encrypting terminal's card (docs/terminal-protocol.md §7).
 	MaskedPAN string    `json:"masked_pan,omitempty"` // first 6 and last 4 digits, the rest '*'
 	P2PE      *P2PEData `json:"p2pe,omitempty"`
 }

@@ -10,10 +10,10 @@ import (
 )
 
 // MaxMessageLength is the largest ISO 8583 message either side may send,
-// not counting the 2-byte length header (acquirer-host.md §1).
+// not counting the 2-byte length header (docs/acquirer-protocol.md §1).
 const MaxMessageLength = 4096
 
-// Spec is the acquirer host interface version 1 (acquirer-host.md §2–3) as
+// Spec is the acquirer host interface version 1 (docs/acquirer-protocol.md#encoding) as
 // moov-io/iso8583 declares it: ASCII MTI, an 8-byte binary primary bitmap
 // (and secondary when a field 65–128 is present), ASCII numeric and text
 // fields, ASCII length prefixes. It is derived from the table of data
@@ -38,7 +38,7 @@ var Spec = func() *iso8583.MessageSpec {
 	return s
 }()
 
-// charset is what a field's characters may be (acquirer-host.md §2).
+// charset is what a field's characters may be (docs/acquirer-protocol.md §2).
 type charset uint8
 
 const (

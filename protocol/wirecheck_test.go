@@ -20,7 +20,7 @@ import (
 // has Wireshark's ISO 8583 dissector, a decoder written independently of
 // this package and of moov-io/iso8583, read the bytes of both directions.
 //
-// The dissector cannot read every layout of acquirer-host.md, so these stay
+// The dissector cannot read every layout of docs/acquirer-protocol.md, so these stay
 // out (the golden tests cover them):
 //   - DE 55 (its 1987 table reads it as text) and DE 86/88 (n15, not n16):
 //     the chip sale and the 0500s;

@@ -23,7 +23,7 @@
 // # Payout schedule
 //
 // From the bulk merchant service's 振込スケジュール
-// (../shared/domain/bulk-merchant-service-and-guarantee-reservation.ja.txt):
+// (the hotel association's bulk merchant service: docs/decisions.md):
 // sales of business days the 1st–15th are paid on the last day of that
 // month; sales of the 16th to the month's end on the 15th of the next
 // month. A payout date that is a Saturday, Sunday or bank holiday moves

@@ -16,7 +16,7 @@ import (
 type FeeTable map[sterad.Brand]decimal.Decimal
 
 // DefaultFees returns the bulk merchant service's rates
-// (../shared/domain/): Visa and Mastercard 2.58 %, UnionPay 2.90 %, JCB
+// (the hotel association's rates: docs/decisions.md): Visa and Mastercard 2.58 %, UnionPay 2.90 %, JCB
 // 2.48 % (the JAL/JTB JCB contract rate), American Express and Diners
 // 3.25 % (their rates are the hotel's own contract: configure them).
 func DefaultFees() FeeTable {

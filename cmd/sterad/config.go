@@ -16,7 +16,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// Config is sterad's YAML configuration (interface.md "Configuration").
+// Config is sterad's YAML configuration (docs/configuration.md).
 type Config struct {
 	MerchantID        string            `yaml:"merchant_id"`
 	VirtualTerminalID string            `yaml:"virtual_terminal_id"`

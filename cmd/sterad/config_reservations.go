@@ -11,7 +11,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// ReservationConfig governs guaranteed reservations (interface.md
+// ReservationConfig governs guaranteed reservations (docs/configuration.md
 // "Configuration", version 1.1).
 type ReservationConfig struct {
 	NoShowCutoff string   `yaml:"noshow_cutoff"` // local time on the arrival day, default 18:00

@@ -8,7 +8,7 @@ import (
 	"github.com/sterad/sterad"
 )
 
-// interfaceReservations is interface.md's reservations: and vouchers:,
+// interfaceReservations is the reservations: and vouchers: example of docs/configuration.md,
 // as written there.
 const interfaceReservations = `
 reservations:                     # version 1.1
@@ -40,7 +40,7 @@ func loadReservationConfig(t *testing.T, yaml string) Config {
 func TestReservationConfigFromInterface(t *testing.T) {
 	cfg := loadReservationConfig(t, interfaceReservations)
 	if err := cfg.Validate(); err != nil {
-		t.Fatalf("interface.md's configuration is refused:\n%v", err)
+		t.Fatalf("the documented configuration is refused:\n%v", err)
 	}
 	if cfg.Reservations.HoldAlert.D() != 168*time.Hour || cfg.Reservations.NoShowCutoff != "18:00" {
 		t.Errorf("reservations: %+v", cfg.Reservations)

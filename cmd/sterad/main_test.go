@@ -381,7 +381,7 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// The link-layer failure cases of terminal-link.md §3, injected by the
+// The link-layer failure cases of docs/terminal-protocol.md §3, injected by the
 // terminal simulator during sales: the sale still completes correctly.
 func TestTerminalLinkFaults(t *testing.T) {
 	d := startDaemon(t, clearMode)

@@ -113,7 +113,7 @@ func TestCardChecksAndNoShows(t *testing.T) {
 	}
 }
 
-// testCardNumbers are every card of acquirer-host.md §7 and a Luhn failure.
+// testCardNumbers are every card of docs/acquirer-protocol.md §7 and a Luhn failure.
 var testCardNumbers = []string{
 	"4111111111111111", "5555555555554444", "3530111333300000", "378282246310005", "30569309025904",
 	"6250947000000014", "4000000000000002", "4000000000009995", "4000000000000069", "4000000000000119",
@@ -313,7 +313,7 @@ func TestScannerFindsPlantedCards(t *testing.T) {
 }
 
 // distinctiveBCD reports whether a card number's packed BCD form is worth
-// looking for in binary files. The decline cards of acquirer-host.md §7
+// looking for in binary files. The decline cards of docs/acquirer-protocol.md §7
 // (4000000000000002, …0069, …0119, …0226, …9995) pack to an integer such
 // as 40 00 00 00 00 00 00 02: a run of zero bytes that the integers in any
 // bbolt page header spell by chance (seen: the element headers 34 00 00 00

@@ -24,9 +24,9 @@ func newSimAcquirerCommand(g *globalOptions) *cobra.Command {
 	var listen, control, data string
 	cmd := &cobra.Command{
 		Use:   "acquirer",
-		Short: "Run the test acquirer host (acquirer-host.md §7) with its control API",
+		Short: "Run the test acquirer host (docs/acquirer-protocol.md §7) with its control API",
 		Long: `Run the test acquirer. It approves everything but the test cards of
-acquirer-host.md §7, and keeps a ledger.
+docs/acquirer-protocol.md §7, and keeps a ledger.
 
 Control API on --control: POST /outage {"on":true}, POST /delay {"ms":2000},
 POST /drop {"count":1}, POST /disagree {"on":true}, GET /ledger.`,
@@ -71,7 +71,7 @@ func newSimTerminalCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "terminal",
 		Short: "Run a simulated card terminal on a new pseudo-terminal",
-		Long: `Run a simulated terminal (terminal-link.md, terminal side) on a new pty whose
+		Long: `Run a simulated terminal (docs/terminal-protocol.md, terminal side) on a new pty whose
 slave is symlinked at --link; point a terminal's port at that path.
 
 Control API on --control: POST /card {"pan","expiry","entry","action"},

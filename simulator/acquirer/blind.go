@@ -9,7 +9,7 @@ import (
 
 // codeBadBlock is DE 39 81: encrypted card data that could not be
 // decrypted or parsed, or a KSN the terminal ID already used
-// (acquirer-host.md §8).
+// (docs/acquirer-protocol.md §8).
 const codeBadBlock = "81"
 
 // Merchant-initiated reasons of version 1.1 charged like a no-show
@@ -46,7 +46,7 @@ func carriesBlock(req *sterad.HostMessage) bool {
 // blockAllowed reports whether req is a card-present request, which may
 // carry the encrypted card: 0100 pre-authorization and card check (not an
 // incremental), 0200, and a stand-in advice. Linked messages carry no card
-// data (acquirer-host.md §8).
+// data (docs/acquirer-protocol.md §8).
 func blockAllowed(req *sterad.HostMessage) bool {
 	switch req.MTI {
 	case sterad.MTIAuthorization:

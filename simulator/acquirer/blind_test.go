@@ -21,7 +21,7 @@ import (
 	"github.com/sterad/sterad/simulator/dukpt"
 )
 
-// The card-data-blind tests (acquirer-host.md §8) speak to the host
+// The card-data-blind tests (docs/acquirer-protocol.md §8) speak to the host
 // through the gateway's own acquirer client, protocol.Client, as sterad
 // does: requests carry the block an encrypting terminal made (DE 48 KS,
 // EC) instead of DE 2, 14 and 35, and linked messages carry no card.
@@ -29,7 +29,7 @@ import (
 const merchantID = "HOTEL0000000001"
 
 // blindGateway is the gateway's side: the real client, and the simulated
-// encrypting terminals of terminal-link.md §7.
+// encrypting terminals of docs/terminal-protocol.md §7.
 type blindGateway struct {
 	t     *testing.T
 	cl    *protocol.Client
@@ -497,7 +497,7 @@ func TestBlindRepeat(t *testing.T) {
 	}
 }
 
-// TestBlindCardRules: acquirer-host.md §7 applies to the decrypted card.
+// TestBlindCardRules: docs/acquirer-protocol.md §7 applies to the decrypted card.
 func TestBlindCardRules(t *testing.T) {
 	h, g := startBlind(t, acquirer.Options{})
 	tests := []struct {
@@ -646,7 +646,7 @@ func TestBlindLinked(t *testing.T) {
 }
 
 // TestBlindLinkedWithCardData: a linked message carries no card data
-// (acquirer-host.md §8): KS and EC there are a format error, and the
+// (docs/acquirer-protocol.md §8): KS and EC there are a format error, and the
 // block is not consumed.
 func TestBlindLinkedWithCardData(t *testing.T) {
 	_, g := startBlind(t, acquirer.Options{})

@@ -1,5 +1,5 @@
 // Package acquirer is the test acquirer host: the far end of the acquirer
-// host interface (acquirer-host.md, version 1.1) that behaves as its
+// host interface (docs/acquirer-protocol.md, version 1.1) that behaves as its
 // section 7 says and accepts the encrypted cards of its section 8, with
 // a ledger of what it charged and an HTTP control API for tests, demos and
 // `sterad sim acquirer`.
@@ -29,9 +29,9 @@
 //
 // A connection signs on (0800 DE 70 = 001) before anything else; other
 // requests, echo and sign-off included, are answered 91 until then. Every
-// request needs DE 7, 11 and 41, and the extras of acquirer-host.md §5 for
+// request needs DE 7, 11 and 41, and the extras of docs/acquirer-protocol.md §5 for
 // its operation (30 otherwise). The host approves everything but
-// acquirer-host.md §7, checked in this order: Luhn (14), amount of
+// docs/acquirer-protocol.md §7, checked in this order: Luhn (14), amount of
 // ¥10,000,000 or more (13), the decline table (05, 51, 54, no response,
 // 96), DE 14 in the past in Options.Location (54). A card the host never
 // answers is remembered, so its reversal is acknowledged and nothing is
@@ -72,7 +72,7 @@
 //     closes, both totals kept. A new 0200/0220 or 0320 for a closed batch
 //     is answered 12.
 //
-// # Encrypted cards (acquirer-host.md §8)
+// # Encrypted cards (docs/acquirer-protocol.md §8)
 //
 // A card-present request — 0100 pre-authorization and card check, 0200,
 // and a stand-in advice — may carry DE 48 KS and EC instead of DE 2, 14

@@ -41,7 +41,7 @@ type Options struct {
 	Location *time.Location
 }
 
-// Host is the test acquirer host of acquirer-host.md §7: ISO 8583 over
+// Host is the test acquirer host of docs/acquirer-protocol.md §7: ISO 8583 over
 // TCP with 2-byte length framing, a ledger, and controls for tests.
 type Host struct {
 	clock sterad.Clock

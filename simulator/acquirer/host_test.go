@@ -20,7 +20,7 @@ import (
 	"github.com/sterad/sterad/simulator/acquirer"
 )
 
-// TestScreening runs every row of acquirer-host.md §7 that answers.
+// TestScreening runs every row of docs/acquirer-protocol.md §7 that answers.
 func TestScreening(t *testing.T) {
 	h, clock := startHost(t, acquirer.Options{})
 	c := dialSignedOn(t, h, clock)

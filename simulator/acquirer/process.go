@@ -8,7 +8,7 @@ import (
 	"github.com/sterad/sterad/protocol"
 )
 
-// Response codes (acquirer-host.md §6).
+// Response codes (docs/acquirer-protocol.md §6).
 const (
 	codeApproved     = "00"
 	codeCardValid    = "85"
@@ -27,7 +27,7 @@ const (
 // noResponse is the screening result of a card the host never answers.
 const noResponse = "no response"
 
-// The test cards of acquirer-host.md §7 that do not approve.
+// The test cards of docs/acquirer-protocol.md §7 that do not approve.
 var declineTable = map[string]string{
 	"4000000000000002": codeDoNotHonor,
 	"4000000000009995": codeNoFunds,
@@ -208,7 +208,7 @@ func decline(req *sterad.HostMessage, code string) decision {
 }
 
 // required checks the fields every request of its type needs
-// (acquirer-host.md §3, §5); operations check their own extras.
+// (docs/acquirer-protocol.md#fields); operations check their own extras.
 func (s *state) required(req *sterad.HostMessage) *decision {
 	miss := func(de int, why string) *decision {
 		d := s.formatError(req, de, why)
@@ -334,7 +334,7 @@ func parseTrack2(t2 sterad.Sensitive) (sterad.PAN, sterad.Expiry, int) {
 	return sterad.PAN(s[:i]), exp, 0
 }
 
-// screen applies acquirer-host.md §7 in this order: Luhn (14), amount
+// screen applies docs/acquirer-protocol.md §7 in this order: Luhn (14), amount
 // (13), the decline table, expiry at `at` (54). c may be nil (a request
 // that refers to an earlier card): then only the amount is checked.
 // It returns "" to approve.
@@ -361,7 +361,7 @@ func (s *state) screen(req *sterad.HostMessage, c *card, at time.Time) string {
 }
 
 // giveToken sets DE 48 TK on an approval of a request that asked with TR=1
-// (acquirer-host.md §8): a new token for its card, valid for its merchant.
+// (docs/acquirer-protocol.md §8): a new token for its card, valid for its merchant.
 func (s *state) giveToken(req, resp *sterad.HostMessage, seq uint64) {
 	if req.WantToken {
 		resp.Token = s.token(seq)

@@ -133,7 +133,7 @@ type reqEntry struct {
 	Prev        string      `json:"prev,omitempty"`
 }
 
-// ksnKey is a KSN a terminal ID used (acquirer-host.md §8).
+// ksnKey is a KSN a terminal ID used (docs/acquirer-protocol.md §8).
 type ksnKey struct {
 	terminal string
 	ksn      string
@@ -393,7 +393,7 @@ func (s *state) batchClosed(terminal string, number int) bool {
 }
 
 // hostTotals counts the batch's approved, non-reversed, non-voided
-// financial entries (acquirer-host.md §5).
+// financial entries (docs/acquirer-protocol.md §5).
 func hostTotals(b *batch) sterad.Totals {
 	var t sterad.Totals
 	for _, x := range b.txns {

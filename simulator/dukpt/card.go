@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-// Card is the card data a P2PE terminal encrypts (terminal-link.md §7).
+// Card is the card data a P2PE terminal encrypts (docs/terminal-protocol.md §7).
 // It does not print: every fmt verb, slog and JSON show only the masked
 // PAN (first 6 and last 4 digits).
 type Card struct {
@@ -22,7 +22,7 @@ type Card struct {
 	Track2 string // swipe only; at most 64 printable ASCII characters
 }
 
-// The card block's plaintext: the UTF-8 JSON object of terminal-link.md §7.
+// The card block's plaintext: the UTF-8 JSON object of docs/terminal-protocol.md §7.
 type cardJSON struct {
 	PAN    string `json:"pan"`
 	Expiry string `json:"expiry"`
@@ -116,7 +116,7 @@ func (c Card) MarshalJSON() ([]byte, error) {
 
 // encryptCard builds the card block's data: the JSON object, zero-padded
 // to whole 16-byte blocks, AES-128-CBC with a zero IV under key, uppercase
-// hex (terminal-link.md §7).
+// hex (docs/terminal-protocol.md §7).
 func encryptCard(key Key, c Card) (string, error) {
 	if err := c.Validate(); err != nil {
 		return "", err
@@ -196,7 +196,7 @@ func newCipher(key Key) cipher.Block {
 // Decrypt is the host's side: the card of a block, with the data-encryption
 // request key it derives from its BDK and the block's KSN. A KSN whose
 // counter no terminal issues is ErrKSN; data that does not decrypt to a
-// card is ErrData. Either way the host answers 81 (acquirer-host.md §8).
+// card is ErrData. Either way the host answers 81 (docs/acquirer-protocol.md §8).
 // Remembering which KSNs a terminal already used is the host's business.
 func Decrypt(bdk BDK, b Block) (Card, error) {
 	if !ValidCounter(b.KSN.Counter()) {

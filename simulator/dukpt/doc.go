@@ -1,6 +1,6 @@
 // Package dukpt is AES DUKPT (ANSI X9.24-3-2017) for the simulators, and
 // the card block of encrypting (P2PE) terminals built on it
-// (terminal-link.md §7, acquirer-host.md §8).
+// (docs/terminal-protocol.md §7, docs/acquirer-protocol.md §8).
 //
 // It is simulator code only. The daemon never imports it: no BDK and no
 // terminal key is ever at the hotel, so the gateway cannot decrypt a card

@@ -18,7 +18,7 @@ const KeySize = 16
 // (MAX_WORK of X9.24-3-2017): a terminal skips the other counters.
 const MaxOneBits = 16
 
-// The standard's own test data (X9.24-3-2017 Annex B, terminal-link.md §7).
+// The standard's own test data (X9.24-3-2017 Annex B, docs/terminal-protocol.md §7).
 // The BDK is public: never use it for anything but simulators and tests.
 const (
 	TestBDKHex = "FEDCBA9876543210F1F1F1F1F1F1F1F1"
@@ -126,7 +126,7 @@ func (id InitialKeyID) DerivationID() uint32 { return binary.BigEndian.Uint32(id
 func (id InitialKeyID) String() string { return strings.ToUpper(hex.EncodeToString(id[:])) }
 
 // DerivationID is the simulators' convention for a terminal's derivation
-// ID (terminal-link.md §7): the first 4 bytes of SHA-256 of its terminal ID.
+// ID (docs/terminal-protocol.md §7): the first 4 bytes of SHA-256 of its terminal ID.
 func DerivationID(terminalID string) uint32 {
 	sum := sha256.Sum256([]byte(terminalID))
 	return binary.BigEndian.Uint32(sum[:4])

@@ -46,7 +46,7 @@ func ResumeTerminal(initialKey Key, id InitialKeyID, last uint32) (*Terminal, er
 	return t, nil
 }
 
-// NewTestTerminal is a simulated terminal of terminal-link.md §7: its
+// NewTestTerminal is a simulated terminal of docs/terminal-protocol.md §7: its
 // initial key ID is the test BDK ID and DerivationID(terminalID), its
 // initial key derived from the public test BDK (which it does not keep).
 func NewTestTerminal(terminalID string) *Terminal {

@@ -11,7 +11,7 @@ import (
 
 // The standard's test data: BDK FEDCBA9876543210F1F1F1F1F1F1F1F1 and
 // initial key ID 1234567890123456 (ANSI X9.24-3-2017 Annex B.1, quoted in
-// terminal-link.md §7).
+// docs/terminal-protocol.md §7).
 const annexIKID = "1234567890123456"
 
 func annexID(t *testing.T) dukpt.InitialKeyID {
@@ -41,7 +41,7 @@ func hexOf(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
 
 func keyHex(k dukpt.Key) string { return hexOf(k[:]) }
 
-// Annex B.1 as terminal-link.md §7 quotes it, and the derivation data of
+// Annex B.1 as docs/terminal-protocol.md §7 quotes it, and the derivation data of
 // the initial key that Annex B.1 prints (01 01 8001 0002 0080 IKID).
 func TestAnnexB1(t *testing.T) {
 	id := annexID(t)

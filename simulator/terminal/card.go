@@ -121,7 +121,7 @@ func resolveEntry(want string, allowed []string) string {
 // cardData builds the CARD payload for tx. Track 2 only for swipe, chip
 // data only for chip and contactless. An encrypting terminal (p2pe) puts
 // the card and track 2 in the encrypted block and shows only the masked
-// PAN and the brand (terminal-link.md §7); its chip data never held the
+// PAN and the brand (docs/terminal-protocol.md §7); its chip data never held the
 // card's own tags (5A, 57, 56, 5F20, 5F24, 9F1F, 9F20, 9F6B), nor does a
 // terminal's in clear. The error is errEncrypt's: the card cannot be
 // encrypted (no KSN left, the counter file unwritable).

@@ -1,5 +1,5 @@
 // Package terminal is the card-terminal simulator: the terminal side of
-// the SFL/1 link (docs: terminal-link.md) on any byte stream (Serve) or on
+// the SFL/1 link (docs/terminal-protocol.md) on any byte stream (Serve) or on
 // a pseudo-terminal symlinked at a path (ListenPTY), with a control API
 // (Handler) to choose the cards customers present and to inject line
 // faults. `sterad sim terminal` and `sterad serve --simulate` run it; the
@@ -14,7 +14,7 @@
 // # Encrypting terminals (P2PE)
 //
 // By default both kinds announce "p2pe" and encrypt card data themselves
-// (terminal-link.md §7), as sterad runs card-data-blind by default: a CARD
+// (docs/terminal-protocol.md §7), as sterad runs card-data-blind by default: a CARD
 // carries masked_pan, brand, p2pe {ksn, data} and, for chip and
 // contactless, chip data without the card data tags (5A, 57, 56, 5F20,
 // 5F24, 9F1F, 9F20, 9F6B; the simulated chip data never holds them); no

@@ -169,7 +169,7 @@ func (g *gateway) progress(txnID, code string) protocol.Progress {
 }
 
 // card returns the next CARD with its card data in clear: an encrypting
-// terminal's is checked for the form of terminal-link.md §7 (no pan,
+// terminal's is checked for the form of docs/terminal-protocol.md §7 (no pan,
 // expiry or track2 field, a masked PAN, no card data tags in the chip
 // data) and its block decrypted with the test BDK, as the host would, into
 // PAN, Expiry and Track2.
@@ -227,7 +227,7 @@ func decrypt(t *testing.T, b protocol.P2PEData) dukpt.Card {
 	return card
 }
 
-// cardDataTag returns the first EMV tag of terminal-link.md §7's card
+// cardDataTag returns the first EMV tag of docs/terminal-protocol.md §7's card
 // data tags in hex TLV chip data (top level: the simulator's chip data is
 // flat), or "".
 func cardDataTag(icc string) string {

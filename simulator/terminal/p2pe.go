@@ -16,7 +16,7 @@ import (
 	"github.com/sterad/sterad/simulator/dukpt"
 )
 
-// CapP2PE: the terminal encrypts card data itself (terminal-link.md §7).
+// CapP2PE: the terminal encrypts card data itself (docs/terminal-protocol.md §7).
 const CapP2PE = sterad.CapP2PE
 
 // Faults of an encrypting terminal's CARD (bad input for the gateway and
@@ -71,7 +71,7 @@ var issued = struct {
 var errEncrypt = errors.New("terminal: cannot encrypt the card")
 
 // ksnState is an encrypting terminal's DUKPT state: its key (from the
-// public test BDK, terminal-link.md §7) and the counters it reserved.
+// public test BDK, docs/terminal-protocol.md §7) and the counters it reserved.
 type ksnState struct {
 	dk       *dukpt.Terminal
 	file     string // counter file, "" without a StateDir
@@ -202,7 +202,7 @@ func writeCounter(file string, counter uint32) error {
 	return nil
 }
 
-// p2peCardLocked fills an encrypting terminal's CARD (terminal-link.md
+// p2peCardLocked fills an encrypting terminal's CARD (docs/terminal-protocol.md
 // §7): the masked PAN and brand in clear, the card (and a swipe's track
 // 2) in the encrypted block, no pan, expiry or track2 fields; an armed
 // p2pe fault spoils it.

@@ -49,7 +49,7 @@ func counter(t *testing.T, c protocol.CardData) uint32 {
 	return ksn.Counter()
 }
 
-// An encrypting terminal's CARD (terminal-link.md §7), for every entry
+// An encrypting terminal's CARD (docs/terminal-protocol.md §7), for every entry
 // mode: the card and a swipe's track 2 only in the block, which the host
 // decrypts with the test BDK under the terminal's own initial key ID.
 func TestP2PECardRoundTrip(t *testing.T) {

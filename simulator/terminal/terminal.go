@@ -31,7 +31,7 @@ const (
 	PresentTimeoutS = 60
 
 	// JournalSize is how many finished transactions the terminal keeps by
-	// txn_id (terminal-link.md §5).
+	// txn_id (docs/terminal-protocol.md §5).
 	JournalSize = 100
 	// MaxSlips is how many printed slips GET /slips keeps.
 	MaxSlips = 1000
@@ -107,7 +107,7 @@ type Config struct {
 
 	// Clear makes a terminal that does not encrypt card data: "p2pe" is
 	// taken out of its capabilities, and its CARD carries pan, expiry and
-	// track 2 in clear (terminal-link.md §4), for a gateway with
+	// track 2 in clear (docs/terminal-protocol.md §4), for a gateway with
 	// card_data: clear. A terminal encrypts (§7) when its capabilities
 	// include p2pe, which the default ones do.
 	Clear bool
@@ -181,7 +181,7 @@ func (c *Config) defaults() {
 }
 
 // Terminal is a simulated card terminal: the terminal side of SFL/1
-// (terminal-link.md) on any byte stream or on a pseudo-terminal, with a
+// (docs/terminal-protocol.md) on any byte stream or on a pseudo-terminal, with a
 // control API for tests and demos. Its state (boot_id, the transaction in
 // flight, the journal of the last 100 results, queued cards, armed faults,
 // slips) survives the lines it serves, like a real terminal's.
