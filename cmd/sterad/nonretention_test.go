@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"net"
@@ -138,8 +139,14 @@ func proofDay(t *testing.T, mode, gcore string) proofResult {
 	apiAddr := l.Addr().String()
 	l.Close()
 	cfgPath := filepath.Join(dir, "sterad.yaml")
-	cfg := fmt.Sprintf("data_dir: %s\napi: {listen: %q}\nacquirer: {address: %q, timeout: 2s}\nterminals:\n%s\ncard_data: %s\nlog: {level: debug, format: text}\n",
-		data, apiAddr, ln.Addr().String(), strings.Join(termYAML, "\n"), mode)
+	kek := filepath.Join(dir, "kek") // outside data_dir, as in production
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(kek, key, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("data_dir: %s\napi: {listen: %q}\nacquirer: {address: %q, timeout: 2s}\nterminals:\n%s\ncard_data: %s\nkek_file: %s\nlog: {level: debug, format: text}\n",
+		data, apiAddr, ln.Addr().String(), strings.Join(termYAML, "\n"), mode, kek)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
