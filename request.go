@@ -155,6 +155,9 @@ func (g *Gateway) validate(r Request, now time.Time) (*plan, error) {
 	if !printable(p.reference) {
 		return nil, Errorf(EInvalid, "invalid_reference", "reference must be printable ASCII")
 	}
+	if looksLikePAN(p.reference) {
+		return nil, Errorf(EInvalid, "invalid_reference", "reference looks like a card number (12 to 19 digits passing the Luhn check): a reference is stored and shown in clear, so give the folio or reservation number instead")
+	}
 
 	// Which inputs each op takes.
 	if op.NeedsOriginal() {
@@ -217,4 +220,24 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// looksLikePAN reports whether a reference is a card number: 12 to 19
+// digits, spaces and dashes aside, that pass the Luhn check.
+func looksLikePAN(s string) bool {
+	digits := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, s)
+	if n := len(digits); n < 12 || n > 19 {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return Luhn(digits)
 }
