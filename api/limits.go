@@ -73,7 +73,9 @@ func (g *ConnGuard) limits() (max, unauth int) {
 }
 
 // Listener returns ln with the guard's bounds.
-func (g *ConnGuard) Listener(ln net.Listener) net.Listener { return &guardedListener{Listener: ln, g: g} }
+func (g *ConnGuard) Listener(ln net.Listener) net.Listener {
+	return &guardedListener{Listener: ln, g: g}
+}
 
 type guardedListener struct {
 	net.Listener
