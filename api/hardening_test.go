@@ -72,12 +72,15 @@ func TestCreateJournalUnwritableIs503(t *testing.T) {
 	}
 }
 
-// /healthz says degraded with a 503 and the problems, and computes them
-// at most once per HealthTTL however often it is called.
+// /healthz says failing (503) when payments are refused, degraded (200,
+// 503 with ?strict) when they go on but not as they should, and computes
+// its checks at most once per HealthTTL however often it is called.
 func TestHealthzDegradedAndCached(t *testing.T) {
 	var calls atomic.Int32
 	var mu sync.Mutex
-	problems := []api.HealthProblem{{Check: "disk", Message: "data_dir has 12 MB free, less than 256 MB"}}
+	disk := api.HealthProblem{Check: "disk", Severity: api.HealthFailing, Message: "data_dir has 12 MB free, less than 256 MB"}
+	acq := api.HealthProblem{Check: "acquirer", Severity: api.HealthDegraded, Message: "the acquirer link is offline"}
+	problems := []api.HealthProblem{acq, disk}
 	now := when
 	s := server(&fake{t: t})
 	s.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -87,26 +90,36 @@ func TestHealthzDegradedAndCached(t *testing.T) {
 		defer mu.Unlock()
 		return problems
 	}
-	get := func() (int, api.Health) {
-		a := serve(t, s, call{method: "GET", path: "/healthz", noToken: true})
+	get := func(path string) (int, api.Health) {
+		a := serve(t, s, call{method: "GET", path: path, noToken: true})
 		var h api.Health
 		a.decode(t, &h)
 		return a.Code, h
 	}
+	advance := func(p ...api.HealthProblem) {
+		mu.Lock()
+		now, problems = now.Add(api.DefaultHealthTTL), p
+		mu.Unlock()
+	}
 	for range 50 {
-		code, h := get()
-		if code != 503 || h.Status != "degraded" || len(h.Problems) != 1 || h.Problems[0].Check != "disk" {
+		code, h := get("/healthz")
+		if code != 503 || h.Status != "failing" || len(h.Problems) != 2 || h.Problems[1].Check != "disk" {
 			t.Fatalf("%d %+v", code, h)
 		}
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("health computed %d times within its TTL, want 1", n)
 	}
-	mu.Lock()
-	now, problems = now.Add(api.DefaultHealthTTL), nil
-	mu.Unlock()
-	if code, h := get(); code != 200 || h.Status != "ok" || calls.Load() != 2 {
-		t.Fatalf("after the TTL: %d %+v, %d computations", code, h, calls.Load())
+	advance(acq)
+	if code, h := get("/healthz"); code != 200 || h.Status != "degraded" || calls.Load() != 2 {
+		t.Fatalf("acquirer down: %d %+v, %d computations", code, h, calls.Load())
+	}
+	if code, h := get("/healthz?strict"); code != 503 || h.Status != "degraded" {
+		t.Fatalf("acquirer down, strict: %d %+v", code, h)
+	}
+	advance()
+	if code, h := get("/healthz?strict"); code != 200 || h.Status != "ok" || len(h.Problems) != 0 {
+		t.Fatalf("healthy: %d %+v", code, h)
 	}
 }
 

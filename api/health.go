@@ -15,17 +15,35 @@ import (
 // space or fixes the disk.
 const CodeJournalUnwritable = "journal_unwritable"
 
-// Health is the answer of GET /healthz: "ok" (200), or "degraded" (503)
-// with what is wrong.
+// Health is the answer of GET /healthz, with what is wrong:
+//
+//   - "ok" (200);
+//   - "degraded" (200, or 503 with ?strict): payments go on, but not as
+//     they should (the acquirer is down and payments are stood in, a batch
+//     close keeps failing);
+//   - "failing" (503): payments are or soon will be refused (the journal
+//     cannot be written, the disk is nearly full). Someone must act.
+//
+// A liveness probe that restarts the daemon uses plain /healthz (an
+// acquirer outage is no reason to restart); a monitor that pages someone
+// uses /healthz?strict.
 type Health struct {
 	Status   string          `json:"status"`
 	Problems []HealthProblem `json:"problems,omitempty"`
 }
 
+// Health statuses and problem severities.
+const (
+	HealthOK       = "ok"
+	HealthDegraded = "degraded"
+	HealthFailing  = "failing"
+)
+
 // HealthProblem is one check that failed.
 type HealthProblem struct {
-	Check   string `json:"check"` // "store", "disk", "acquirer", "batch"
-	Message string `json:"message"`
+	Check    string `json:"check"`    // "store", "disk", "acquirer", "batch"
+	Severity string `json:"severity"` // HealthDegraded or HealthFailing
+	Message  string `json:"message"`
 }
 
 // HealthFunc returns what is wrong with the daemon now (nothing: healthy).
@@ -46,7 +64,7 @@ type healthCache struct {
 
 func (s *Server) health(ctx context.Context) Health {
 	if s.Health == nil {
-		return Health{Status: "ok"}
+		return Health{Status: HealthOK}
 	}
 	ttl := s.HealthTTL
 	if ttl <= 0 {
@@ -64,9 +82,13 @@ func (s *Server) health(ctx context.Context) Health {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	h := Health{Status: "ok", Problems: s.Health(ctx)}
-	if len(h.Problems) > 0 {
-		h.Status = "degraded"
+	h := Health{Status: HealthOK, Problems: s.Health(ctx)}
+	for _, p := range h.Problems {
+		if p.Severity == HealthFailing {
+			h.Status = HealthFailing
+			break
+		}
+		h.Status = HealthDegraded
 	}
 	c.at, c.val, c.ok = now(), h, true
 	return h
@@ -75,7 +97,7 @@ func (s *Server) health(ctx context.Context) Health {
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	h := s.health(r.Context())
 	code := http.StatusOK
-	if h.Status != "ok" {
+	if h.Status == HealthFailing || h.Status == HealthDegraded && r.URL.Query().Has("strict") {
 		code = http.StatusServiceUnavailable
 	}
 	w.Header().Set("Cache-Control", "no-store")
