@@ -238,9 +238,8 @@ func TestConnGuardBoundsUnauthenticated(t *testing.T) {
 // at once rather than queued without bound.
 func TestConnGuardRefusesWhenAllBusy(t *testing.T) {
 	release := make(chan struct{})
-	var inside sync.WaitGroup
-	inside.Add(2)
-	f := &fake{t: t, TerminalsFn: func() []sterad.TerminalInfo { inside.Done(); <-release; return nil }}
+	inside := make(chan struct{})
+	f := &fake{t: t, TerminalsFn: func() []sterad.TerminalInfo { inside <- struct{}{}; <-release; return nil }}
 	g := &api.ConnGuard{Max: 2, MaxUnauthenticated: 1}
 	addr := guardedServer(t, server(f), g, nil)
 	// Keep the two slots busy, one after the other (one unauthenticated
@@ -256,8 +255,12 @@ func TestConnGuardRefusesWhenAllBusy(t *testing.T) {
 			}
 			done <- err
 		}()
+		select {
+		case <-inside:
+		case err := <-done:
+			t.Fatalf("request ended before its handler ran: %v", err)
+		}
 	}
-	inside.Wait()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -315,5 +318,40 @@ func TestPaymentWaitOutlastsServerTimeouts(t *testing.T) {
 	io.WriteString(conn, "POST /v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+token+"\r\nContent-Length: 1000\r\n\r\n{\"op\":")
 	if !waitClosed(conn) {
 		t.Fatal("a trickled body held the connection past the read timeout")
+	}
+}
+
+// A flood from one address only ever closes its own connections: a
+// client from another address that has not sent its request yet keeps
+// its connection, and is served.
+func TestConnGuardFloodClosesItsOwn(t *testing.T) {
+	f := &fake{t: t, TerminalsFn: func() []sterad.TerminalInfo { return nil }}
+	g := &api.ConnGuard{Max: 32, MaxUnauthenticated: 8, MaxUnauthenticatedPerIP: 4}
+	addr := guardedServer(t, server(f), g, nil)
+	legit, err := net.Dial("tcp", addr) // from 127.0.0.1, says nothing yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer legit.Close()
+	flooder := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	var flood []net.Conn
+	for range 100 {
+		c, err := flooder.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flood = append(flood, c)
+		defer c.Close()
+	}
+	if !waitClosed(flood[95]) {
+		t.Fatal("the flood kept more than its share")
+	}
+	if st := g.Stats(); st.Unauthenticated > 5 || st.Evicted < 96 {
+		t.Fatalf("stats %+v", st)
+	}
+	io.WriteString(legit, "GET /v1/terminals HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+token+"\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(legit), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the other client's request: %v", err)
 	}
 }

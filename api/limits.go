@@ -15,32 +15,41 @@ import (
 
 // Connection bounds (defaults of ConnGuard).
 const (
-	DefaultMaxConns                = 256
-	DefaultMaxUnauthenticatedConns = 64
+	DefaultMaxConns                     = 256
+	DefaultMaxUnauthenticatedConns      = 64
+	DefaultMaxUnauthenticatedConnsPerIP = 16
 )
 
-// ConnGuard bounds the API's connections: at most Max in all, and at most
+// ConnGuard bounds the API's connections: at most Max in all, at most
 // MaxUnauthenticated that have not yet made a request with the right
 // token (a client that only ever calls /healthz, or sends nothing, or
-// trickles its headers, counts there). A new connection over either bound
-// closes the oldest unauthenticated connection; when every connection is
-// authenticated, the oldest idle one; when none is idle, the new
-// connection is closed at once. A client with the token therefore always
-// gets in: its new connection is the newest unauthenticated one, and
-// MaxUnauthenticated newer connections must arrive before its first
-// request is read for it to be closed.
+// trickles its headers, counts there), and at most
+// MaxUnauthenticatedPerIP of those from one address.
+//
+// A new connection over a bound closes another: over the per-address
+// bound, that address's oldest unauthenticated connection; over the
+// others, the oldest unauthenticated connection of the address that holds
+// the most; when every connection is authenticated, the oldest idle one;
+// when none is idle, the new connection is closed at once. A flood from a
+// few addresses therefore only ever closes its own connections, and a
+// client with the token gets in: its new connection is closed only if its
+// address holds as many unauthenticated connections as any other, and
+// then only once MaxUnauthenticated newer ones have come before its first
+// request was read.
 //
 // Wire it as the http.Server's listener (Listener, below any TLS), its
 // ConnState and its ConnContext; the Server's token check marks the
 // connection authenticated.
 type ConnGuard struct {
-	Max                int // default DefaultMaxConns
-	MaxUnauthenticated int // default DefaultMaxUnauthenticatedConns
-	Logger             *slog.Logger
+	Max                     int // default DefaultMaxConns
+	MaxUnauthenticated      int // default DefaultMaxUnauthenticatedConns
+	MaxUnauthenticatedPerIP int // default DefaultMaxUnauthenticatedConnsPerIP
+	Logger                  *slog.Logger
 
 	mu     sync.Mutex
 	conns  map[*guardedConn]struct{}
-	unauth list.List // *guardedConn not yet authenticated, oldest first
+	unauth list.List      // *guardedConn not yet authenticated, oldest first
+	byIP   map[string]int // unauthenticated connections by remote address
 
 	evicted, refused atomic.Int64
 	lastLog          atomic.Int64 // unix seconds of the last "evicting" log line
@@ -61,15 +70,19 @@ func (g *ConnGuard) Stats() ConnStats {
 	return ConnStats{Open: len(g.conns), Unauthenticated: g.unauth.Len(), Evicted: g.evicted.Load(), Refused: g.refused.Load()}
 }
 
-func (g *ConnGuard) limits() (max, unauth int) {
-	max, unauth = g.Max, g.MaxUnauthenticated
+func (g *ConnGuard) limits() (max, unauth, perIP int) {
+	max, unauth, perIP = g.Max, g.MaxUnauthenticated, g.MaxUnauthenticatedPerIP
 	if max <= 0 {
 		max = DefaultMaxConns
 	}
 	if unauth <= 0 {
 		unauth = DefaultMaxUnauthenticatedConns
 	}
-	return max, min(unauth, max)
+	if perIP <= 0 {
+		perIP = DefaultMaxUnauthenticatedConnsPerIP
+	}
+	unauth = min(unauth, max)
+	return max, unauth, min(perIP, unauth)
 }
 
 // Listener returns ln with the guard's bounds.
@@ -97,6 +110,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 type guardedConn struct {
 	net.Conn
 	g        *ConnGuard
+	ip       string // remote address, without the port
 	accepted time.Time
 	// Guarded by g.mu.
 	elem  *list.Element // in g.unauth while not authenticated
@@ -112,19 +126,23 @@ func (c *guardedConn) Close() error {
 // admit adds c, making room as the bounds say; nil when c was refused
 // (and closed).
 func (g *ConnGuard) admit(c net.Conn) *guardedConn {
-	max, maxUnauth := g.limits()
+	max, maxUnauth, perIP := g.limits()
+	ip := remoteIP(c)
 	var victims []*guardedConn
 	g.mu.Lock()
 	if g.conns == nil {
-		g.conns = map[*guardedConn]struct{}{}
+		g.conns, g.byIP = map[*guardedConn]struct{}{}, map[string]int{}
+	}
+	for g.byIP[ip] >= perIP {
+		victims = append(victims, g.dropLocked(g.oldestUnauthLocked(ip)))
 	}
 	for g.unauth.Len() >= maxUnauth {
-		victims = append(victims, g.dropLocked(g.unauth.Front().Value.(*guardedConn)))
+		victims = append(victims, g.dropLocked(g.oldestUnauthLocked("")))
 	}
 	if len(g.conns) >= max {
 		var v *guardedConn
-		if f := g.unauth.Front(); f != nil {
-			v = f.Value.(*guardedConn)
+		if g.unauth.Len() > 0 {
+			v = g.oldestUnauthLocked("")
 		} else {
 			for o := range g.conns {
 				if o.state == http.StateIdle && (v == nil || o.accepted.Before(v.accepted)) {
@@ -141,9 +159,10 @@ func (g *ConnGuard) admit(c net.Conn) *guardedConn {
 		}
 		victims = append(victims, g.dropLocked(v))
 	}
-	gc := &guardedConn{Conn: c, g: g, accepted: time.Now(), state: http.StateNew}
+	gc := &guardedConn{Conn: c, g: g, ip: ip, accepted: time.Now(), state: http.StateNew}
 	g.conns[gc] = struct{}{}
 	gc.elem = g.unauth.PushBack(gc)
+	g.byIP[ip]++
 	g.mu.Unlock()
 	for _, v := range victims {
 		v.Conn.Close()
@@ -169,12 +188,53 @@ func (g *ConnGuard) note(msg string, max int) {
 	g.Logger.Warn(msg, "max", max, "open", st.Open, "unauthenticated", st.Unauthenticated, "evicted", st.Evicted, "refused", st.Refused)
 }
 
+// oldestUnauthLocked returns the oldest unauthenticated connection from
+// ip or, for "", from the address that holds the most; there must be one.
+func (g *ConnGuard) oldestUnauthLocked(ip string) *guardedConn {
+	if ip == "" {
+		most := 0
+		for a, n := range g.byIP {
+			if n > most {
+				ip, most = a, n
+			}
+		}
+		// Ties: the address whose connection is oldest.
+		for e := g.unauth.Front(); e != nil; e = e.Next() {
+			if c := e.Value.(*guardedConn); g.byIP[c.ip] == most {
+				return c
+			}
+		}
+	}
+	for e := g.unauth.Front(); e != nil; e = e.Next() {
+		if c := e.Value.(*guardedConn); c.ip == ip {
+			return c
+		}
+	}
+	return g.unauth.Front().Value.(*guardedConn)
+}
+
+func remoteIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return "?"
+}
+
+// unauthDoneLocked takes c out of the unauthenticated connections.
+func (g *ConnGuard) unauthDoneLocked(c *guardedConn) {
+	if c.elem == nil {
+		return
+	}
+	g.unauth.Remove(c.elem)
+	c.elem = nil
+	if g.byIP[c.ip]--; g.byIP[c.ip] <= 0 {
+		delete(g.byIP, c.ip)
+	}
+}
+
 // dropLocked forgets c; the caller closes it.
 func (g *ConnGuard) dropLocked(c *guardedConn) *guardedConn {
-	if c.elem != nil {
-		g.unauth.Remove(c.elem)
-		c.elem = nil
-	}
+	g.unauthDoneLocked(c)
 	delete(g.conns, c)
 	c.gone = true
 	return c
@@ -239,10 +299,7 @@ func markAuthenticated(ctx context.Context) {
 	}
 	g := gc.g
 	g.mu.Lock()
-	if gc.elem != nil {
-		g.unauth.Remove(gc.elem)
-		gc.elem = nil
-	}
+	g.unauthDoneLocked(gc)
 	g.mu.Unlock()
 }
 

@@ -179,9 +179,9 @@ func TestLoadFlooder(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Source addresses 127.0.<idx+1>.x spread the connections over
-			// many ephemeral port ranges.
-			src := net.IPv4(127, byte(idx+1), byte(1+i/250), byte(2+i%250))
+			// An attacking host with four addresses per child:
+			// 127.0.<idx+1>.2-5 (four ephemeral port ranges).
+			src := net.IPv4(127, 0, byte(idx+1), byte(2+i%4))
 			dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 10 * time.Second}
 			first := true
 			for ctx.Err() == nil {
