@@ -25,8 +25,9 @@ type APILimits struct {
 	// the token and keyed card numbers then cross the network in clear.
 	AllowInsecureListen bool `yaml:"allow_insecure_listen"`
 
-	MaxConnections                int `yaml:"max_connections"`                 // default 256
-	MaxUnauthenticatedConnections int `yaml:"max_unauthenticated_connections"` // default 64
+	MaxConnections                int `yaml:"max_connections"`                        // default 256
+	MaxUnauthenticatedConnections int `yaml:"max_unauthenticated_connections"`        // default 64
+	MaxUnauthenticatedPerIP       int `yaml:"max_unauthenticated_connections_per_ip"` // default 16
 
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 5s
 	ReadTimeout       Duration `yaml:"read_timeout"`        // default 30s: headers and body
@@ -65,8 +66,8 @@ func (a *APIConfig) validate(bad func(string, ...any)) {
 	if a.Listen != "" && a.TLSCert == "" && !a.AllowInsecureListen && !loopback(a.Listen) {
 		bad("api.listen %s is not a loopback address and the API has no TLS: the token and keyed card numbers would cross the network in clear. Set api.tls_cert and api.tls_key, listen on 127.0.0.1, or set api.allow_insecure_listen: true", a.Listen)
 	}
-	if a.MaxConnections < 0 || a.MaxUnauthenticatedConnections < 0 {
-		bad("api.max_connections and api.max_unauthenticated_connections must not be negative")
+	if a.MaxConnections < 0 || a.MaxUnauthenticatedConnections < 0 || a.MaxUnauthenticatedPerIP < 0 {
+		bad("api.max_connections, api.max_unauthenticated_connections and api.max_unauthenticated_connections_per_ip must not be negative")
 	}
 	if a.MaxConnections > 0 && a.MaxUnauthenticatedConnections > a.MaxConnections {
 		bad("api.max_unauthenticated_connections (%d) is more than api.max_connections (%d)", a.MaxUnauthenticatedConnections, a.MaxConnections)
@@ -105,7 +106,8 @@ func (m *Main) listenAPI() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API listen: %w", err)
 	}
-	m.connGuard = &api.ConnGuard{Max: a.MaxConnections, MaxUnauthenticated: a.MaxUnauthenticatedConnections, Logger: m.Logger.With("component", "api")}
+	m.connGuard = &api.ConnGuard{Max: a.MaxConnections, MaxUnauthenticated: a.MaxUnauthenticatedConnections,
+		MaxUnauthenticatedPerIP: a.MaxUnauthenticatedPerIP, Logger: m.Logger.With("component", "api")}
 	ln = m.connGuard.Listener(ln)
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
