@@ -85,6 +85,28 @@ func ValidatePAN(s string) error {
 	return nil
 }
 
+// LooksLikePAN reports whether s is a card number written the way people
+// write them: 12 to 19 digits, spaces and dashes aside, passing the Luhn
+// check. Free text that sterad keeps in clear (a reference, a voucher
+// number) is refused or masked when it does; digits are its digits.
+func LooksLikePAN(s string) (digits string, ok bool) {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == ' ' || r == '-':
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			return "", false
+		}
+	}
+	digits = b.String()
+	if n := len(digits); n < 12 || n > 19 || !Luhn(digits) {
+		return "", false
+	}
+	return digits, true
+}
+
 // Luhn reports whether the digit string s passes the Luhn (mod 10) check.
 func Luhn(s string) bool {
 	if s == "" {

@@ -167,16 +167,7 @@ func safeVoucherNumber(n string) string {
 	if len(n) > 64 {
 		n = n[:64] + "…"
 	}
-	digits := strings.Map(func(r rune) rune {
-		if r >= '0' && r <= '9' {
-			return r
-		}
-		if r == ' ' || r == '-' {
-			return -1
-		}
-		return 'x'
-	}, n)
-	if len(digits) >= 12 && len(digits) <= 19 && !strings.Contains(digits, "x") && Luhn(digits) {
+	if digits, ok := LooksLikePAN(n); ok {
 		return MaskPAN(digits)
 	}
 	return n

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sterad/sterad"
 )
@@ -47,6 +48,20 @@ type Server struct {
 
 	Metrics    http.Handler // GET /metrics, when set
 	Simulators Simulators   // /v1/sim/… in serve --simulate, when set
+
+	// Health says what is wrong for GET /healthz (default: nothing),
+	// computed at most once per HealthTTL (default 1 s).
+	Health    HealthFunc
+	HealthTTL time.Duration
+	Now       func() time.Time // default time.Now
+
+	// AnswerTimeout bounds the writing of the answer of a request that
+	// waits (a payment, a batch close, a queue flush), from when the
+	// answer starts: the server's read and write timeouts do not cut
+	// the wait itself. Zero: no bound.
+	AnswerTimeout time.Duration
+
+	healthCache healthCache
 }
 
 // Handler returns the API's routes.
@@ -55,20 +70,18 @@ func (s *Server) Handler() http.Handler {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	for pattern, h := range map[string]http.HandlerFunc{
-		"POST /v1/transactions":            s.handleCreateTransaction,
+		"POST /v1/transactions":            s.waitLong(s.handleCreateTransaction),
 		"GET /v1/transactions":             s.handleTransactions,
 		"GET /v1/transactions/{id}":        s.handleTransaction,
 		"GET /v1/terminals":                s.handleTerminals,
 		"GET /v1/queue":                    s.handleQueue,
-		"POST /v1/queue/flush":             s.handleFlush,
+		"POST /v1/queue/flush":             s.waitLong(s.handleFlush),
 		"GET /v1/status":                   s.handleStatus,
 		"GET /v1/batches":                  s.handleBatches,
 		"GET /v1/batches/{n}":              s.handleBatch,
-		"POST /v1/batches/close":           s.handleCloseBatch,
+		"POST /v1/batches/close":           s.waitLong(s.handleCloseBatch),
 		"GET /v1/vault":                    s.handleVault,
 		"POST /v1/vault/purge":             s.handlePurge,
 		"DELETE /v1/vault/{reference}":     s.handleReleaseVault,
@@ -100,9 +113,13 @@ func (s *Server) authorize(h http.HandlerFunc) http.Handler {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sterad"`)
+			// The connection ends with this answer: one without the
+			// token does not hold a slot (see ConnGuard).
+			w.Header().Set("Connection", "close")
 			WriteError(w, &sterad.Error{Kind: "unauthorized", Code: "unauthorized", Message: "missing or wrong bearer token"})
 			return
 		}
+		markAuthenticated(r.Context())
 		h(w, r)
 	})
 }
@@ -139,7 +156,7 @@ func (s *Server) handleCreateTransaction(w http.ResponseWriter, r *http.Request)
 			writeJSON(w, statusFor(err), ErrorBody{Error: ErrorDetail{Code: sterad.ErrorCode(err), Message: sterad.ErrorMessage(err), Transaction: View(t, false)}})
 			return
 		}
-		WriteError(w, err)
+		WriteError(w, journalMessage(err))
 		return
 	}
 	code := http.StatusCreated
@@ -400,7 +417,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // DecodeJSON reads a JSON body strictly: one object, known fields only,
-// at most MaxBodyBytes. Errors are *sterad.Error of kind EInvalid and
+// each named once and in its own case, at most MaxBodyBytes. Errors are *sterad.Error of kind EInvalid and
 // never quote the body (it may hold a card number).
 func DecodeJSON(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
@@ -409,6 +426,9 @@ func DecodeJSON(r *http.Request, v any) error {
 	}
 	if len(body) > MaxBodyBytes {
 		return sterad.Errorf(sterad.EInvalid, "body_too_large", "request body exceeds %d bytes", MaxBodyBytes)
+	}
+	if err := checkKeys(body, v); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

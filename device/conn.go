@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -281,7 +282,7 @@ func (c *conn) handle(f protocol.Frame) error {
 	case protocol.TypeProgress, protocol.TypeResult, protocol.TypeCancelResp, protocol.TypeStatusResp, protocol.TypeError:
 		return c.route(f)
 	default:
-		s.log.Warn("unexpected frame from the terminal", "frame", f.String())
+		s.logLimited(slog.LevelWarn, "unexpected frame from the terminal", "frame", f.String())
 		return nil
 	}
 }
@@ -294,6 +295,12 @@ func (c *conn) handleCard(f protocol.Frame) error {
 	if err := protocol.UnmarshalPayload(f, &cd); err != nil {
 		known = false
 		ev.cardErr = badCard("the CARD message is not the expected JSON object")
+	} else if cd.TxnID == "" {
+		// A card must name the transaction it was read for: one that
+		// names none is not taken as the card of the transaction in
+		// progress. The reader cancels it as unusable.
+		known = false
+		ev.cardErr = badCard("the CARD names no transaction (txn_id missing)")
 	} else {
 		ev.card, ev.cardErr = parseCard(cd, s.cfg.RequireP2PE)
 		if ev.cardErr != nil && errors.Is(ev.cardErr, errCardInClear) {
@@ -314,7 +321,7 @@ func (c *conn) handleCard(f protocol.Frame) error {
 		// gateway reconciles with STATUS_QUERY. The frame itself is valid,
 		// so it is acknowledged.
 		ev.card.Wipe()
-		s.log.Warn("CARD for no waiting call: ignored", "frame", f.String())
+		s.logLimited(slog.LevelWarn, "CARD for no waiting call: ignored", "frame", f.String())
 		return nil
 	}
 	s.started(reader.txnID)
@@ -353,12 +360,12 @@ func (c *conn) route(f protocol.Frame) error {
 		txnID = ev.errMsg.TxnID
 	}
 	if err != nil {
-		s.log.Warn("malformed message from the terminal: ignored", "frame", f.String())
+		s.logLimited(slog.LevelWarn, "malformed message from the terminal: ignored", "frame", f.String())
 		return nil
 	}
 	ws := c.targets(f.Type, txnID, true)
 	if len(ws) == 0 {
-		s.log.Info("message for no waiting call: ignored", "frame", f.String())
+		s.logLimited(slog.LevelInfo, "message for no waiting call: ignored", "frame", f.String())
 	}
 	if f.Type == protocol.TypeProgress && len(ws) > 0 {
 		s.started(txnID)

@@ -77,8 +77,9 @@ type SessionConfig struct {
 // implements sterad.Terminal. Create it with NewSession, start Run, and
 // call Close when done. Its methods are safe for concurrent use.
 type Session struct {
-	cfg SessionConfig
-	log *slog.Logger
+	cfg  SessionConfig
+	log  *slog.Logger
+	rate *rateLog // frame-driven log lines, rate-limited
 
 	t2 time.Duration // the link's ACK timeout: a PING unacknowledged this long shows offline
 	// liveMu orders the turns to and from "offline for an overdue PING"
@@ -149,6 +150,7 @@ func NewSession(cfg SessionConfig) *Session {
 	return &Session{
 		cfg:     cfg,
 		log:     log,
+		rate:    newRateLog(),
 		t2:      t2,
 		changed: make(chan struct{}),
 		closed:  make(chan struct{}),

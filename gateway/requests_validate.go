@@ -100,6 +100,9 @@ func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 	if !printable(p.reference) {
 		return nil, sterad.Errorf(sterad.EInvalid, "invalid_reference", "reference must be printable ASCII")
 	}
+	if _, ok := sterad.LooksLikePAN(p.reference); ok {
+		return nil, sterad.Errorf(sterad.EInvalid, "invalid_reference", "reference looks like a card number (12 to 19 digits passing the Luhn check): a reference is stored and shown in clear, so give the folio or reservation number instead")
+	}
 
 	if err := checkInputs(p, r.Original, rq.blind()); err != nil {
 		return nil, err

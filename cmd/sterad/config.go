@@ -41,7 +41,8 @@ type Config struct {
 
 // APIConfig is the HTTP API.
 type APIConfig struct {
-	Listen string `yaml:"listen"`
+	Listen    string `yaml:"listen"`
+	APILimits `yaml:",inline"`
 }
 
 // AcquirerConfig is the acquirer link.
@@ -195,6 +196,7 @@ func (c *Config) Validate() error {
 	if c.API.Listen == "" {
 		bad("api.listen is required")
 	}
+	c.API.validate(bad)
 	if c.Acquirer.Address == "" {
 		bad("acquirer.address is required")
 	}

@@ -8,13 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +67,9 @@ type Main struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	httpSrv   *http.Server
+	connGuard *api.ConnGuard // the API's connection bounds (apiserver.go)
+	journal   *journalStore  // the store as the gateway sees it (health.go)
+	health    healthConfig   // seams of /healthz's checks
 	closers   []func()
 	closeOnce sync.Once
 }
@@ -141,7 +142,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	if m.Token, err = loadToken(cfg.DataDir); err != nil {
+	if m.Token, err = loadToken(cfg.DataDir, m.Logger); err != nil {
 		return err
 	}
 	if m.Simulate {
@@ -212,7 +213,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.GatewayTuning(&gcfg)
 	}
 	m.Gateway, err = gateway.New(gcfg, gateway.Deps{
-		Store: wrapStore(m.DB), Acquirer: acq, Terminals: terms, Clock: m.Clock,
+		Store: wrapStore(m.guardJournal(m.DB)), Acquirer: acq, Terminals: terms, Clock: m.Clock,
 		Logger: m.Logger.With("component", "gateway"), NewID: func() string { return ulid.Make().String() },
 	})
 	if err != nil {
@@ -304,9 +305,9 @@ func tlsConfig(a AcquirerConfig) (*tls.Config, error) {
 }
 
 func (m *Main) startAPI() error {
-	ln, err := net.Listen("tcp", m.Config.API.Listen)
+	ln, err := m.listenAPI()
 	if err != nil {
-		return fmt.Errorf("API listen: %w", err)
+		return err
 	}
 	m.APIAddr = ln.Addr().String()
 	g := m.Gateway
@@ -314,18 +315,19 @@ func (m *Main) startAPI() error {
 		Transactions: g, Terminals: g, Queue: g, Batches: g, Vault: g, Reservations: g, Status: g,
 		Settlement: &settlementReports{batches: g, fees: m.fees, calendar: m.calendar},
 		Token:      m.Token, Logger: m.Logger.With("component", "api"), Version: version,
-		Metrics: m.metricsHandler(), Store: storeAdmin{m},
+		Metrics: m.metricsHandler(), Store: storeAdmin{m}, Health: m.healthProblems,
+		AnswerTimeout: orDuration(m.Config.API.WriteTimeout, DefaultWriteTimeout),
 	}
 	if m.Simulate {
 		srv.Simulators = simulators{host: m.SimHost, terminals: m.SimTerminals}
 	}
-	m.httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.httpSrv = m.newHTTPServer(srv.Handler())
 	m.goRun(func() {
 		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("API server", "err", err)
 		}
 	})
-	m.Logger.Info("sterad is ready", "api", m.APIAddr, "acquirer", m.Config.Acquirer.Address, "terminals", len(m.Config.Terminals), "data", m.Config.DataDir)
+	m.Logger.Info("sterad is ready", "api", m.apiScheme()+"://"+m.APIAddr, "acquirer", m.Config.Acquirer.Address, "terminals", len(m.Config.Terminals), "data", m.Config.DataDir)
 	return nil
 }
 
@@ -366,32 +368,6 @@ func (m *Main) Close() error {
 		m.wg.Wait()
 	})
 	return nil
-}
-
-// loadToken returns the API token: STERAD_API_TOKEN, or data_dir/api.token
-// (created with a random token, 0600, on first start).
-func loadToken(dir string) (string, error) {
-	if t := os.Getenv("STERAD_API_TOKEN"); t != "" {
-		return t, nil
-	}
-	path := filepath.Join(dir, "api.token")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("API token: %w", err)
-	}
-	raw := make([]byte, 32)
-	if _, err := io.ReadFull(rand.Reader, raw); err != nil {
-		return "", err
-	}
-	t := hex.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("API token: %w", err)
-	}
-	return t, nil
 }
 
 func newBootID() string {
