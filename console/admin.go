@@ -1,0 +1,5 @@
+package console
+
+import "net/http"
+
+func (s *Server) adminRoutes(mux *http.ServeMux) {}
