@@ -21,12 +21,16 @@ deps: ## install what the build needs: libusb (for gousb) and the Go modules
 	@dpkg -s libusb-1.0-0-dev >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq libusb-1.0-0-dev pkg-config; }
 	@$(GO) mod download
 
+.PHONY: chromium
+chromium: ## install Debian's chromium for the console's browser tests (chromedp)
+	@command -v chromium >/dev/null || { $(APT) update -qq && $(APT) install -y -qq chromium; }
+
 .PHONY: build
 build: deps ## build bin/sterad
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sterad
 
 .PHONY: test
-test: deps ## run the whole test suite (what CI runs)
+test: deps chromium ## run the whole test suite (what CI runs)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...

@@ -164,9 +164,12 @@ func (f *fakeTxns) Submit(_ context.Context, r sterad.Request) (*sterad.Transact
 		Currency: "JPY", Terminal: r.Terminal, Reference: r.Reference, Original: r.Original, IdempotencyKey: r.IdempotencyKey,
 		CreatedAt: t0, UpdatedAt: t0}
 	tl := []*sterad.Transaction{t}
-	for _, st := range f.next {
+	for i, st := range f.next {
 		c := t.Clone()
-		c.Status, c.Step = st, sterad.StepDone
+		c.Status, c.Step = st, sterad.StepSent
+		if i == len(f.next)-1 {
+			c.Step = sterad.StepDone
+		}
 		if st == sterad.StatusApproved {
 			c.AuthCode, c.MaskedPAN, c.Brand = "123456", "411111******1111", sterad.BrandVisa
 		}

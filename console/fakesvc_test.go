@@ -122,7 +122,9 @@ func (f *fakeServices) Vault(context.Context) ([]*sterad.VaultEntry, error) {
 	return f.vault, nil
 }
 
-func (f *fakeServices) Purge(context.Context) (*sterad.PurgeResult, error) { return &sterad.PurgeResult{}, nil }
+func (f *fakeServices) Purge(context.Context) (*sterad.PurgeResult, error) {
+	return &sterad.PurgeResult{}, nil
+}
 
 func (f *fakeServices) ReleaseVault(_ context.Context, ref string) (*sterad.VaultEntry, error) {
 	f.mu.Lock()
