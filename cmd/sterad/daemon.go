@@ -317,7 +317,12 @@ func (m *Main) startAPI() error {
 	if m.Simulate {
 		srv.Simulators = simulators{host: m.SimHost, terminals: m.SimTerminals}
 	}
-	m.httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler, err := m.withConsole(srv.Handler()) // console.go
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	m.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	m.goRun(func() {
 		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("API server", "err", err)
