@@ -20,6 +20,20 @@ var funcs = template.FuncMap{
 	"yen":   func(minor int64) string { return sterad.AmountFromMinor(minor, sterad.JPY).Display() },
 	"upper": strings.ToUpper,
 	"add":   func(a, b int) int { return a + b },
+	"debits": func(b *sterad.Batch) int64 {
+		var n int64
+		for _, t := range b.Terminals {
+			n += t.Totals.DebitAmount
+		}
+		return n
+	},
+	"credits": func(b *sterad.Batch) int64 {
+		var n int64
+		for _, t := range b.Terminals {
+			n += t.Totals.CreditAmount
+		}
+		return n
+	},
 }
 
 // parsePages parses every page with the layout; partials are the
