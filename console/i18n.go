@@ -56,6 +56,11 @@ var catalog = map[string]map[string]string{
 		"alerts.queue": "送信待ちキュー: %d 件",
 		"settle.from":  "開始日", "settle.to": "終了日", "settle.show": "表示", "settle.csv": "CSVダウンロード", "settle.payouts": "入金予定",
 		"settle.none": "この期間の入金予定はありません。", "settle.date": "入金日", "settle.paid": "入金額", "settle.total": "合計",
+		"log.user": "ユーザー", "log.search": "操作・取引ID・予約番号", "log.export": "CSVエクスポート", "log.action": "操作",
+		"log.detail": "内容", "log.remote": "接続元",
+		"admin.status": "接続状況", "admin.link": "カード会社との接続", "admin.queue": "送信待ちキュー", "admin.users": "ユーザーと権限",
+		"admin.usershint": "ユーザーの追加とパスワードの設定はサーバーで sterad user add / sterad user passwd を使います。",
+		"admin.role":      "権限", "admin.lastlogin": "最終ログイン", "admin.disabled": "無効", "admin.locked": "%s までロック中", "admin.active": "有効",
 	},
 	"en": {
 		"nav.desk": "Front desk", "nav.txns": "Today", "nav.reservations": "Reservations", "nav.audit": "Night audit",
@@ -107,6 +112,11 @@ var catalog = map[string]map[string]string{
 		"alerts.queue": "Queue: %d messages owed to the acquirer",
 		"settle.from":  "From", "settle.to": "To", "settle.show": "Show", "settle.csv": "Download CSV", "settle.payouts": "Coming payouts",
 		"settle.none": "No payout in this period.", "settle.date": "Payout date", "settle.paid": "Paid", "settle.total": "Total",
+		"log.user": "User", "log.search": "action, transaction, reference", "log.export": "Export CSV", "log.action": "Action",
+		"log.detail": "Detail", "log.remote": "From",
+		"admin.status": "Status", "admin.link": "Acquirer link", "admin.queue": "Queue", "admin.users": "Users and roles",
+		"admin.usershint": "Users are added and passwords set on the server with sterad user add / sterad user passwd.",
+		"admin.role":      "Role", "admin.lastlogin": "Last login", "admin.disabled": "disabled", "admin.locked": "locked until %s", "admin.active": "active",
 	},
 }
 
