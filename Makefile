@@ -23,7 +23,7 @@ deps: ## install what the build needs: libusb (for gousb) and the Go modules
 
 .PHONY: chromium
 chromium: ## install Debian's chromium for the console's browser tests (chromedp)
-	@command -v chromium >/dev/null || { $(APT) update -qq && $(APT) install -y -qq chromium; }
+	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk; }
 
 .PHONY: build
 build: deps ## build bin/sterad
