@@ -22,12 +22,16 @@ deps: ## install what the build needs: libusb (for gousb), gdb (gcore, for the n
 	@command -v gcore >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq gdb; }
 	@$(GO) mod download
 
+.PHONY: chromium
+chromium: ## install Debian's chromium for the console's browser tests (chromedp)
+	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk; }
+
 .PHONY: build
 build: deps ## build bin/sterad
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sterad
 
 .PHONY: test
-test: deps ## run the whole test suite (what CI runs)
+test: deps chromium ## run the whole test suite (what CI runs)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...

@@ -25,6 +25,7 @@ var layers = map[string]struct {
 	"settlement":            {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"gateway":               {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"api":                   {[]string{""}, nil},
+	"console":               {[]string{""}, []string{"golang.org/x/crypto"}},
 	"simulator/acquirer":    {[]string{"", "protocol", "simulator/dukpt"}, []string{"github.com/shopspring/decimal"}},
 	"simulator/dukpt":       {nil, nil},
 	"simulator/terminal":    {[]string{"", "protocol", "simulator/dukpt"}, []string{"github.com/creack/pty", "golang.org/x/term"}},

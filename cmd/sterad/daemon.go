@@ -321,7 +321,12 @@ func (m *Main) startAPI() error {
 	if m.Simulate {
 		srv.Simulators = simulators{host: m.SimHost, terminals: m.SimTerminals}
 	}
-	m.httpSrv = m.newHTTPServer(srv.Handler())
+	handler, err := m.withConsole(srv.Handler()) // console.go
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	m.httpSrv = m.newHTTPServer(handler)
 	m.goRun(func() {
 		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("API server", "err", err)
