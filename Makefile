@@ -35,6 +35,7 @@ test: deps chromium ## run the whole test suite (what CI runs)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -timeout 10m -run TestNonRetentionProof ./cmd/sterad/ -args -proof
 
 .PHONY: proof
 proof: deps ## the non-retention proof: a day in both card data modes, the running daemon's memory dumped (gcore) and scanned with its data and logs
