@@ -103,19 +103,20 @@ func hasNote(t *sterad.Transaction, what string) bool {
 }
 
 // The same terminal found again on a reconnect (the transaction was left
-// for the operator when the OUTCOME could not be sent): the reconciliation
-// is bounded too, and ends with the approval reversed.
+// for the operator when the OUTCOME could not be sent and the terminal did
+// not come back in time): the reconciliation is bounded too, and ends with
+// the approval reversed.
 func TestOutcomeNeverConfirmedAfterReconnect(t *testing.T) {
 	h := newHarness(t)
 	h.term.mu.Lock()
-	h.term.showErr = sterad.ErrTerminalOffline
+	h.term.showErr, h.term.gone = sterad.ErrTerminalOffline, true
 	h.term.mu.Unlock()
 	tx := presentSale(h, "7000")
 	if tx.Status != sterad.StatusApproved || tx.TerminalResult != "" || tx.Step != sterad.StepOutcome {
 		t.Fatalf("before the reconnect: %s %s %q", tx.Status, tx.Step, tx.TerminalResult)
 	}
 	h.term.mu.Lock()
-	h.term.showErr, h.term.noResult, h.term.query = sterad.ErrLinkFailed, true, "card_sent"
+	h.term.showErr, h.term.noResult, h.term.query, h.term.gone = sterad.ErrLinkFailed, true, "card_sent", false
 	h.term.shows = 0
 	h.term.mu.Unlock()
 	h.gw.TerminalReconnected("FRONT001", false)
@@ -130,6 +131,25 @@ func TestOutcomeNeverConfirmedAfterReconnect(t *testing.T) {
 	h.term.mu.Unlock()
 	if shows > 3 || tx.Status != sterad.StatusReversed || tx.TerminalResult != "unconfirmed" {
 		t.Fatalf("after the reconnect: %d OUTCOMEs, %s %s %q", shows, tx.Status, tx.Step, tx.TerminalResult)
+	}
+	if got := strings.Join(mtis(h.host.messages()), " "); got != "0200 0420" {
+		t.Fatalf("the host saw %s", got)
+	}
+}
+
+// Found by the crash test: the terminal's link failed just before the
+// OUTCOME went out (ShowOutcome: terminal offline) and the terminal came
+// back at once having lost the transaction. The client was told
+// "approved", then the approval was reversed. The flow now waits for the
+// terminal and asks it before anyone is told: the answer is "reversed".
+func TestOutcomeTerminalOfflineAskedBeforeAnswering(t *testing.T) {
+	h := newHarness(t)
+	h.term.mu.Lock()
+	h.term.showErr, h.term.query = sterad.ErrTerminalOffline, "waiting_card"
+	h.term.mu.Unlock()
+	tx := presentSale(h, "7000")
+	if tx.Status != sterad.StatusReversed {
+		t.Fatalf("told %s (%q), want reversed: the terminal never showed the approval", tx.Status, tx.Reason)
 	}
 	if got := strings.Join(mtis(h.host.messages()), " "); got != "0200 0420" {
 		t.Fatalf("the host saw %s", got)

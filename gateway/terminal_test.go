@@ -28,6 +28,7 @@ type fakeTerminal struct {
 	shows    int           // OUTCOMEs sent
 	query    string        // STATUS_RESP state (default unknown)
 	cancels  []string      // CANCELs sent
+	gone     bool          // WaitReady fails: the terminal does not come back
 }
 
 func newFakeTerminal(id string) *fakeTerminal {
@@ -111,7 +112,14 @@ func (f *fakeTerminal) Query(ctx context.Context, id string) (sterad.TerminalTxn
 	return sterad.TerminalTxnState{TxnID: id, State: state}, nil
 }
 
-func (f *fakeTerminal) WaitReady(ctx context.Context) error { return nil }
+func (f *fakeTerminal) WaitReady(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gone {
+		return sterad.ErrTerminalOffline
+	}
+	return nil
+}
 
 func (f *fakeTerminal) shown() []sterad.TerminalOutcome {
 	f.mu.Lock()

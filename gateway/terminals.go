@@ -341,8 +341,10 @@ func (tm *terminals) showOutcome(ctx context.Context, id string, attempt int) {
 	case err == nil:
 		tm.afterResult(ctx, id, res)
 	case ctx.Err() != nil:
-	case errors.Is(err, sterad.ErrLinkFailed):
-		// No RESULT (or the link failed): ask the terminal what it did.
+	case errors.Is(err, sterad.ErrLinkFailed), errors.Is(err, sterad.ErrTerminalOffline):
+		// No RESULT, the link failed, or the terminal went away just
+		// before the OUTCOME: wait for it and ask it what it did, before
+		// anyone is told the outcome.
 		tm.reconcileAttempt(ctx, id, attempt+1)
 	default:
 		tm.log.Warn("outcome not shown at the terminal", "txn", id, "err", err)

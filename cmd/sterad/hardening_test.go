@@ -208,7 +208,7 @@ func TestTokenFileModeFixedOrRefused(t *testing.T) {
 // A reference that is a card number is refused before anything is
 // stored, and the answer does not echo it.
 func TestReferenceThatIsACardNumberRefused(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	for _, ref := range []string{"4111111111111111", "4111 1111 1111 1111", "5555-5555-5555-4444", "378282246310005"} {
 		e := d.postErr(api.TransactionRequest{Op: "sale", Amount: "1000", Card: keyed("4000000000000002"), Reference: ref})
 		if e.Status != 400 || e.Code != "invalid_reference" {
@@ -235,7 +235,7 @@ func TestReferenceThatIsACardNumberRefused(t *testing.T) {
 // succeed again.
 func TestDiskFullAnswers503AndHealthFailing(t *testing.T) {
 	var full atomic.Bool
-	d := startDaemon(t, func(m *Main) {
+	d := startDaemon(t, clearMode, func(m *Main) {
 		m.health.writeFault = func() error {
 			if full.Load() {
 				return &os.PathError{Op: "write", Path: filepath.Join(m.Config.DataDir, "sterad.db"), Err: syscall.ENOSPC}
@@ -299,7 +299,7 @@ func TestDiskFullAnswers503AndHealthFailing(t *testing.T) {
 
 // An acquirer outage makes /healthz degraded: 200, 503 with ?strict.
 func TestHealthzDegradedWhileAcquirerDown(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	if err := d.m.SimHost.SetOutage(true); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestHealthzDegradedWhileAcquirerDown(t *testing.T) {
 // Hundreds of idle connections without the token neither exhaust the
 // daemon nor keep a client with the token out.
 func TestAPIConnectionFloodBounded(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	var conns []net.Conn
 	t.Cleanup(func() {
 		for _, c := range conns {
