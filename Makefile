@@ -17,8 +17,9 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## install what the build needs: libusb (for gousb) and the Go modules
+deps: ## install what the build needs: libusb (for gousb), gdb (gcore, for the non-retention proof) and the Go modules
 	@dpkg -s libusb-1.0-0-dev >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq libusb-1.0-0-dev pkg-config; }
+	@command -v gcore >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq gdb; }
 	@$(GO) mod download
 
 .PHONY: build

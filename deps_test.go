@@ -27,7 +27,7 @@ var layers = map[string]struct {
 	"api":                   {[]string{""}, nil},
 	"simulator/acquirer":    {[]string{"", "protocol", "simulator/dukpt"}, []string{"github.com/shopspring/decimal"}},
 	"simulator/dukpt":       {nil, nil},
-	"simulator/terminal":    {[]string{"", "protocol"}, []string{"github.com/creack/pty", "golang.org/x/term"}},
+	"simulator/terminal":    {[]string{"", "protocol", "simulator/dukpt"}, []string{"github.com/creack/pty", "golang.org/x/term"}},
 	"internal/pipetest":     {nil, nil},
 	"internal/testutil":     {nil, nil},
 	"crashtest":             {nil, nil},

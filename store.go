@@ -43,6 +43,11 @@ type QueueItem struct {
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Parked      bool      `json:"parked,omitempty"` // older than max_age: kept, shown, not dropped
+	// Block is an encrypting terminal's card block that a stood-in
+	// transaction's advice (or deferred 0100) carries (acquirer-host.md
+	// §8): ciphertext sterad cannot open, kept only while the item waits
+	// and gone with it when the host answers.
+	Block *EncryptedBlock `json:"block,omitempty"`
 }
 
 // Batch states.

@@ -137,6 +137,7 @@ type Transaction struct {
 	Currency     string    `json:"currency"`
 	MaskedPAN    string    `json:"masked_pan,omitempty"`
 	Brand        Brand     `json:"brand,omitempty"`
+	KSN          string    `json:"ksn,omitempty"` // key serial number of an encrypting terminal's card block
 	Entry        EntryMode `json:"entry,omitempty"`
 	Terminal     string    `json:"terminal,omitempty"`    // physical terminal that read the card
 	TerminalID   string    `json:"terminal_id,omitempty"` // DE 41 sent: the terminal or the virtual terminal

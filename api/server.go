@@ -235,6 +235,12 @@ func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
 	if items == nil {
 		items = []sterad.QueueItem{}
 	}
+	// A stood-in transaction's encrypted card block waits in its item for
+	// the advice: ciphertext sterad cannot open, and no business of a
+	// client's.
+	for i := range items {
+		items[i].Block = nil
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"queue": items, "summary": summarize(items)})
 }
 

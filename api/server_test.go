@@ -816,3 +816,45 @@ func TestViewAmounts(t *testing.T) {
 		}
 	}
 }
+
+// Card-data-blind (issue 12): a body with `card` is refused by the
+// gateway with card_data_blind; the API answers 400 and never echoes the
+// body.
+func TestCreateTransactionCardDataBlind(t *testing.T) {
+	for _, body := range []string{
+		`{"op":"sale","amount":12800,"card":{"pan":"4111111111111111","expiry":"2812"}}`,
+		`{"op":"cardcheck","reference":"R1","stay":{"checkin":"2026-11-21","checkout":"2026-11-22"},"card":{"pan":"5555555555554444","expiry":"2812"}}`,
+	} {
+		var got sterad.Request
+		f := &fake{t: t, SubmitFn: func(_ context.Context, r sterad.Request) (*sterad.Transaction, bool, error) {
+			got = r
+			return nil, false, sterad.ErrCardDataBlind
+		}}
+		a := serve(t, server(f), call{method: "POST", path: "/v1/transactions", body: body})
+		var eb api.ErrorBody
+		a.decode(t, &eb)
+		if a.Code != 400 || eb.Error.Code != "card_data_blind" || !strings.Contains(eb.Error.Message, "card-data-blind") {
+			t.Fatalf("%d %s", a.Code, a.Body)
+		}
+		if got.PAN == "" {
+			t.Fatal("the card did not reach the gateway to be refused")
+		}
+		for _, pan := range []string{"4111111111111111", "5555555555554444", "2812"} {
+			if strings.Contains(a.Body, pan) {
+				t.Fatalf("the answer echoes the body: %s", a.Body)
+			}
+		}
+	}
+}
+
+// The queue never shows a stood-in transaction's encrypted block.
+func TestQueueHidesEncryptedBlocks(t *testing.T) {
+	block := &sterad.EncryptedBlock{KSN: "FFFF9876543210E000000001", Data: strings.Repeat("AB", 32)}
+	f := &fake{t: t, QueueFn: func(context.Context) ([]sterad.QueueItem, error) {
+		return []sterad.QueueItem{{Seq: 1, TxnID: "T1", Kind: sterad.QueueAdvice, Block: block}}, nil
+	}}
+	a := serve(t, server(f), call{method: "GET", path: "/v1/queue"})
+	if a.Code != 200 || strings.Contains(a.Body, block.Data) || strings.Contains(a.Body, block.KSN) || !strings.Contains(a.Body, "T1") {
+		t.Fatalf("%d %s", a.Code, a.Body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/sterad/sterad"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -32,6 +33,7 @@ var (
 	flagNegCycles = flag.Int("crash.negcycles", 10, "cap on the negative control's kill cycles")
 	flagKeep      = flag.Bool("crash.keep", false, "keep the work directory even on success")
 	flagNoClose   = flag.Bool("crash.noclose", false, "no batch closes during the chaos")
+	flagCardData  = flag.String("crash.carddata", "blind", "the daemon's card_data: blind (card-present sales at the encrypting terminal, refunds and voids by TI) or clear (keyed sales, pre-authorizations and no-shows too)")
 	flagBin       = flag.String("crash.bin", "", "test this sterad binary instead of building ./cmd/sterad (TestCrash only)")
 	flagFlush     = flag.String("crash.flush", "poll", "final settling: poll (POST /v1/queue/flush at every poll), once (one flush, then the forwarder alone) or none (the forwarder alone)")
 	flagShort     optBool
@@ -171,11 +173,15 @@ func TestCrash(t *testing.T) {
 	if bin == "" {
 		bin = binary(t, "")
 	}
-	h := newHarness(t, bin, "real")
+	h := newHarness(t, bin, "real", *flagCardData)
 	h.waitOnline()
 	h.waitTerminalReady(startTimeout)
 
-	w := newWorkload(h, s.seed, defaultMix())
+	m := defaultMix()
+	if *flagCardData == sterad.CardDataBlind {
+		m = blindMix()
+	}
+	w := newWorkload(h, s.seed, m)
 	told := w.probeNoShow()
 	t.Logf("no-show probe: told %s; no-shows in the mix: %v", told, w.noShow)
 
@@ -225,7 +231,7 @@ func TestCrashNegativeControl(t *testing.T) {
 	s := current()
 	t.Logf("negative control: seed %d, at most %d kill cycles, %d clients (replay: -crash.seed %d)", s.seed, *flagNegCycles, s.clients, s.seed)
 	begin := time.Now()
-	h := newHarness(t, binary(t, brokenJournal), "broken")
+	h := newHarness(t, binary(t, brokenJournal), "broken", sterad.CardDataClear) // the broken build journals keyed requests late
 	h.waitOnline()
 	w := newWorkload(h, s.seed, salesOnly())
 	ch := newChaos(h, s.seed)

@@ -62,9 +62,10 @@ func (c *child) exited() bool {
 // harness runs the acquirer, the terminal and the daemon as children of
 // the test, in one work directory.
 type harness struct {
-	t   testing.TB
-	bin string
-	dir string
+	t        testing.TB
+	bin      string
+	dir      string
+	cardData string // the daemon's card_data
 
 	acqAddr, acqCtl, termCtl, apiAddr string
 	acqLog, termLog, daemonLog        string
@@ -97,14 +98,17 @@ func freeAddr(t testing.TB) string {
 // newHarness starts the acquirer and the terminal, writes the daemon's
 // configuration and starts the daemon. dir is kept on failure (or with
 // -crash.keep) and its path printed.
-func newHarness(t testing.TB, bin, name string) *harness {
+//
+// cardData is the daemon's card_data: blind (the terminal encrypts, no card
+// is keyed) or clear (the keyed workload and the negative control).
+func newHarness(t testing.TB, bin, name, cardData string) *harness {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sterad-crashtest-"+name+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{
-		t: t, bin: bin, dir: dir, start: time.Now(),
+		t: t, bin: bin, dir: dir, start: time.Now(), cardData: cardData,
 		acqAddr: freeAddr(t), acqCtl: freeAddr(t), termCtl: freeAddr(t), apiAddr: freeAddr(t),
 		acqLog: filepath.Join(dir, "acquirer.log"), termLog: filepath.Join(dir, "terminal.log"), daemonLog: filepath.Join(dir, "daemon.log"),
 		ctl: &http.Client{Timeout: 10 * time.Second},
@@ -156,7 +160,8 @@ offline: {floor_limit: "5000000", total_limit: "1000000000", max_count: 100000, 
 settlement: {cutoff: "%s", timezone: Asia/Tokyo}
 log: {level: info, format: text}
 kek_file: %s
-`, merchantID, virtualTID, filepath.Join(h.dir, "data"), h.apiAddr, h.acqAddr, deskTID, filepath.Join(h.dir, deskTID+".tty"), cutoff, h.kekFile())
+card_data: %s
+`, merchantID, virtualTID, filepath.Join(h.dir, "data"), h.apiAddr, h.acqAddr, deskTID, filepath.Join(h.dir, deskTID+".tty"), cutoff, h.kekFile(), h.cardData)
 	if err := os.WriteFile(filepath.Join(h.dir, "sterad.yaml"), []byte(cfg), 0o600); err != nil {
 		h.t.Fatal(err)
 	}

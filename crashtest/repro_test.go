@@ -5,6 +5,7 @@ package crashtest
 import (
 	"context"
 	"flag"
+	"github.com/sterad/sterad"
 	"net/url"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestReproStandInLostAtTerminal(t *testing.T) {
 	if !*flagRepro {
 		t.Skip("a reproduction: run with -crash.repro")
 	}
-	h := newHarness(t, binary(t, ""), "repro")
+	h := newHarness(t, binary(t, ""), "repro", sterad.CardDataClear)
 	h.waitOnline()
 	h.waitTerminalReady(startTimeout)
 	ctx := context.Background()

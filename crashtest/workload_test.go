@@ -70,11 +70,21 @@ type weighted struct {
 type mix struct {
 	keyed []weighted
 	desk  []weighted
+	blind bool // card_data: blind: nothing keyed, a sale is made at the terminal
 }
 
 func defaultMix() mix {
 	keyed := []weighted{{kKeyedSale, 30}, {kDeclineSale, 8}, {kPreauth, 15}, {kRefund, 10}, {kVoid, 8}, {kNoShow, 5}}
 	return mix{keyed: keyed, desk: append([]weighted{{kDeskSale, 60}}, keyed...)}
+}
+
+// blindMix is the op mix with card_data: blind: no card is keyed through
+// the API, so every debit is a card-present sale at the encrypting
+// terminal (the desk client's, or any client's when it has nothing to
+// refund or void yet); refunds and voids go by TI.
+func blindMix() mix {
+	linked := []weighted{{kRefund, 10}, {kVoid, 8}}
+	return mix{keyed: linked, desk: append([]weighted{{kDeskSale, 60}}, linked...), blind: true}
 }
 
 // salesOnly is the negative control's mix: keyed sales, the requests the
@@ -220,7 +230,7 @@ func (w *workload) do(client int, rng *rand.Rand, kind string) {
 	case kRefund:
 		o, ok := w.take(rng, &w.debits, false)
 		if !ok {
-			w.do(client, rng, kKeyedSale)
+			w.do(client, rng, w.firstDebit())
 			return
 		}
 		n := w.next()
@@ -231,13 +241,21 @@ func (w *workload) do(client int, rng *rand.Rand, kind string) {
 		pool := pools[rng.IntN(len(pools))]
 		o, ok := w.take(rng, pool, true)
 		if !ok {
-			w.do(client, rng, kKeyedSale)
+			w.do(client, rng, w.firstDebit())
 			return
 		}
 		w.submit(client, api.TransactionRequest{Op: "void", Original: o.id}, w.next())
 	default:
 		panic("crashtest: unknown op kind " + kind)
 	}
+}
+
+// firstDebit is what a client does when it has nothing to refund or void.
+func (w *workload) firstDebit() string {
+	if w.mix.blind {
+		return kDeskSale
+	}
+	return kKeyedSale
 }
 
 func amt(n int64) api.FlexAmount { return api.FlexAmount(fmt.Sprint(n)) }

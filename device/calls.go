@@ -38,7 +38,9 @@ func stepTimeout(base time.Duration, timeoutS int) time.Duration {
 //     terminal did not answer within T3, or did not answer a CANCEL: the
 //     terminal's state is unknown until Query answers;
 //   - a *sterad.Error with code terminal_bad_card for a CARD that is not
-//     a card (it is acknowledged, and CANCEL is sent), another
+//     a card, or carries card data in clear where sterad must not hold it
+//     (beside an encrypted block; any card number under RequireP2PE): it
+//     is acknowledged, its card data dropped, and CANCEL is sent; another
 //     *sterad.Error for RESULT(error) or an ERROR.
 //
 // When ctx ends while the card is awaited, ReadCard sends CANCEL and

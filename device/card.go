@@ -2,6 +2,7 @@ package device
 
 import (
 	"encoding/hex"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -23,8 +24,22 @@ func badCard(why string) error {
 // gateway ends it with a declined OUTCOME the terminal shows. Brand is the
 // terminal's claim (or the number's range when it names none); the
 // gateway settles it from the number's range (sterad.Card.SettleBrand).
+//
+// A CARD with a "p2pe" object is an encrypting terminal's (parseP2PE).
+// With blind set (card_data: blind) a card number in clear is refused
+// whatever the terminal: sterad must not hold one.
+//
 // Errors never quote the card data.
-func parseCard(cd protocol.CardData) (*sterad.Card, error) {
+func parseCard(cd protocol.CardData, blind bool) (*sterad.Card, error) {
+	if cd.P2PE != nil {
+		return parseP2PE(cd)
+	}
+	if blind {
+		if cd.PAN != "" || cd.Expiry != "" || cd.Track2 != "" {
+			return nil, errCardInClear
+		}
+		return nil, badCard("the CARD carries no encrypted card data (p2pe): sterad runs card-data-blind")
+	}
 	if n := len(cd.PAN); n < 12 || n > 19 || !isDigits(cd.PAN) {
 		return nil, badCard("the card number is not 12 to 19 digits")
 	}
@@ -32,11 +47,9 @@ func parseCard(cd protocol.CardData) (*sterad.Card, error) {
 	if err != nil {
 		return nil, badCard("the expiry is not YYMM")
 	}
-	entry := sterad.EntryMode(cd.Entry)
-	switch entry {
-	case sterad.EntryChip, sterad.EntryContactless, sterad.EntrySwipe, sterad.EntryKeyed:
-	default:
-		return nil, badCard("unknown entry mode " + safeText(cd.Entry))
+	entry, err := parseEntry(cd.Entry)
+	if err != nil {
+		return nil, err
 	}
 	card := &sterad.Card{PAN: sterad.PAN(cd.PAN), Expiry: exp, Entry: entry}
 	if b, ok := sterad.ParseBrand(cd.Brand); ok {
@@ -56,6 +69,121 @@ func parseCard(cd protocol.CardData) (*sterad.Card, error) {
 		card.ICC = icc
 	}
 	return card, nil
+}
+
+// errCardInClear refuses a card number in clear where sterad must not
+// hold one: alongside an encrypted block, or from any terminal when sterad
+// runs card-data-blind. The card data is dropped.
+var errCardInClear = badCard("the terminal sent card data in clear: sterad runs card-data-blind and does not take it (the card was dropped)")
+
+// parseP2PE turns an encrypting terminal's CARD (terminal-link.md §7)
+// into a card with no card number: the masked PAN, the brand, the entry
+// mode, the chip data without the card's own tags, and the encrypted
+// block as the terminal sent it, which sterad cannot open. A CARD that
+// also carries the number, expiry or track 2 in clear is refused and its
+// card data dropped, as is chip data holding the card's own tags (the
+// card number, track 2 equivalent data, cardholder name, expiry, track 1
+// and 2 discretionary data, track 1 data, the contactless track 2): the
+// encryption would be for nothing. The block's form is checked
+// (sterad.EncryptedBlock.Validate); its content is the acquirer's.
+func parseP2PE(cd protocol.CardData) (*sterad.Card, error) {
+	if cd.PAN != "" || cd.Expiry != "" || cd.Track2 != "" {
+		return nil, errCardInClear
+	}
+	if !sterad.ValidMasked(cd.MaskedPAN) {
+		return nil, badCard("the masked card number does not show the first 6 and last 4 digits only")
+	}
+	entry, err := parseEntry(cd.Entry)
+	if err != nil {
+		return nil, err
+	}
+	blk := &sterad.EncryptedBlock{KSN: cd.P2PE.KSN, Data: cd.P2PE.Data}
+	if err := blk.Validate(); err != nil {
+		return nil, badCard(sterad.ErrorMessage(err))
+	}
+	card := &sterad.Card{Masked: cd.MaskedPAN, Entry: entry, Encrypted: blk}
+	if b, ok := sterad.ParseBrand(cd.Brand); ok {
+		card.Brand = b
+	} else {
+		card.Brand = sterad.BrandOf(cd.MaskedPAN) // the IIN ranges need only the first 6 digits
+	}
+	if cd.ICC != "" {
+		icc, err := hex.DecodeString(cd.ICC)
+		if err != nil {
+			return nil, badCard("the chip data is not hex")
+		}
+		if cardTagIn(icc, 0) {
+			clear(icc)
+			return nil, badCard("the chip data carries the card's own data in clear (an EMV card data tag): sterad runs card-data-blind and does not take it (the card was dropped)")
+		}
+		card.ICC = icc
+	}
+	return card, nil
+}
+
+// parseEntry checks the CARD's entry mode.
+func parseEntry(s string) (sterad.EntryMode, error) {
+	entry := sterad.EntryMode(s)
+	switch entry {
+	case sterad.EntryChip, sterad.EntryContactless, sterad.EntrySwipe, sterad.EntryKeyed:
+		return entry, nil
+	}
+	return "", badCard("unknown entry mode " + safeText(s))
+}
+
+// cardDataTags are the EMV tags that carry card data, which an encrypting
+// terminal leaves out of its chip data (terminal-link.md §7): 5A
+// application PAN, 57 track 2 equivalent data, 56 track 1 data, 5F20
+// cardholder name, 5F24 expiry date, 9F1F track 1 discretionary data,
+// 9F20 track 2 discretionary data, 9F6B track 2 data (contactless).
+var cardDataTags = []string{"5a", "57", "56", "5f20", "5f24", "9f1f", "9f20", "9f6b"}
+
+// cardTagIn reports whether BER-TLV chip data holds one of the card data
+// tags, looking into constructed templates (depth bounds their nesting).
+// Chip data it cannot parse further is judged up to there: the host
+// judges DE 55.
+func cardTagIn(b []byte, depth int) bool {
+	for len(b) > 0 {
+		if b[0] == 0x00 || b[0] == 0xFF { // padding between objects
+			b = b[1:]
+			continue
+		}
+		n := 1
+		if b[0]&0x1F == 0x1F {
+			for n < len(b) && b[n]&0x80 != 0 {
+				n++
+			}
+			n++
+		}
+		if n > len(b) || n > 3 {
+			return false
+		}
+		tag, constructed := hex.EncodeToString(b[:n]), b[0]&0x20 != 0
+		if slices.Contains(cardDataTags, tag) {
+			return true
+		}
+		b = b[n:]
+		if len(b) == 0 {
+			return false
+		}
+		l, m := int(b[0]), 1
+		switch {
+		case b[0] == 0x81 && len(b) >= 2:
+			l, m = int(b[1]), 2
+		case b[0] == 0x82 && len(b) >= 3:
+			l, m = int(b[1])<<8|int(b[2]), 3
+		case b[0] >= 0x80:
+			return false
+		}
+		if m+l > len(b) {
+			return false
+		}
+		if constructed && depth < 4 && cardTagIn(b[m:m+l], depth+1) {
+			return true
+		}
+		b = b[m+l:]
+	}
+	return false
 }
 
 func isDigits(s string) bool {

@@ -295,7 +295,11 @@ func (c *conn) handleCard(f protocol.Frame) error {
 		known = false
 		ev.cardErr = badCard("the CARD message is not the expected JSON object")
 	} else {
-		ev.card, ev.cardErr = parseCard(cd)
+		ev.card, ev.cardErr = parseCard(cd, s.cfg.RequireP2PE)
+		if ev.cardErr != nil && errors.Is(ev.cardErr, errCardInClear) {
+			s.log.Warn("card data in clear from the terminal: dropped", "txn_id", cd.TxnID, "pan", cd.Masked(), "p2pe", cd.P2PE != nil)
+		}
+		cd = protocol.CardData{TxnID: cd.TxnID} // drop our copy of the card data
 	}
 	clear(f.Payload) // the only copy of the raw card data we hold
 	var reader *waiter

@@ -52,6 +52,27 @@
 // Card data (PAN, track 2, chip data) never reaches a log or an error:
 // logs show frame headers only.
 //
+// # Encrypting terminals (terminal-link.md §7)
+//
+// A CARD with a "p2pe" object becomes a sterad.Card with no PAN: Masked,
+// Brand, Entry, the chip data, and Encrypted {KSN, Data} exactly as the
+// terminal sent them (their form checked: 24 uppercase hex digits, whole
+// AES blocks). The session has no key and cannot open the block. Such a
+// CARD that also carries pan, expiry or track2, or chip data holding the
+// card's own EMV tags (5A, 57, 56, 5F20, 5F24, 9F1F, 9F20, 9F6B), is
+// refused as terminal_bad_card (acknowledged, then CANCEL): its card data
+// is dropped, and the log shows the masked number at most.
+//
+// SessionConfig.RequireP2PE is card_data: blind. A terminal whose
+// HELLO_RESP lacks "p2pe" is then refused after HELLO: offline, with
+// ErrNoP2PE in Info().LastError (logged once, retried with backoff like a
+// wrong terminal, so it comes up once it is swapped or reconfigured), its
+// model and capabilities shown. A CARD with a card number in clear is
+// refused from any terminal. Without RequireP2PE (card_data: clear) a
+// terminal without p2pe works as before; an encrypting terminal is
+// accepted too and its cards come encrypted, to be passed on unchanged
+// (the acquirer decrypts them whatever sterad's mode).
+//
 // # Decisions where the spec is silent
 //
 //   - Offline within seconds. An unplugged device (pty EIO, USB no-device)

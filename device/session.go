@@ -41,6 +41,15 @@ type SessionConfig struct {
 	GatewayID string // sent in HELLO
 	BootID    string // this gateway process's boot id, sent in HELLO
 
+	// RequireP2PE is card_data: blind (sterad.CardDataBlind): sterad never
+	// holds a card number. A terminal whose HELLO_RESP does not announce
+	// "p2pe" is refused (offline, the reason in Info().LastError), and a
+	// CARD with a card number in clear is refused from any terminal (the
+	// card data dropped). False is card_data: clear: a terminal without
+	// p2pe sends its card in clear, and an encrypting terminal's card is
+	// taken as it comes, its block passed on (terminal-link.md §7).
+	RequireP2PE bool
+
 	// Link tunes the link layer (T1, T2, retransmissions, fault hooks).
 	// Its Logger defaults to Logger and its Name to ID.
 	Link protocol.LinkOptions
@@ -270,6 +279,15 @@ func (s *Session) connect(ctx context.Context) (ready bool) {
 		s.problem(slog.LevelError, "wrong terminal on the port", err)
 		return false
 	}
+	if err := s.checkP2PE(resp); err != nil {
+		// Not a wrong terminal but one that cannot run here: show what it
+		// announced, and why it stays offline.
+		s.mu.Lock()
+		s.model, s.firmware, s.bootID, s.caps = resp.Model, resp.FW, resp.BootID, slices.Clone(resp.Caps)
+		s.mu.Unlock()
+		s.problem(slog.LevelError, "terminal refused: it does not encrypt card data", err)
+		return false
+	}
 	s.up(c, resp)
 	err = c.serve(ctx)
 	s.down(c, err, ctx.Err() != nil)
@@ -299,6 +317,19 @@ func (s *Session) checkHello(r protocol.HelloResp) error {
 		return fmt.Errorf("terminal on %s says it is %q, configured as %q", s.where(), r.TerminalID, s.cfg.ID)
 	}
 	return nil
+}
+
+// ErrNoP2PE is the reason a terminal without "p2pe" in its HELLO_RESP is
+// refused when sterad runs card-data-blind (SessionConfig.RequireP2PE).
+var ErrNoP2PE = errors.New("the terminal does not encrypt card data (no p2pe): sterad runs card-data-blind")
+
+// checkP2PE refuses a terminal that does not encrypt card data when
+// sterad runs card-data-blind.
+func (s *Session) checkP2PE(r protocol.HelloResp) error {
+	if !s.cfg.RequireP2PE || slices.Contains(r.Caps, sterad.CapP2PE) {
+		return nil
+	}
+	return ErrNoP2PE
 }
 
 // up makes c the live link after a good HELLO_RESP.

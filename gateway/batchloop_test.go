@@ -59,6 +59,7 @@ func startWith(t *testing.T, acq sterad.Acquirer, fh *fakeHost, tune ...func(*ga
 	var n atomic.Int64
 	cfg := gateway.Config{
 		MerchantID: "HOTEL0000000001", VirtualTerminalID: "VIRT0001", Location: jst,
+		CardData:     sterad.CardDataClear, // keyed test cards; the blind tests tune it
 		TerminalWait: 2 * time.Second, RetryInterval: time.Hour, Cutoff: -1,
 	}
 	for _, f := range tune {

@@ -245,7 +245,8 @@ func (cl *closer) upload0320(ctx context.Context, b *sterad.Batch, t *sterad.Tra
 		return false, err
 	}
 	defer card.Wipe()
-	if card == nil && t.Token == "" {
+	blind := cl.blind() && card == nil
+	if card == nil && t.Token == "" && !(blind && t.HostTI != "") {
 		return false, nil
 	}
 	now := cl.clock.Now().UTC().Truncate(time.Second)
@@ -254,9 +255,14 @@ func (cl *closer) upload0320(ctx context.Context, b *sterad.Batch, t *sterad.Tra
 		Transmitted: laterThan(now, t.Transmitted), STAN: t.STAN, LocalTime: now.In(cl.cfg.Location), Entry: t.Entry,
 		Condition: t.Condition, RRN: t.RRN, AuthCode: t.AuthCode, TerminalID: t.TerminalID, MerchantID: cl.cfg.MerchantID, Batch: b.Number,
 	}
-	if card != nil {
+	switch {
+	case card != nil:
 		m.PAN, m.Expiry = card.PAN, card.Expiry
-	} else {
+	case blind:
+		// No card data: the host finds it by TI, and TK when the
+		// transaction has one (acquirer-host.md §8).
+		m.TI, m.Token = t.HostTI, t.Token
+	default:
 		m.Token = t.Token
 	}
 	for attempt := 0; ; attempt++ {

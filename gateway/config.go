@@ -77,6 +77,10 @@ type Config struct {
 	// acquirer exchange and journal its answer before it cancels them
 	// (default DefaultStopGrace; the daemon uses the acquirer timeout + 5 s).
 	StopGrace time.Duration
+	// CardData is sterad.CardDataBlind (the default when empty: terminals
+	// encrypt, sterad never holds a card number, keyed cards are refused)
+	// or sterad.CardDataClear (cards read in clear and sealed at rest).
+	CardData string
 }
 
 // Deps are the adapters the gateway drives.
@@ -96,3 +100,6 @@ type env struct {
 	clock sterad.Clock
 	log   *slog.Logger
 }
+
+// blind reports whether sterad runs card-data-blind (docs/non-retention.md).
+func (e env) blind() bool { return e.cfg.CardData != sterad.CardDataClear }

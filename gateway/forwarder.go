@@ -45,7 +45,7 @@ func newForwarder(e env, j *journal, sd *sender, oc *outcomes, exch *exchanges) 
 func (fw *forwarder) exchange(ctx context.Context, id string, msg *sterad.HostMessage) *sterad.Transaction {
 	defer fw.exch.begin()()
 	resp, err := fw.sd.send(ctx, msg)
-	t, owed, ok := fw.oc.record(ctx, id, resp, err)
+	t, owed, ok := fw.oc.record(ctx, id, blockOf(msg), resp, err)
 	if !ok {
 		return t
 	}
@@ -339,7 +339,7 @@ func (fw *forwarder) queuedMessage(ctx context.Context, t *sterad.Transaction, i
 	if err != nil {
 		return nil, err
 	}
-	card, err := fw.j.cardOf(ctx, t, orig)
+	card, err := fw.queuedCard(ctx, t, orig, it)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +383,7 @@ func (fw *forwarder) sendDeferred(ctx context.Context, it sterad.QueueItem) *ste
 			}
 			orig = o
 		}
-		card, err := fw.j.cardOf(ctx, t, orig)
+		card, err := fw.queuedCard(ctx, t, orig, it)
 		if err != nil {
 			return err
 		}
@@ -411,6 +411,26 @@ func (fw *forwarder) sendDeferred(ctx context.Context, it sterad.QueueItem) *ste
 		return t
 	}
 	return fw.exchange(ctx, t.ID, msg)
+}
+
+// blockOf returns the encrypted card block a request carries (DE 48 KS
+// and EC), nil when it carries none.
+func blockOf(m *sterad.HostMessage) *sterad.EncryptedBlock {
+	if m == nil || m.EncryptedCard == "" {
+		return nil
+	}
+	return &sterad.EncryptedBlock{KSN: m.KSN, Data: m.EncryptedCard}
+}
+
+// queuedCard is the card a stood-in transaction's queued message carries:
+// the block that waited in the queue item (it never reached the host: a
+// stand-in is decided only when the request was certainly not sent), or
+// the card the store keeps (card-data-clear).
+func (fw *forwarder) queuedCard(ctx context.Context, t, orig *sterad.Transaction, it sterad.QueueItem) (*sterad.Card, error) {
+	if it.Block != nil {
+		return &sterad.Card{Masked: t.MaskedPAN, Brand: t.Brand, Entry: t.Entry, Encrypted: it.Block}, nil
+	}
+	return fw.j.cardOf(ctx, t, orig)
 }
 
 // errStale: a queue item was answered or withdrawn since it was read.

@@ -51,6 +51,13 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	if cfg.MerchantID == "" || cfg.VirtualTerminalID == "" {
 		return nil, errors.New("gateway: merchant ID and virtual terminal ID are required")
 	}
+	switch cfg.CardData {
+	case "":
+		cfg.CardData = sterad.CardDataBlind
+	case sterad.CardDataBlind, sterad.CardDataClear:
+	default:
+		return nil, fmt.Errorf("gateway: card data mode %q: use %s or %s", cfg.CardData, sterad.CardDataBlind, sterad.CardDataClear)
+	}
 	if cfg.Currency.Code == "" {
 		cfg.Currency = sterad.JPY
 	}
@@ -266,9 +273,28 @@ func (g *Gateway) StartClose(ctx context.Context) (*sterad.CloseRun, error) {
 	return g.cl.startClose(ctx)
 }
 
-// Vault lists the guarantee cards kept (masked) and until when.
+// Vault lists the guarantees kept and until when: cards (masked) and
+// reservations guaranteed by their host token only (card-data-blind keeps
+// no card, only tokens).
 func (g *Gateway) Vault(ctx context.Context) ([]*sterad.VaultEntry, error) {
-	return g.j.store.Vault(ctx)
+	entries, err := g.j.store.Vault(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := g.j.store.Reservations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kept := map[string]bool{}
+	for _, e := range entries {
+		kept[e.Reference] = true
+	}
+	for _, r := range rs {
+		if r.State == sterad.ReservationGuaranteed && r.Token != "" && !kept[r.Reference] {
+			entries = append(entries, r.VaultEntry())
+		}
+	}
+	return entries, nil
 }
 
 // Reservations lists the reservations stored.

@@ -149,6 +149,7 @@ func startWrapped(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, 
 	var n atomic.Int64
 	cfg := gateway.Config{
 		MerchantID: "HOTEL0000000001", VirtualTerminalID: "VIRT0001", Location: jst,
+		CardData:     sterad.CardDataClear, // keyed test cards; the blind tests tune it
 		TerminalWait: 2 * time.Second, RetryInterval: time.Hour,
 		Cutoff: -1, // no nightly close unless a test asks for one
 	}

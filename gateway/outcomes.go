@@ -27,13 +27,15 @@ type outcomes struct {
 
 // record journals the outcome of a request's exchange. It returns the
 // transaction and what it now owes the acquirer (the queue items its
-// commit created); ok is false when nothing could be journaled.
-func (oc *outcomes) record(ctx context.Context, id string, resp *sterad.HostMessage, err error) (_ *sterad.Transaction, owed []sterad.QueueItem, ok bool) {
+// commit created); ok is false when nothing could be journaled. block is
+// the encrypted card block the request carried, if any: a stand-in keeps
+// it in its queue item for the advice, since the request never left.
+func (oc *outcomes) record(ctx context.Context, id string, block *sterad.EncryptedBlock, resp *sterad.HostMessage, err error) (_ *sterad.Transaction, owed []sterad.QueueItem, ok bool) {
 	t, c, uerr := oc.j.modify(ctx, id, func(t *sterad.Transaction, c *txChange) error {
 		now := oc.clock.Now()
 		switch {
 		case errors.Is(err, sterad.ErrHostUnavailable):
-			return oc.notSent(ctx, t, c, now)
+			return oc.notSent(ctx, t, c, now, block)
 		case err != nil:
 			reason := "no answer from the acquirer"
 			switch {

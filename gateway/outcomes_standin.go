@@ -12,7 +12,12 @@ import (
 // notSent records a request that certainly never reached the host: the
 // acquirer is unreachable. Depending on the op it is stood in, deferred,
 // queued (advices, voids) or declined.
-func (oc *outcomes) notSent(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
+//
+// block is the encrypted card block of a card-data-blind request: a
+// stand-in keeps it with its queue item until the advice (or the
+// deferred 0100) is answered; a deferred refund or no-show goes by TI or
+// TK and needs none.
+func (oc *outcomes) notSent(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time, block *sterad.EncryptedBlock) error {
 	switch {
 	case t.MTI == sterad.MTIAdvice || t.MTI == sterad.MTIVoid:
 		// An advice or a void is owed to the host whatever happens: it is
@@ -26,7 +31,7 @@ func (oc *outcomes) notSent(ctx context.Context, t *sterad.Transaction, c *txCha
 		c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: sterad.QueueRequest, CreatedAt: now})
 		return t.Transition(sterad.StatusPending, sterad.StepQueued, now, t.Reason)
 	case t.CanStandIn():
-		return oc.standIn(ctx, t, c, now)
+		return oc.standIn(ctx, t, c, now, block)
 	}
 	oc.undo(ctx, c, t)
 	t.ResponseCode = ""
@@ -40,7 +45,7 @@ func (oc *outcomes) notSent(ctx context.Context, t *sterad.Transaction, c *txCha
 // pre-authorization is sent as its 0100 when the link is back, so that the
 // check-out completion has a real authorization to complete and no debit
 // is counted twice.
-func (oc *outcomes) standIn(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time) error {
+func (oc *outcomes) standIn(ctx context.Context, t *sterad.Transaction, c *txChange, now time.Time, block *sterad.EncryptedBlock) error {
 	oc.standInMu.Lock() // held until modify commits: released by the change
 	c.unlocks = append(c.unlocks, oc.standInMu.Unlock)
 	lim := oc.cfg.Offline
@@ -72,7 +77,7 @@ func (oc *outcomes) standIn(ctx context.Context, t *sterad.Transaction, c *txCha
 		t.AuthorizedTotal = t.Amount
 	}
 	t.Reason = "approved offline by sterad: it will be reported to the acquirer when the link is back"
-	c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: kind, CreatedAt: now})
+	c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: kind, CreatedAt: now, Block: block})
 	oc.log.Warn("stood in for the acquirer", "txn", t.ID, "op", t.Op, "amount", t.Amount.String(), "local_code", t.LocalCode)
 	return t.Transition(sterad.StatusStoodIn, sterad.StepQueued, now, "approved offline, local code "+t.LocalCode)
 }

@@ -80,6 +80,11 @@ func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 		p.term, p.termID = t, r.Terminal
 	}
 	if r.PAN != "" || r.Expiry != "" {
+		if rq.blind() {
+			// Card-data-blind: a card number never enters sterad. It is
+			// refused before anything else looks at it, and never quoted.
+			return nil, sterad.ErrCardDataBlind
+		}
 		if p.card, err = keyedCard(r.PAN, r.Expiry, now.In(rq.cfg.Location)); err != nil {
 			return nil, err
 		}
@@ -96,7 +101,7 @@ func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 		return nil, sterad.Errorf(sterad.EInvalid, "invalid_reference", "reference must be printable ASCII")
 	}
 
-	if err := checkInputs(p, r.Original); err != nil {
+	if err := checkInputs(p, r.Original, rq.blind()); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -178,8 +183,9 @@ func requestStay(checkIn, checkOut string) (*sterad.Stay, error) {
 }
 
 // checkInputs checks which inputs p's op takes (original is the request's
-// raw original ID).
-func checkInputs(p *plan, original string) error {
+// raw original ID). In card-data-blind mode a card check may come as a
+// host token instead of a card read at a terminal.
+func checkInputs(p *plan, original string, blind bool) error {
 	op := p.op
 	// Which inputs each op takes.
 	if op.NeedsOriginal() {
@@ -197,14 +203,24 @@ func checkInputs(p *plan, original string) error {
 	}
 	switch op {
 	case sterad.OpPreauth, sterad.OpSale, sterad.OpCardCheck:
-		if p.term == nil && p.card == nil {
-			return sterad.Errorf(sterad.EInvalid, "missing_card", "a %s needs a terminal to read the card, or a keyed card", op)
-		}
-		if p.term != nil && p.card != nil {
-			return sterad.Errorf(sterad.EInvalid, "ambiguous_card", "give a terminal or a keyed card, not both")
-		}
-		if p.token != "" {
+		tokenCheck := blind && op == sterad.OpCardCheck && p.token != ""
+		switch {
+		case tokenCheck && p.term != nil:
+			return sterad.Errorf(sterad.EInvalid, "ambiguous_card", "give a terminal or a token, not both")
+		case tokenCheck:
+			if len(p.token) != 16 || !printable(p.token) {
+				return sterad.Errorf(sterad.EInvalid, "invalid_token", "a card token has 16 characters")
+			}
+		case p.token != "":
 			return sterad.Errorf(sterad.EInvalid, "unexpected_token", "a token is used only by a no-show charge")
+		case p.term == nil && p.card == nil && blind && op == sterad.OpCardCheck:
+			return sterad.Errorf(sterad.EInvalid, "missing_card", "a card check needs a terminal to read (or key) the card, or a token: sterad runs card-data-blind")
+		case p.term == nil && p.card == nil && blind:
+			return sterad.Errorf(sterad.EInvalid, "missing_card", "a %s needs a terminal to read the card: sterad runs card-data-blind", op)
+		case p.term == nil && p.card == nil:
+			return sterad.Errorf(sterad.EInvalid, "missing_card", "a %s needs a terminal to read the card, or a keyed card", op)
+		case p.term != nil && p.card != nil:
+			return sterad.Errorf(sterad.EInvalid, "ambiguous_card", "give a terminal or a keyed card, not both")
 		}
 	case sterad.OpNoShow:
 		if p.term != nil {

@@ -46,7 +46,10 @@ func (sd *sender) prepare(ctx context.Context, t *sterad.Transaction, card *ster
 		t.Entry = sterad.EntryKeyed
 	}
 	if card != nil && t.MaskedPAN == "" {
-		t.MaskedPAN, t.Brand = card.PAN.Masked(), card.Brand
+		t.MaskedPAN, t.Brand = card.MaskedPAN(), card.Brand
+	}
+	if isBlind(card) {
+		t.KSN = card.Encrypted.KSN
 	}
 	t.Condition = sd.condition(t)
 	if t.Op == sterad.OpVoid {

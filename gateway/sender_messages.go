@@ -22,7 +22,15 @@ func (sd *sender) base(t *sterad.Transaction, card *sterad.Card) *sterad.HostMes
 	if t.MTI.Class() != "01" {
 		m.Batch = t.Batch
 	}
-	if card != nil {
+	if isBlind(card) {
+		// An encrypting terminal's block, passed on unchanged (DE 48 KS
+		// and EC instead of DE 2, 14 and 35: acquirer-host.md §8). The
+		// chip data it sent lacks the card-data tags.
+		m.KSN, m.EncryptedCard = card.Encrypted.KSN, card.Encrypted.Data
+		if (t.Entry == sterad.EntryChip || t.Entry == sterad.EntryContactless) && len(card.ICC) > 0 {
+			m.ICC = card.ICC
+		}
+	} else if card != nil {
 		if t.Entry == sterad.EntrySwipe && len(card.Track2) > 0 {
 			m.Track2 = card.Track2
 		} else {
@@ -59,6 +67,11 @@ func (sd *sender) message(t *sterad.Transaction, card *sterad.Card, orig *sterad
 			m.Token = t.Token
 		}
 	}
+	if isBlind(card) && (m.MTI == sterad.MTIAuthorization || m.MTI == sterad.MTIFinancial) {
+		// The block is good for this one request: a token carries the
+		// card on (acquirer-host.md §8).
+		m.WantToken = true
+	}
 	if t.StandIn() && t.MTI == sterad.MTIAdvice {
 		m.StandIn, m.AuthCode = true, t.LocalCode
 	}
@@ -74,7 +87,7 @@ func (sd *sender) repeatMessage(t *sterad.Transaction, card *sterad.Card, orig *
 		m.MTI = m.MTI.Repeat()
 	}
 	m.Track2, m.ICC = nil, nil
-	if card != nil {
+	if card != nil && !isBlind(card) {
 		m.PAN, m.Expiry = card.PAN, card.Expiry
 	}
 	return m
@@ -86,7 +99,7 @@ func (sd *sender) voidMessage(v, o *sterad.Transaction, card *sterad.Card) *ster
 	m := sd.base(o, card)
 	m.MTI, m.Transmitted, m.LocalTime = sterad.MTIVoid, v.Transmitted, v.Transmitted.In(sd.cfg.Location)
 	m.Track2, m.ICC = nil, nil
-	if card != nil {
+	if card != nil && !isBlind(card) {
 		m.PAN, m.Expiry = card.PAN, card.Expiry
 	}
 	m.RRN, m.TI, m.ReversalReason = o.RRN, o.HostTI, sterad.RRVoid
@@ -106,7 +119,7 @@ func (sd *sender) reversalMessage(t *sterad.Transaction, card *sterad.Card, repe
 	}
 	m.Transmitted, m.LocalTime = t.ReversalTransmitted, t.ReversalTransmitted.In(sd.cfg.Location)
 	m.Track2, m.ICC = nil, nil
-	if card != nil {
+	if card != nil && !isBlind(card) {
 		m.PAN, m.Expiry = card.PAN, card.Expiry
 	}
 	m.RRN, m.TI, m.ReversalReason = t.RRN, t.HostTI, t.ReversalReason
@@ -117,3 +130,7 @@ func (sd *sender) reversalMessage(t *sterad.Transaction, card *sterad.Card, repe
 	}
 	return m
 }
+
+// isBlind reports whether card is an encrypting terminal's card (nil: no
+// card at all).
+func isBlind(card *sterad.Card) bool { return card != nil && card.Blind() }

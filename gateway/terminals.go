@@ -138,23 +138,55 @@ func (tm *terminals) runAtTerminal(ctx context.Context, s *started) {
 // terminal's claim only fills in a range sterad does not know). A card
 // whose track 2 or chip data name another card is journaled as read but
 // not kept: authorizeRead refuses it.
+//
+// An encrypting terminal's card (Card.Blind) is journaled as the masked
+// number, brand and key serial number it showed; its block stays in
+// memory for the request and is never written (docs/non-retention.md). In
+// card-data-blind mode a card in clear is dropped here: nothing of it is
+// journaled or logged, and authorizeRead refuses the read.
 func (tm *terminals) cardRead(ctx context.Context, id string, c *sterad.Card) error {
-	if claimed := c.SettleBrand(); claimed != "" {
+	if tm.blind() && !c.Blind() {
+		dropClearCard(c)
+		_, _, err := tm.j.modify(ctx, id, func(t *sterad.Transaction, ch *txChange) error {
+			if t.Step != sterad.StepReading {
+				return nil
+			}
+			return t.Transition(sterad.StatusPending, sterad.StepCardRead, tm.clock.Now(), "card refused: the terminal sent it in clear")
+		})
+		return err
+	}
+	if c.Blind() {
+		if c.Brand == "" {
+			c.Brand = sterad.BrandUnknown
+		}
+	} else if claimed := c.SettleBrand(); claimed != "" {
 		tm.log.Warn("the terminal's brand disagrees with the card number's range: the range wins",
 			"txn", id, "card", c.PAN.Masked(), "terminal_brand", string(claimed), "brand", string(c.Brand))
 	}
-	keep := c.CheckCardData() == nil
+	keep := !c.Blind() && c.CheckCardData() == nil
 	_, _, err := tm.j.modify(ctx, id, func(t *sterad.Transaction, ch *txChange) error {
 		if t.Step != sterad.StepReading {
 			return nil // a retransmitted CARD: already journaled
 		}
-		t.MaskedPAN, t.Brand, t.Entry, t.HasCard = c.PAN.Masked(), c.Brand, c.Entry, keep
+		t.MaskedPAN, t.Brand, t.Entry, t.HasCard = c.MaskedPAN(), c.Brand, c.Entry, keep
+		if c.Blind() {
+			t.KSN = c.Encrypted.KSN
+		}
 		if keep {
 			ch.SealCards = append(ch.SealCards, sterad.SealCard{Owner: t.ID, Card: c})
 		}
-		return t.Transition(sterad.StatusPending, sterad.StepCardRead, tm.clock.Now(), "card read: "+c.PAN.Masked())
+		return t.Transition(sterad.StatusPending, sterad.StepCardRead, tm.clock.Now(), "card read: "+c.MaskedPAN())
 	})
 	return err
+}
+
+// dropClearCard forgets the card data of a card in clear that reached
+// sterad in card-data-blind mode: the sensitive data is zeroed and the
+// number and expiry dropped (a Go string cannot be zeroed; nothing keeps
+// a reference to it once the read is over).
+func dropClearCard(c *sterad.Card) {
+	c.Wipe()
+	c.PAN, c.Expiry, c.Masked, c.Brand = "", sterad.Expiry{}, "", ""
 }
 
 // authorizeRead checks a card read at the terminal, journals the request
@@ -194,6 +226,11 @@ func (tm *terminals) authorizeRead(ctx context.Context, id string, card *sterad.
 // refuseRead returns why a card read at the terminal must not be sent
 // ("" when it may).
 func (tm *terminals) refuseRead(ctx context.Context, t *sterad.Transaction, card *sterad.Card, now time.Time) string {
+	if tm.blind() && !card.Blind() {
+		dropClearCard(card)
+		tm.log.Warn("card refused: the terminal sent card data in clear while sterad runs card-data-blind", "txn", t.ID, "terminal", t.Terminal)
+		return "the terminal sent the card in clear and sterad runs card-data-blind: the card was refused, nothing was charged: check the terminal's encryption (p2pe)"
+	}
 	// The card as a whole (Card.Validate): its number, its track 2 and
 	// chip data naming that same card, its expiry.
 	if err := card.Validate(now.In(tm.cfg.Location)); err != nil {
@@ -207,14 +244,21 @@ func (tm *terminals) refuseRead(ctx context.Context, t *sterad.Transaction, card
 		}
 	}
 	if t.Op == sterad.OpRefund && t.Original != "" {
-		if orig, err := tm.j.store.OpenCard(ctx, t.Original); err == nil {
-			same := orig.PAN == card.PAN
-			orig.Wipe()
-			if !same {
-				return "a refund goes back to the card of the original charge: this is another card"
+		another := "a refund goes back to the card of the original charge: this is another card"
+		if !card.Blind() {
+			if orig, err := tm.j.store.OpenCard(ctx, t.Original); err == nil {
+				same := orig.PAN == card.PAN
+				orig.Wipe()
+				if !same {
+					return another
+				}
+				return ""
 			}
-		} else if t.MaskedPAN != "" && t.MaskedPAN != card.PAN.Masked() {
-			return "a refund goes back to the card of the original charge: this is another card"
+		}
+		// No card kept (card-data-blind, or destroyed): the masked
+		// numbers must agree.
+		if o, err := tm.j.store.Transaction(ctx, t.Original); err == nil && o.MaskedPAN != "" && o.MaskedPAN != card.MaskedPAN() {
+			return another
 		}
 	}
 	return ""

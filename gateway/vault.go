@@ -49,7 +49,7 @@ func (vt *vault) checkNoShow(ctx context.Context, p *plan, t *sterad.Transaction
 			return vt.foreignToken(ctx, p.reference, p.token)
 		}
 		if p.card == nil {
-			return sterad.Errorf(sterad.ENotFound, "no_card_kept", "no card is kept for reservation %s: key the card (pan and expiry) or give its token", p.reference)
+			return sterad.Errorf(sterad.ENotFound, "no_card_kept", "no card is kept for reservation %s: %s", p.reference, vt.noCardHint())
 		}
 		// Keyed: the typed stay becomes the reservation's, so that any
 		// later charge is checked against it.
@@ -87,9 +87,15 @@ func (vt *vault) checkNoShow(ctx context.Context, p *plan, t *sterad.Transaction
 		p.entry = sterad.EntryToken
 		t.Entry, t.MaskedPAN, t.Brand = sterad.EntryToken, r.MaskedPAN, r.Brand
 	case p.card != nil:
+	case !r.CardKept && r.Token != "":
+		// No card kept (card-data-blind keeps none): the reservation's
+		// own token charges it.
+		p.token, t.Token = r.Token, r.Token
+		p.entry = sterad.EntryToken
+		t.Entry, t.MaskedPAN, t.Brand = sterad.EntryToken, r.MaskedPAN, r.Brand
 	default:
 		if !r.CardKept {
-			return sterad.Errorf(sterad.ENotFound, "no_card_kept", "no card is kept for reservation %s (%s): key the card (pan and expiry) or give its token", p.reference, r.State)
+			return sterad.Errorf(sterad.ENotFound, "no_card_kept", "no card is kept for reservation %s (%s): %s", p.reference, r.State, vt.noCardHint())
 		}
 		card, err := vt.j.store.OpenCard(ctx, sterad.VaultOwner(p.reference))
 		if errors.Is(err, sterad.ErrNotFound) {
@@ -104,6 +110,38 @@ func (vt *vault) checkNoShow(ctx context.Context, p *plan, t *sterad.Transaction
 	r.Charges = append(r.Charges, t.ID)
 	r.UpdatedAt = now
 	c.PutReservations = append(c.PutReservations, r)
+	return nil
+}
+
+// noCardHint says how to charge a reservation sterad keeps nothing for.
+func (vt *vault) noCardHint() string {
+	if vt.blind() {
+		return "give its token, or check a card for it at a terminal first (sterad runs card-data-blind)"
+	}
+	return "key the card (pan and expiry) or give its token"
+}
+
+// checkGuaranteeToken checks a token given to guarantee reservation ref
+// (a card check by token): a token another reservation obtained, or one
+// destroyed with its reservation, is refused. A token sterad never saw
+// is the host's to judge.
+func (vt *vault) checkGuaranteeToken(ctx context.Context, ref, token string) error {
+	owner, err := vt.tokenOwner(ctx, token)
+	if err != nil || owner == "" {
+		return err
+	}
+	if owner != ref {
+		return sterad.Errorf(sterad.EConflict, "token_mismatch", "card token %s was issued for reservation %s, not %s: a token guarantees only its own reservation",
+			maskToken(token), owner, ref)
+	}
+	r, err := vt.loadReservation(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if r == nil || r.Token != token {
+		return sterad.Errorf(sterad.EConflict, "token_destroyed", "card token %s was destroyed when reservation %s was released: read the card at a terminal to guarantee it anew",
+			maskToken(token), ref)
+	}
 	return nil
 }
 

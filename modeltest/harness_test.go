@@ -95,7 +95,15 @@ type harness struct {
 	refundsEarly map[string]string
 
 	inc *incarnation
+
+	// cardData is the gateway's card data mode: blind (the default; set
+	// STERAD_MODEL_CARD_DATA=clear for the clear mode). Blind, the
+	// terminal encrypts and the model reads or keys every card at it.
+	cardData string
 }
+
+// blind reports whether the model runs card-data-blind.
+func (h *harness) blind() bool { return h.cardData == sterad.CardDataBlind }
 
 // incarnation is one run of sterad, from start to restart.
 type incarnation struct {
@@ -115,7 +123,11 @@ func newHarness(dir string) (*harness, error) {
 	}
 	// 19:00 local: no-shows of today's arrivals may be charged.
 	start := time.Date(2026, 6, 15, 19, 0, 0, 0, loc)
-	h := &harness{dir: dir, clock: sterad.NewFakeClock(start), loc: loc, hostDone: make(chan struct{}), refundsEarly: map[string]string{}}
+	h := &harness{dir: dir, clock: sterad.NewFakeClock(start), loc: loc, hostDone: make(chan struct{}), refundsEarly: map[string]string{},
+		cardData: sterad.CardDataBlind}
+	if os.Getenv("STERAD_MODEL_CARD_DATA") == sterad.CardDataClear {
+		h.cardData = sterad.CardDataClear
+	}
 	h.host = acquirer.New(acquirer.Options{Clock: h.clock, Location: loc})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -126,7 +138,7 @@ func newHarness(dir string) (*harness, error) {
 		defer close(h.hostDone)
 		h.host.Serve(ln)
 	}()
-	h.term = terminal.New(terminal.Config{ID: frontTID, Kind: sterad.KindFixed, Clock: h.clock,
+	h.term = terminal.New(terminal.Config{ID: frontTID, Kind: sterad.KindFixed, Clock: h.clock, Clear: !h.blind(),
 		Link: protocol.LinkOptions{T1: 100 * time.Millisecond, T2: 250 * time.Millisecond}})
 	if err := h.start(); err != nil {
 		h.close()
@@ -190,6 +202,7 @@ func (h *harness) start() error {
 		PingInterval: 500 * time.Millisecond,
 		Backoff:      []time.Duration{5 * time.Millisecond, 20 * time.Millisecond},
 		HelloTimeout: 2 * time.Second,
+		RequireP2PE:  h.blind(),
 		OnReconnect: func(info sterad.TerminalInfo, bootChanged bool) {
 			if g := inc.gw; g != nil {
 				g.TerminalReconnected(frontTID, bootChanged)
@@ -211,6 +224,7 @@ func (h *harness) start() error {
 		RetryInterval: 100 * time.Millisecond,
 		Cutoff:        -1, // batches close only when the model says so
 		SettleTimeout: 5 * time.Second,
+		CardData:      h.cardData,
 	}, gateway.Deps{
 		Store: db, Acquirer: inc.acq, Terminals: []sterad.Terminal{inc.session}, Clock: h.clock,
 		Logger: slog.New(slog.DiscardHandler),

@@ -182,6 +182,9 @@ func (m *machine) sale(card string, amount int64, atTerminal bool) *mtxn {
 	healthy := m.healthy()
 	r := sterad.Request{Op: "sale", Amount: fmt.Sprint(amount)}
 	how := "keyed"
+	if m.h.blind() {
+		atTerminal = true // card-data-blind: no card is keyed through sterad
+	}
 	if atTerminal {
 		how = "at " + frontTID
 		r.Terminal = frontTID
@@ -213,6 +216,9 @@ func (m *machine) preauth(card string, amount int64, atTerminal bool) *mtxn {
 	ref := fmt.Sprintf("RES%04d", m.n)
 	r := sterad.Request{Op: "preauth", Amount: fmt.Sprint(amount), Reference: ref, CheckIn: m.today(), CheckOut: m.inDays(2)}
 	how := "keyed"
+	if m.h.blind() {
+		atTerminal = true // card-data-blind: no card is keyed through sterad
+	}
 	if atTerminal {
 		how = "at " + frontTID
 		r.Terminal = frontTID
@@ -382,8 +388,17 @@ func (m *machine) cardCheck(card string) *mtxn {
 	healthy := m.healthy()
 	m.n++
 	ref := fmt.Sprintf("RES%04d", m.n)
-	t, err := m.submit(sterad.Request{Op: "cardcheck", PAN: cardByName(card).PAN, Expiry: cardExpiry, Reference: ref,
-		CheckIn: m.today(), CheckOut: m.inDays(1)})
+	r := sterad.Request{Op: "cardcheck", PAN: cardByName(card).PAN, Expiry: cardExpiry, Reference: ref,
+		CheckIn: m.today(), CheckOut: m.inDays(1)}
+	if m.h.blind() {
+		// Keyed at the terminal, which encrypts it.
+		r.PAN, r.Expiry, r.Terminal = "", "", frontTID
+		if err := m.h.term.PushCard(terminal.Card{PAN: sterad.PAN(cardByName(card).PAN), Expiry: cardExpiry, Entry: string(sterad.EntryKeyed)}); err != nil {
+			m.h.violate("HARNESS: push card: %v", err)
+			return nil
+		}
+	}
+	t, err := m.submit(r)
 	if err != nil {
 		m.step("card check %s for %s → refused: %s", card, ref, sterad.ErrorCode(err))
 		m.expect(!healthy, "a card check was refused on a healthy link: %v", err)

@@ -57,22 +57,46 @@ type Progress struct {
 	TimeoutS int    `json:"timeout_s,omitempty"`
 }
 
-// CardData is the CARD payload. It carries the full card number, track 2
-// and chip data on the local link only: it prints and logs masked, and it
-// must never be written anywhere.
+// CardData is the CARD payload. A terminal without "p2pe" (§4) sends the
+// full card number, expiry, track 2 and chip data on the local link only;
+// an encrypting terminal (§7) sends MaskedPAN, Brand, P2PE and chip data
+// without the card's own tags, and no PAN, expiry or track 2. Either way
+// it prints and logs masked, and it must never be written anywhere.
 type CardData struct {
 	TxnID  string `json:"txn_id"`
 	Entry  string `json:"entry"`
-	PAN    string `json:"pan"`
-	Expiry string `json:"expiry"`
+	PAN    string `json:"pan,omitempty"`
+	Expiry string `json:"expiry,omitempty"`
 	Track2 string `json:"track2,omitempty"`
 	ICC    string `json:"icc,omitempty"`
 	Brand  string `json:"brand,omitempty"`
+
+	// An encrypting terminal's card (terminal-link.md §7).
+	MaskedPAN string    `json:"masked_pan,omitempty"` // first 6 and last 4 digits, the rest '*'
+	P2PE      *P2PEData `json:"p2pe,omitempty"`
+}
+
+// P2PEData is the CARD payload's "p2pe" object: the AES DUKPT key serial
+// number and the encrypted card block, both uppercase hex, which the
+// gateway passes to the acquirer unchanged and cannot decrypt.
+type P2PEData struct {
+	KSN  string `json:"ksn"`
+	Data string `json:"data"`
+}
+
+// Masked is the card number as the payload may show it: masked from the
+// PAN in clear, else the terminal's masked_pan (itself masked again, so a
+// terminal that put a full number there does not reach a log).
+func (c CardData) Masked() string {
+	if c.PAN != "" {
+		return sterad.MaskPAN(c.PAN)
+	}
+	return sterad.MaskPAN(c.MaskedPAN)
 }
 
 // String describes the card masked.
 func (c CardData) String() string {
-	return fmt.Sprintf("CARD{txn_id:%s entry:%s pan:%s brand:%s}", c.TxnID, c.Entry, sterad.MaskPAN(c.PAN), c.Brand)
+	return fmt.Sprintf("CARD{txn_id:%s entry:%s pan:%s brand:%s p2pe:%t}", c.TxnID, c.Entry, c.Masked(), c.Brand, c.P2PE != nil)
 }
 
 // GoString masks under %#v.
@@ -83,7 +107,8 @@ func (c CardData) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
 
 // LogValue masks in slog output.
 func (c CardData) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("txn_id", c.TxnID), slog.String("entry", c.Entry), slog.String("pan", sterad.MaskPAN(c.PAN)))
+	return slog.GroupValue(slog.String("txn_id", c.TxnID), slog.String("entry", c.Entry), slog.String("pan", c.Masked()),
+		slog.Bool("p2pe", c.P2PE != nil))
 }
 
 // OutcomeMsg is the OUTCOME payload.

@@ -24,7 +24,7 @@ import (
 // finishes: nobody has to ask again.
 func TestFailingCloseShownAndRetried(t *testing.T) {
 	clock := sterad.NewFakeClock(time.Now())
-	d := startDaemon(t, func(m *Main) {
+	d := startDaemon(t, clearMode, func(m *Main) {
 		m.Clock = clock
 		m.GatewayTuning = func(g *gateway.Config) { g.TerminalWait, g.RetryInterval = 5*time.Second, time.Minute }
 	})
@@ -87,7 +87,7 @@ func TestFailingCloseShownAndRetried(t *testing.T) {
 
 // Two closes asked for at once are one close: the second joins the first.
 func TestCloseAskedTwiceIsOneClose(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	ctx := context.Background()
 	d.post(api.TransactionRequest{Op: "sale", Amount: "12000", Card: keyed("4111111111111111")})
 	d.m.SimHost.SetDelay(300 * time.Millisecond)
@@ -133,6 +133,7 @@ func TestSIGTERMDuringPayment(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	m := servingMain(dir, logs)
+	clearMode(m)
 	tune(m)
 
 	// The signal handling of main: SIGTERM ends the context.
@@ -183,7 +184,7 @@ func TestSIGTERMDuringPayment(t *testing.T) {
 
 	// Restart on the same data: the sale is approved, nothing is owed to
 	// the acquirer, and its ledger holds exactly one charge, not reversed.
-	d2 := startDaemon(t, tune)
+	d2 := startDaemon(t, clearMode, tune)
 	got, err := d2.c.Transaction(context.Background(), r.tx.ID)
 	if err != nil || got.Status != "approved" {
 		t.Fatalf("after the restart: %v %+v", err, got)

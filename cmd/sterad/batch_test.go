@@ -27,7 +27,7 @@ func (d *testDaemon) cli(args ...string) (string, error) {
 }
 
 func TestBatchCloseAndReport(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	ctx := context.Background()
 	day := func() {
 		d.post(api.TransactionRequest{Op: "sale", Amount: "12000", Card: keyed("4111111111111111")})

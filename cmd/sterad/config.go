@@ -29,6 +29,10 @@ type Config struct {
 	Reservations      ReservationConfig `yaml:"reservations"`
 	Vouchers          []VoucherConfig   `yaml:"vouchers"` // travel-voucher programs (config_reservations.go)
 	Log               LogConfig         `yaml:"log"`
+	// CardData is blind (the default: terminals must encrypt, sterad never
+	// holds a card number, the API refuses `card`) or clear (sterad reads
+	// card numbers and seals them at rest). docs/non-retention.md.
+	CardData string `yaml:"card_data"`
 	// ShutdownGrace bounds how long a stop (SIGTERM) lets payments in
 	// flight finish (default: acquirer.timeout + 5s).
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -126,6 +130,7 @@ func DefaultConfig() Config {
 		}},
 		Reservations: ReservationConfig{NoShowCutoff: "18:00", Retention: Duration(7 * 24 * time.Hour), HoldAlert: Duration(sterad.DefaultHoldAlert)},
 		Log:          LogConfig{Level: "info", Format: "text"},
+		CardData:     sterad.CardDataBlind,
 	}
 }
 
@@ -265,6 +270,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.reservationErrors()...) // reservations: and vouchers: (config_reservations.go)
+	switch c.CardData {
+	case sterad.CardDataBlind, sterad.CardDataClear:
+	default:
+		bad("card_data %q: use blind (terminals encrypt, sterad never holds a card number) or clear", c.CardData)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

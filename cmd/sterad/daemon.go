@@ -182,7 +182,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		sc := device.SessionConfig{
 			ID: t.ID, Kind: t.Kind, Transport: l.Transport, Path: l.Path, USB: l.USB,
 			Open: l.Open, GatewayID: cfg.MerchantID, BootID: bootID,
-			Logger: m.Logger.With("component", "terminal"),
+			Logger:      m.Logger.With("component", "terminal"),
+			RequireP2PE: cfg.CardData == sterad.CardDataBlind,
 		}
 		id := t.ID
 		sc.OnReconnect = func(info sterad.TerminalInfo, bootChanged bool) {
@@ -205,6 +206,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MerchantID: cfg.MerchantID, VirtualTerminalID: cfg.VirtualTerminalID, Location: cfg.Location(),
 		NoShowCutoff: clockTime(cfg.Reservations.NoShowCutoff), VaultRetention: cfg.Reservations.Retention.D(),
 		Offline: cfg.offlineLimits(), Cutoff: m.cutoff, Summarize: m.summarize, StopGrace: m.stopGrace(),
+		CardData: cfg.CardData,
 	}
 	if m.GatewayTuning != nil {
 		m.GatewayTuning(&gcfg)

@@ -210,38 +210,12 @@ func (d *demo) run() {
 		}
 	}
 
-	d.section("Telephone reservation desk (keyed, virtual terminal)")
-	tel := d.mustDo("telephone order ¥12,000, Amex keyed", api.TransactionRequest{Op: "sale", Amount: "12000",
-		Card: &api.CardInput{PAN: "378282246310005", Expiry: today.AddDate(2, 0, 0).Format("0601")}}, "approved")
-	d.mustDo("wrong amount: void it", api.TransactionRequest{Op: "void", Original: tel.ID}, "approved")
-	key := fmt.Sprintf("folio-%d", time.Now().UnixNano())
-	body := api.TransactionRequest{Op: "sale", Amount: "9800", Card: &api.CardInput{PAN: "30569309025904", Expiry: today.AddDate(1, 0, 0).Format("0601")}}
-	t1, err := d.do("sale ¥9,800 with Idempotency-Key", body, api.CreateOptions{IdempotencyKey: key})
-	d.expect(err == nil && t1.Status == "approved", "keyed sale")
-	t2, err := d.do("the property system retries it (same key)", body, api.CreateOptions{IdempotencyKey: key})
-	d.expect(err == nil && t1 != nil && t2 != nil && t2.ID == t1.ID, "a retried request must return the same transaction")
-
-	d.section("The acquirer does not answer")
-	d.mustDo("sale ¥7,000 on card …0119: no response in 2s", api.TransactionRequest{Op: "sale", Amount: "7000",
-		Card: &api.CardInput{PAN: "4000000000000119", Expiry: today.AddDate(1, 0, 0).Format("0601")}}, "reversed")
-	d.mustDo("sale ¥7,000 on card …0226: system malfunction", api.TransactionRequest{Op: "sale", Amount: "7000",
-		Card: &api.CardInput{PAN: "4000000000000226", Expiry: today.AddDate(1, 0, 0).Format("0601")}}, "reversed")
-
-	d.section("Reservations desk: a guaranteed reservation")
-	yesterday := today.AddDate(0, 0, -1)
-	guest := &api.StayInput{CheckIn: yesterday.Format(time.DateOnly), CheckOut: today.Format(time.DateOnly)}
-	cc := d.mustDo("card check of the guarantee card (keyed)", api.TransactionRequest{Op: "cardcheck", Reference: "RSV-0077", Stay: guest,
-		Card: &api.CardInput{PAN: "3530111333300000", Expiry: today.AddDate(3, 0, 0).Format("0601")}}, "approved")
-	d.expect(cc.Token != nil, "a guarantee card check returns a token")
-	if v, err := d.c.Vault(d.ctx); err == nil && len(v) == 1 {
-		fmt.Fprintf(d.out, "   %-46s → kept encrypted: %s until %s\n", "the vault", v[0].MaskedPAN, v[0].RetainUntil.In(d.m.Config.Location()).Format("2006-01-02 15:04 MST"))
+	if d.m.Config.CardData == sterad.CardDataBlind {
+		d.blindDesks(today)
 	} else {
-		d.expect(false, "the guarantee card must be in the vault: %v", err)
+		d.clearDesks(today)
 	}
-	d.mustDo("the guest never came: no-show fee ¥18,000", api.TransactionRequest{Op: "noshow", Reference: "RSV-0077", Amount: "18000", Stay: guest}, "approved")
-	v, _ := d.c.Vault(d.ctx)
-	d.expect(len(v) == 0, "the card must be destroyed after the no-show charge")
-	fmt.Fprintf(d.out, "   %-46s → %d card(s) kept: the card number was destroyed\n", "the vault after the charge", len(v))
+	yesterday := today.AddDate(0, 0, -1)
 
 	d.section("The acquirer link goes down")
 	if err := d.m.SimHost.SetOutage(true); err != nil {
@@ -355,3 +329,85 @@ func (d *demo) books() {
 }
 
 func groupYen(n int64) string { return strings.TrimPrefix(yen(fmt.Sprint(n)), "¥") }
+
+// clearDesks is the telephone and reservations desks with card_data:
+// clear: cards keyed through the API, the guarantee card kept encrypted.
+func (d *demo) clearDesks(today time.Time) {
+	d.section("Telephone reservation desk (keyed, virtual terminal)")
+	tel := d.mustDo("telephone order ¥12,000, Amex keyed", api.TransactionRequest{Op: "sale", Amount: "12000",
+		Card: &api.CardInput{PAN: "378282246310005", Expiry: today.AddDate(2, 0, 0).Format("0601")}}, "approved")
+	d.mustDo("wrong amount: void it", api.TransactionRequest{Op: "void", Original: tel.ID}, "approved")
+	key := fmt.Sprintf("folio-%d", time.Now().UnixNano())
+	body := api.TransactionRequest{Op: "sale", Amount: "9800", Card: &api.CardInput{PAN: "30569309025904", Expiry: today.AddDate(1, 0, 0).Format("0601")}}
+	t1, err := d.do("sale ¥9,800 with Idempotency-Key", body, api.CreateOptions{IdempotencyKey: key})
+	d.expect(err == nil && t1.Status == "approved", "keyed sale")
+	t2, err := d.do("the property system retries it (same key)", body, api.CreateOptions{IdempotencyKey: key})
+	d.expect(err == nil && t1 != nil && t2 != nil && t2.ID == t1.ID, "a retried request must return the same transaction")
+
+	d.section("The acquirer does not answer")
+	d.mustDo("sale ¥7,000 on card …0119: no response in 2s", api.TransactionRequest{Op: "sale", Amount: "7000",
+		Card: &api.CardInput{PAN: "4000000000000119", Expiry: today.AddDate(1, 0, 0).Format("0601")}}, "reversed")
+	d.mustDo("sale ¥7,000 on card …0226: system malfunction", api.TransactionRequest{Op: "sale", Amount: "7000",
+		Card: &api.CardInput{PAN: "4000000000000226", Expiry: today.AddDate(1, 0, 0).Format("0601")}}, "reversed")
+
+	d.section("Reservations desk: a guaranteed reservation")
+	yesterday := today.AddDate(0, 0, -1)
+	guest := &api.StayInput{CheckIn: yesterday.Format(time.DateOnly), CheckOut: today.Format(time.DateOnly)}
+	cc := d.mustDo("card check of the guarantee card (keyed)", api.TransactionRequest{Op: "cardcheck", Reference: "RSV-0077", Stay: guest,
+		Card: &api.CardInput{PAN: "3530111333300000", Expiry: today.AddDate(3, 0, 0).Format("0601")}}, "approved")
+	d.expect(cc.Token != nil, "a guarantee card check returns a token")
+	if v, err := d.c.Vault(d.ctx); err == nil && len(v) == 1 {
+		fmt.Fprintf(d.out, "   %-46s → kept encrypted: %s until %s\n", "the vault", v[0].MaskedPAN, v[0].RetainUntil.In(d.m.Config.Location()).Format("2006-01-02 15:04 MST"))
+	} else {
+		d.expect(false, "the guarantee card must be in the vault: %v", err)
+	}
+	d.mustDo("the guest never came: no-show fee ¥18,000", api.TransactionRequest{Op: "noshow", Reference: "RSV-0077", Amount: "18000", Stay: guest}, "approved")
+	v, _ := d.c.Vault(d.ctx)
+	d.expect(len(v) == 0, "the card must be destroyed after the no-show charge")
+	fmt.Fprintf(d.out, "   %-46s → %d card(s) kept: the card number was destroyed\n", "the vault after the charge", len(v))
+
+}
+
+// blindDesks is the telephone and reservations desks with card_data:
+// blind (the default): no card number reaches sterad; cards are read or
+// keyed at an encrypting terminal, and the guarantee is a host token.
+func (d *demo) blindDesks(today time.Time) {
+	d.section("Telephone reservation desk: sterad runs card-data-blind")
+	_, err := d.do("telephone order ¥12,000, Amex keyed through the API", api.TransactionRequest{Op: "sale", Amount: "12000",
+		Card: &api.CardInput{PAN: "378282246310005", Expiry: today.AddDate(2, 0, 0).Format("0601")}}, api.CreateOptions{})
+	var ae *api.Error
+	d.expect(errors.As(err, &ae) && ae.Status == 400 && ae.Code == "card_data_blind", "a keyed card must be refused with 400 card_data_blind: %v", err)
+	amex := terminal.Card{PAN: "378282246310005", Entry: "chip"}
+	d.card("HAND0001", amex)
+	tel := d.mustDo("the guest pays ¥12,000 at the handheld instead", api.TransactionRequest{Op: "sale", Terminal: "HAND0001", Amount: "12000"}, "approved")
+	d.mustDo("wrong amount: void it (by its TI, no card data)", api.TransactionRequest{Op: "void", Original: tel.ID}, "approved")
+	key := fmt.Sprintf("folio-%d", time.Now().UnixNano())
+	d.card("HAND0001", terminal.Card{PAN: "30569309025904", Entry: "chip"})
+	body := api.TransactionRequest{Op: "sale", Terminal: "HAND0001", Amount: "9800"}
+	t1, err := d.do("sale ¥9,800 with Idempotency-Key", body, api.CreateOptions{IdempotencyKey: key})
+	d.expect(err == nil && t1.Status == "approved", "sale with a key: %v", err)
+	t2, err := d.do("the property system retries it (same key)", body, api.CreateOptions{IdempotencyKey: key})
+	d.expect(err == nil && t1 != nil && t2 != nil && t2.ID == t1.ID, "a retried request must return the same transaction")
+
+	d.section("The acquirer does not answer")
+	d.card("FRONT001", terminal.Card{PAN: "4000000000000119", Entry: "chip"})
+	d.mustDo("sale ¥7,000 on card …0119: no response in 2s", api.TransactionRequest{Op: "sale", Terminal: "FRONT001", Amount: "7000"}, "reversed")
+	d.card("FRONT001", terminal.Card{PAN: "4000000000000226", Entry: "chip"})
+	d.mustDo("sale ¥7,000 on card …0226: system malfunction", api.TransactionRequest{Op: "sale", Terminal: "FRONT001", Amount: "7000"}, "reversed")
+
+	d.section("Reservations desk: a guaranteed reservation")
+	yesterday := today.AddDate(0, 0, -1)
+	guest := &api.StayInput{CheckIn: yesterday.Format(time.DateOnly), CheckOut: today.Format(time.DateOnly)}
+	d.card("HAND0001", terminal.Card{PAN: "3530111333300000", Entry: "keyed"})
+	cc := d.mustDo("card check keyed at the handheld (encrypted)", api.TransactionRequest{Op: "cardcheck", Terminal: "HAND0001", Reference: "RSV-0077", Stay: guest}, "approved")
+	d.expect(cc.Token != nil, "a guarantee card check returns a token")
+	if v, err := d.c.Vault(d.ctx); err == nil && len(v) == 1 && v[0].Token != "" {
+		fmt.Fprintf(d.out, "   %-46s → kept: the host token of %s until %s, no card\n", "the vault", v[0].MaskedPAN, v[0].RetainUntil.In(d.m.Config.Location()).Format("2006-01-02 15:04 MST"))
+	} else {
+		d.expect(false, "the guarantee token must be in the vault: %v", err)
+	}
+	d.mustDo("the guest never came: no-show fee ¥18,000 by the token", api.TransactionRequest{Op: "noshow", Reference: "RSV-0077", Amount: "18000", Stay: guest}, "approved")
+	v, _ := d.c.Vault(d.ctx)
+	d.expect(len(v) == 0, "the token must be dropped after the no-show charge")
+	fmt.Fprintf(d.out, "   %-46s → %d guarantee(s) kept\n", "the vault after the charge", len(v))
+}

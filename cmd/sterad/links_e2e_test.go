@@ -13,7 +13,7 @@ import (
 // of the sale is refused; the host keeps the sale and the refund, and the
 // card is never credited for nothing.
 func TestVoidOfRefundedSaleEndToEnd(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	ctx := context.Background()
 	d.card("FRONT001", terminal.Card{PAN: "4111111111111111"})
 	sale := d.post(api.TransactionRequest{Op: "sale", Terminal: "FRONT001", Amount: "8000"})
@@ -47,7 +47,7 @@ func TestVoidOfRefundedSaleEndToEnd(t *testing.T) {
 // Issue 9, defect 2, end to end: a refund accepted while the acquirer was
 // away is never sent once its stood-in sale's advice is declined.
 func TestRefundOfDeclinedStandInEndToEnd(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	ctx := context.Background()
 	if err := d.m.SimHost.SetOutage(true); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 // defers what can wait, refuses what cannot, and forwards everything once
 // when the link is back.
 func TestOfflineStandInEndToEnd(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	ctx := context.Background()
 	d.card("FRONT001", terminal.Card{PAN: "4111111111111111"})
 	sale := d.post(api.TransactionRequest{Op: "sale", Terminal: "FRONT001", Amount: "6000"})

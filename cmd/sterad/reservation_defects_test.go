@@ -39,7 +39,7 @@ func staysFrom(days int) (*api.StayInput, []string) {
 // #4: a reservation arriving in two weeks cannot be charged as a no-show
 // today by typing today's stay.
 func TestNoShowChecksTheStoredStay(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	later, laterFlags := staysFrom(14)
 	_, pastFlags := staysFrom(-1)
 	cc := d.post(api.TransactionRequest{Op: "cardcheck", Card: keyed("4111111111111111"), Reference: "RSV-LATER", Stay: later})
@@ -73,7 +73,7 @@ func TestNoShowChecksTheStoredStay(t *testing.T) {
 // #5: after `vault release` the token charges nothing, and a token
 // charges only the reservation it was issued for.
 func TestTokenDiesWithTheReservation(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	ctx := context.Background()
 	past, pastFlags := staysFrom(-1)
 	a := d.post(api.TransactionRequest{Op: "cardcheck", Card: keyed("4111111111111111"), Reference: "RSV-CANCEL", Stay: past})
@@ -119,7 +119,7 @@ func TestTokenDiesWithTheReservation(t *testing.T) {
 // #6: a card check with a reference and no stay is refused before
 // anything is sent or kept.
 func TestCardCheckReferenceWithoutStay(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	n := d.count()
 	ae := d.postErr(api.TransactionRequest{Op: "cardcheck", Card: keyed("4111111111111111"), Reference: "RSV-NOSTAY"})
 	if ae.Status != 400 || ae.Code != "missing_stay" {

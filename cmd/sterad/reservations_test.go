@@ -29,7 +29,7 @@ func pastStay() *api.StayInput {
 func keyed(pan string) *api.CardInput { return &api.CardInput{PAN: sterad.PAN(pan), Expiry: expiry()} }
 
 func TestCardChecksAndNoShows(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	ctx := context.Background()
 
 	// Keyed from the reservation: valid, or the decline reason.
@@ -127,7 +127,7 @@ var testCardNumbers = []string{
 // opened again.
 func TestDataAtRest(t *testing.T) {
 	var logPath string
-	d := startDaemon(t, func(m *Main) {
+	d := startDaemon(t, clearMode, func(m *Main) {
 		logPath = filepath.Join(m.Config.DataDir, "sterad.log")
 		f, err := os.Create(logPath)
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 // waiting for the timeout, and everything owed goes out once the host
 // answers again.
 func TestSilentHostIsNoticed(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	ctx := context.Background()
 	d.m.SimHost.SetSilent(true)
 	// Keyed sales until the client gives the link up: each one the host

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
 	"github.com/sterad/sterad/simulator/acquirer"
 	"github.com/sterad/sterad/simulator/terminal"
@@ -43,6 +44,9 @@ func (m *Main) startSimulators(ctx context.Context) error {
 		t := terminal.New(terminal.Config{
 			ID: tc.ID, Kind: tc.Kind, PresentDelay: m.SimPresentDelay, Link: m.SimLink, Clock: m.Clock,
 			Logger: m.Logger.With("component", "sim-terminal"),
+			// Blind: encrypting (p2pe) terminals; clear: today's
+			// terminals, which send the card in clear.
+			Clear: cfg.CardData == sterad.CardDataClear,
 		})
 		m.SimTerminals[tc.ID] = t
 		link := tc.Port

@@ -16,7 +16,7 @@ import (
 // a refund, credited) other than the one sterad records (issue 9 #7).
 func TestTerminalTrack2OfAnotherCard(t *testing.T) {
 	const visa, mc = "4111111111111111", "5555555555554444"
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	sim := d.m.SimTerminals["FRONT001"]
 	otherTrack2 := mc + "=" + expiry() + "101000000"
 
@@ -61,7 +61,7 @@ func TestTerminalTrack2OfAnotherCard(t *testing.T) {
 // The brand is the card number's own, whatever the terminal claims; the
 // disagreement is logged, masked (issue 9 #15a).
 func TestTerminalBrandDisagreement(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	d.card("FRONT001", terminal.Card{PAN: "4111111111111111", Entry: "chip", Brand: "amex"})
 	tx := d.post(api.TransactionRequest{Op: "sale", Terminal: "FRONT001", Amount: "3000"})
 	if tx.Status != "approved" || tx.Brand != "visa" {
@@ -79,7 +79,7 @@ func TestTerminalBrandDisagreement(t *testing.T) {
 // never saw through is reversed with RR=CU, and sterad no longer holds
 // the terminal (issue 9 #12).
 func TestTerminalNeverSendsResult(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	sim := d.m.SimTerminals["FRONT001"]
 	if err := sim.Fault(terminal.FaultNoResult, 100, 0); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/protocol"
+	"github.com/sterad/sterad/simulator/dukpt"
 )
 
 // Card actions: what the customer does at the next READ_CARD.
@@ -118,8 +119,13 @@ func resolveEntry(want string, allowed []string) string {
 }
 
 // cardData builds the CARD payload for tx. Track 2 only for swipe, chip
-// data only for chip and contactless.
-func (t *Terminal) cardData(tx *txn) *protocol.CardData {
+// data only for chip and contactless. An encrypting terminal (p2pe) puts
+// the card and track 2 in the encrypted block and shows only the masked
+// PAN and the brand (terminal-link.md §7); its chip data never held the
+// card's own tags (5A, 57, 56, 5F20, 5F24, 9F1F, 9F20, 9F6B), nor does a
+// terminal's in clear. The error is errEncrypt's: the card cannot be
+// encrypted (no KSN left, the counter file unwritable).
+func (t *Terminal) cardData(tx *txn) (*protocol.CardData, error) {
 	now := t.cfg.Clock.Now()
 	pan := tx.card.PAN.Reveal()
 	if pan == "" {
@@ -129,23 +135,31 @@ func (t *Terminal) cardData(tx *txn) *protocol.CardData {
 	if exp == "" {
 		exp = sterad.Expiry{Year: now.AddDate(2, 0, 0).Year(), Month: int(now.AddDate(2, 0, 0).Month())}.String()
 	}
-	cd := &protocol.CardData{TxnID: tx.req.TxnID, Entry: tx.entry, PAN: pan, Expiry: exp}
+	cd := &protocol.CardData{TxnID: tx.req.TxnID, Entry: tx.entry}
 	if b := sterad.BrandOf(pan); b != sterad.BrandUnknown {
 		cd.Brand = string(b)
 	}
 	if tx.card.Brand != "" {
 		cd.Brand = tx.card.Brand
 	}
+	var t2 string
 	switch sterad.EntryMode(tx.entry) {
 	case sterad.EntrySwipe:
-		cd.Track2 = track2(pan, exp)
+		t2 = track2(pan, exp)
 		if tx.card.Track2 != "" {
-			cd.Track2 = tx.card.Track2
+			t2 = tx.card.Track2
 		}
 	case sterad.EntryChip, sterad.EntryContactless:
 		cd.ICC = iccData(tx.req, now)
 	}
-	return cd
+	if t.ksn != nil {
+		if err := t.p2peCardLocked(cd, dukpt.Card{PAN: pan, Expiry: exp, Track2: t2}); err != nil {
+			return nil, err
+		}
+		return cd, nil
+	}
+	cd.PAN, cd.Expiry, cd.Track2 = pan, exp, t2
+	return cd, nil
 }
 
 // track2 builds track 2 equivalent data: PAN=YYMM, service code 101,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -50,16 +51,21 @@ const (
 )
 
 // DefaultFixedCaps and DefaultHandheldCaps are the capabilities of the two
-// kinds when Config.Caps is empty.
+// kinds when Config.Caps is empty: both encrypt card data (p2pe), as
+// sterad runs card-data-blind by default; Config.Clear takes p2pe away.
 var (
-	DefaultFixedCaps    = []string{CapChip, CapCtls, CapSwipe, CapKeyed, CapPrinter}
-	DefaultHandheldCaps = []string{CapChip, CapCtls, CapKeyed, CapPrinter}
+	DefaultFixedCaps    = []string{CapChip, CapCtls, CapSwipe, CapKeyed, CapPrinter, CapP2PE}
+	DefaultHandheldCaps = []string{CapChip, CapCtls, CapKeyed, CapPrinter, CapP2PE}
 )
 
 // Reasons carried by RESULT{status: cancelled}.
 const (
 	ReasonCustomerCancel = "CUSTOMER_CANCEL" // the customer pressed cancel at the terminal
 	ReasonCancelRequest  = "CANCEL_REQUEST"  // the gateway sent CANCEL
+	// ReasonEncryptionFault ends a transaction (RESULT error) when an
+	// encrypting terminal cannot encrypt the card: its transaction counter
+	// is exhausted, or its counter file cannot be read or written.
+	ReasonEncryptionFault = "ENCRYPTION_FAULT"
 )
 
 // Sentinel errors.
@@ -98,6 +104,20 @@ type Config struct {
 	Model string   // default stera-terminal (fixed) or stera-mobile (handheld)
 	FW    string   // default DefaultFW
 	Caps  []string // default DefaultFixedCaps or DefaultHandheldCaps
+
+	// Clear makes a terminal that does not encrypt card data: "p2pe" is
+	// taken out of its capabilities, and its CARD carries pan, expiry and
+	// track 2 in clear (terminal-link.md §4), for a gateway with
+	// card_data: clear. A terminal encrypts (§7) when its capabilities
+	// include p2pe, which the default ones do.
+	Clear bool
+
+	// StateDir, when set, is where an encrypting terminal keeps its DUKPT
+	// transaction counter (file dukpt-<ID>.counter), so that no KSN is
+	// ever used twice, across reboot faults and restarts of the process:
+	// the host answers a KSN it has seen with 81. Without it the counter
+	// starts from the wall clock (see the package documentation).
+	StateDir string
 
 	// Link tunes the link layer (T1, T2, retransmissions). A WriteHook set
 	// here runs before the simulator's own fault injection.
@@ -143,6 +163,9 @@ func (c *Config) defaults() {
 		}
 	}
 	c.Caps = slices.Clone(c.Caps)
+	if c.Clear {
+		c.Caps = slices.DeleteFunc(c.Caps, func(s string) bool { return s == CapP2PE })
+	}
 	if c.Clock == nil {
 		c.Clock = sterad.SystemClock{}
 	}
@@ -178,6 +201,7 @@ type Terminal struct {
 	sess      *session // the link session on conn, nil between links
 	port      string   // pty slave path under ListenPTY
 	statsBase protocol.LinkStats
+	ksn       *ksnState // DUKPT key and counter; nil for a terminal in clear
 
 	fmu    sync.Mutex // faults: read by the link's write hook
 	faults faultState
@@ -187,6 +211,7 @@ type faultState struct {
 	dropACK, badCRC, garbage, truncate int
 	noResult                           int // OUTCOMEs to ignore
 	silentUntil                        time.Time
+	p2pe                               map[string]int // p2pe faults by kind
 }
 
 // record is a finished transaction in the journal. It holds no card data.
@@ -198,12 +223,21 @@ type record struct {
 // New returns a terminal with a fresh boot_id.
 func New(cfg Config) *Terminal {
 	cfg.defaults()
-	return &Terminal{
+	t := &Terminal{
 		cfg:     cfg,
 		log:     cfg.Logger.With("terminal", cfg.ID),
 		bootID:  newBootID(),
 		journal: make(map[string]*record),
 	}
+	if t.hasCap(CapP2PE) {
+		// The wall clock, not cfg.Clock: the start must move on between
+		// real restarts even when the simulation's clock does not.
+		t.ksn = newKSNState(cfg.ID, cfg.StateDir, time.Now())
+		if t.ksn.err != nil {
+			t.log.Error("the terminal cannot encrypt cards", "err", t.ksn.err)
+		}
+	}
+	return t
 }
 
 func newBootID() string {
@@ -259,6 +293,12 @@ type Faults struct {
 	Truncate int  `json:"truncate"`
 	NoResult int  `json:"no_result"`
 	Silent   bool `json:"silent"`
+	// p2pe faults (an encrypting terminal's CARD)
+	ClearPAN      int `json:"clear_pan,omitempty"`
+	BadKSN        int `json:"bad_ksn,omitempty"`
+	BadData       int `json:"bad_data,omitempty"`
+	Undecryptable int `json:"undecryptable,omitempty"`
+	ReplayKSN     int `json:"replay_ksn,omitempty"`
 }
 
 // LinkStats are protocol.LinkStats with JSON names.
@@ -325,9 +365,12 @@ func (t *Terminal) State() State {
 	t.mu.Unlock()
 	t.fmu.Lock()
 	f := t.faults
+	f.p2pe = maps.Clone(f.p2pe)
 	t.fmu.Unlock()
 	st.Faults = Faults{DropACK: f.dropACK, BadCRC: f.badCRC, Garbage: f.garbage, Truncate: f.truncate,
-		NoResult: f.noResult, Silent: time.Now().Before(f.silentUntil)}
+		NoResult: f.noResult, Silent: time.Now().Before(f.silentUntil),
+		ClearPAN: f.p2pe[FaultClearPAN], BadKSN: f.p2pe[FaultBadKSN], BadData: f.p2pe[FaultBadData],
+		Undecryptable: f.p2pe[FaultUndecryptable], ReplayKSN: f.p2pe[FaultReplayKSN]}
 	return st
 }
 
@@ -377,7 +420,9 @@ const (
 )
 
 // Fault arms a line fault (see the package documentation). count (default
-// 1) applies to drop_ack, bad_crc, garbage, truncate and no_result; ms to silence
+// 1) applies to drop_ack, bad_crc, garbage, truncate, no_result and the
+// p2pe faults (clear_pan, bad_ksn, bad_data, undecryptable, replay_ksn: an
+// encrypting terminal's next CARDs); ms to silence
 // (default 7000), unplug (default 1000) and reboot (default 500). Faults
 // armed while no line is served wait for the next line; unplug without a
 // line does nothing.
@@ -411,6 +456,8 @@ func (t *Terminal) Fault(kind string, count, ms int) error {
 			t.faults.truncate += count
 		}
 		t.fmu.Unlock()
+	case FaultClearPAN, FaultBadKSN, FaultBadData, FaultUndecryptable, FaultReplayKSN:
+		return t.armP2PEFault(kind, count)
 	case FaultSilence:
 		t.fmu.Lock()
 		t.faults.silentUntil = time.Now().Add(dur(DefaultSilence))
@@ -429,7 +476,8 @@ func (t *Terminal) Fault(kind string, count, ms int) error {
 		t.unplug(&UnplugError{Down: dur(DefaultRebootDown), Reboot: true})
 	default:
 		return sterad.Errorf(sterad.EInvalid, "invalid_fault",
-			"unknown fault kind %q (drop_ack, bad_crc, garbage, truncate, silence, unplug, reboot, no_result)", kind)
+			"unknown fault kind %q (drop_ack, bad_crc, garbage, truncate, silence, unplug, reboot, no_result, "+
+				"clear_pan, bad_ksn, bad_data, undecryptable, replay_ksn)", kind)
 	}
 	return nil
 }

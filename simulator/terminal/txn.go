@@ -230,8 +230,15 @@ func (t *Terminal) onReadCard(s *session, f protocol.Frame) {
 			t.finishLocked(s, tx, protocol.Result{TxnID: tx.req.TxnID, Status: "cancelled", Reason: ReasonCustomerCancel})
 			return
 		}
-		tx.data = t.cardData(tx)
-		t.log.Info("card presented", "txn_id", tx.req.TxnID, "entry", tx.data.Entry, "brand", tx.data.Brand)
+		data, err := t.cardData(tx)
+		if err != nil {
+			// A terminal that cannot encrypt sends no card at all.
+			t.log.Error("card not encrypted: transaction ended", "txn_id", tx.req.TxnID, "err", err)
+			t.finishLocked(s, tx, protocol.Result{TxnID: tx.req.TxnID, Status: "error", Reason: ReasonEncryptionFault})
+			return
+		}
+		tx.data = data
+		t.log.Info("card presented", "txn_id", tx.req.TxnID, "entry", tx.data.Entry, "brand", tx.data.Brand, "p2pe", tx.data.P2PE != nil)
 		t.sendCardLocked(s, tx)
 	}
 	d := tx.card.delay(t.cfg.PresentDelay)
@@ -354,7 +361,7 @@ func (t *Terminal) onOutcome(s *session, f protocol.Frame) {
 		t.reply(s, protocol.TypeProgress, protocol.Progress{TxnID: o.TxnID, Code: protocol.ProgressPrinting}, nil)
 		masked := sterad.MaskPAN(o.MaskedPAN)
 		if o.MaskedPAN == "" {
-			masked = sterad.MaskPAN(tx.data.PAN)
+			masked = tx.data.Masked()
 		}
 		t.slips = append(t.slips, Slip{
 			TxnID: o.TxnID, Op: tx.req.Op, Status: o.Status, Code: o.Code, AuthCode: o.AuthCode, RRN: o.RRN,
