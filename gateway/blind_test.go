@@ -81,6 +81,7 @@ func newBlindHarness(t *testing.T, tune ...func(*gateway.Config)) *blindHarness 
 	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
 	opts := offline.DefaultOptions()
 	opts.Clock = clock
+	opts.KEKs = []*offline.KEK{harnessKEK}
 	dir := t.TempDir()
 	db, err := offline.Open(dir, opts)
 	if err != nil {

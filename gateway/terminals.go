@@ -113,6 +113,8 @@ func promptFor(t *sterad.Transaction) string {
 		return fmt.Sprintf("返金 / Refund %s", t.Amount.Display())
 	case sterad.OpPreauth:
 		return fmt.Sprintf("仮売上 / Pre-authorization %s", t.Amount.Display())
+	case sterad.OpDeposit:
+		return fmt.Sprintf("前受金 / Deposit %s", t.Amount.Display())
 	}
 	return fmt.Sprintf("お支払い / Payment %s", t.Amount.Display())
 }
@@ -431,7 +433,7 @@ func (tm *terminals) leaveForOperator(ctx context.Context, id, reason string) {
 func (tm *terminals) outcome(t *sterad.Transaction) sterad.TerminalOutcome {
 	o := sterad.TerminalOutcome{TxnID: t.ID, Code: t.ResponseCode, AuthCode: t.AuthCode, RRN: t.RRN, Amount: t.Amount, MaskedPAN: t.MaskedPAN}
 	title := map[sterad.Op]string{sterad.OpSale: "売上 / SALE", sterad.OpPreauth: "仮売上 / PRE-AUTHORIZATION", sterad.OpRefund: "返品 / REFUND",
-		sterad.OpCardCheck: "カードチェック / CARD CHECK"}[t.Op]
+		sterad.OpCardCheck: "カードチェック / CARD CHECK", sterad.OpDeposit: "前受金 / DEPOSIT"}[t.Op]
 	lines := []string{title, fmt.Sprintf("%s %s", strings.ToUpper(string(t.Brand)), t.MaskedPAN)}
 	if t.Op != sterad.OpCardCheck {
 		lines = append(lines, fmt.Sprintf("金額 / AMOUNT %s", t.Amount.Display()))
