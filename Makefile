@@ -32,6 +32,10 @@ test: deps ## run the whole test suite (what CI runs)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+.PHONY: proof
+proof: deps ## the non-retention proof: a day in both card data modes, the running daemon's memory dumped (gcore) and scanned with its data and logs
+	$(GO) test -count=1 -timeout 10m -run TestNonRetentionProof -v ./cmd/sterad/ -args -proof
+
 .PHONY: demo
 demo: build ## run a scripted front-desk day against the embedded simulators
 	$(BIN) demo

@@ -113,7 +113,7 @@ func sale(ctx context.Context, s *device.Session, txnID string) (*sterad.Card, e
 		return nil, fmt.Errorf("ReadCard returned a card that was not persisted")
 	}
 	r, err := s.ShowOutcome(ctx, sterad.TerminalOutcome{TxnID: txnID, Status: "approved", Code: "00",
-		Amount: sterad.NewAmount(12800, sterad.JPY), MaskedPAN: card.PAN.Masked(), Lines: []string{"SALE"}}, nil)
+		Amount: sterad.NewAmount(12800, sterad.JPY), MaskedPAN: card.MaskedPAN(), Lines: []string{"SALE"}}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +127,7 @@ func TestUSBSessionSimulatedHandheld(t *testing.T) {
 	p := newSimPort(t, terminal.Config{Kind: sterad.KindHandheld}, true)
 	reconnects := make(chan bool, 4)
 	cfg := simSessionConfig(p, "HAND0001", sterad.KindHandheld)
+	cfg.RequireP2PE = true // the simulated handheld encrypts by default
 	cfg.OnReconnect = func(_ sterad.TerminalInfo, bootChanged bool) { reconnects <- bootChanged }
 	s := startSession(t, cfg)
 	waitReady(t, s)
@@ -141,8 +142,11 @@ func TestUSBSessionSimulatedHandheld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if card.PAN.Reveal() != "5555555555554444" || card.Brand != sterad.BrandMastercard {
-		t.Fatalf("card %v %v", card.PAN, card.Brand)
+	if card.PAN != "" || card.Masked != "555555******4444" || card.Brand != sterad.BrandMastercard || card.Encrypted == nil {
+		t.Fatalf("card %v masked %s brand %v: want an encrypted card", card.PAN, card.Masked, card.Brand)
+	}
+	if c := decryptCard(t, card); c.PAN != "5555555555554444" {
+		t.Fatalf("the block holds another card: %v", c)
 	}
 	if slips := p.term.Slips(); len(slips) != 1 || slips[0].TxnID != "txn-h1" {
 		t.Fatalf("slips %+v", slips)

@@ -318,28 +318,46 @@ func TestScannerFindsPlantedCards(t *testing.T) {
 // as 40 00 00 00 00 00 00 02: a run of zero bytes that the integers in any
 // bbolt page header spell by chance (seen: the element headers 34 00 00 00
 // 00 00 00 00 2a read at a nibble offset). Numbers with eight or more zero
-// digits in a row are checked in clear and UTF-16 only.
-func distinctiveBCD(pan string) bool { return !strings.Contains(pan, "00000000") }
+// digits in a row are checked in clear and UTF-16 only, and so are numbers
+// with any digit eight times in a row: 4111111111111111 packs to 41 then
+// 11 11 11 …, a run that a C library's tables spell by chance (seen in a
+// core of the daemon: a table of 0x11 bytes in an anonymous mapping
+// beside libpthread).
+func distinctiveBCD(pan string) bool {
+	for d := '0'; d <= '9'; d++ {
+		if strings.Contains(pan, strings.Repeat(string(d), 8)) {
+			return false
+		}
+	}
+	return true
+}
 
 // indexNibbles returns the byte where the digits appear in b as packed
 // BCD starting at the given nibble offset (0: a high nibble, 1: a low
 // one), or -1.
 func indexNibbles(b []byte, digits string, offset int) int {
-	nib := func(i int) byte { // the i-th nibble of b
-		if i%2 == 0 {
-			return b[i/2] >> 4
-		}
-		return b[i/2] & 0xF
+	// The whole bytes the digits pack to from that offset, found with
+	// bytes.Index (a core is hundreds of megabytes), then the nibbles at
+	// either end checked.
+	var mid []byte
+	for i := offset; i+1 < len(digits); i += 2 {
+		mid = append(mid, (digits[i]-'0')<<4|(digits[i+1]-'0'))
 	}
-	n := len(digits)
-	for start := offset; start+n <= 2*len(b); start += 2 {
-		k := 0
-		for k < n && nib(start+k) == digits[k]-'0' {
-			k++
+	tail := (len(digits)-offset)%2 == 1
+	for from := 0; from < len(b); {
+		i := bytes.Index(b[from:], mid)
+		if i < 0 {
+			return -1
 		}
-		if k == n {
-			return start / 2
+		j := from + i
+		from = j + 1
+		if offset == 1 && (j == 0 || b[j-1]&0xF != digits[0]-'0') {
+			continue
 		}
+		if tail && (j+len(mid) >= len(b) || b[j+len(mid)]>>4 != digits[len(digits)-1]-'0') {
+			continue
+		}
+		return j - offset
 	}
 	return -1
 }

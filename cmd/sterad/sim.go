@@ -65,8 +65,9 @@ POST /drop {"count":1}, POST /disagree {"on":true}, GET /ledger.`,
 }
 
 func newSimTerminalCommand(g *globalOptions) *cobra.Command {
-	var kind, id, link, control string
+	var kind, id, link, control, data string
 	var present time.Duration
+	var clear bool
 	cmd := &cobra.Command{
 		Use:   "terminal",
 		Short: "Run a simulated card terminal on a new pseudo-terminal",
@@ -88,7 +89,7 @@ GET /state, GET /slips.`,
 			if err != nil {
 				return err
 			}
-			t := terminal.New(terminal.Config{ID: id, Kind: kind, PresentDelay: present, Logger: logger})
+			t := terminal.New(terminal.Config{ID: id, Kind: kind, PresentDelay: present, Logger: logger, Clear: clear, StateDir: data})
 			ctl := &http.Server{Addr: control, Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			errc := make(chan error, 2)
 			go func() { errc <- t.ListenPTY(cmd.Context(), link) }()
@@ -111,5 +112,7 @@ GET /state, GET /slips.`,
 	cmd.Flags().StringVar(&link, "link", "", "symlink to create for the pty's slave, e.g. /tmp/FRONT001.tty")
 	cmd.Flags().StringVar(&control, "control", "127.0.0.1:8585", "control API address")
 	cmd.Flags().DurationVar(&present, "present", 500*time.Millisecond, "simulated card-presentation time")
+	cmd.Flags().BoolVar(&clear, "clear", false, "send card data in clear (no p2pe), for card_data: clear")
+	cmd.Flags().StringVar(&data, "data", "", "keep the DUKPT transaction counter in this directory across restarts")
 	return cmd
 }

@@ -43,7 +43,7 @@ func (m *Main) startSimulators(ctx context.Context) error {
 	for _, tc := range cfg.Terminals {
 		t := terminal.New(terminal.Config{
 			ID: tc.ID, Kind: tc.Kind, PresentDelay: m.SimPresentDelay, Link: m.SimLink, Clock: m.Clock,
-			Logger: m.Logger.With("component", "sim-terminal"),
+			Logger: m.Logger.With("component", "sim-terminal"), StateDir: filepath.Join(cfg.DataDir, "sim"),
 			// Blind: encrypting (p2pe) terminals; clear: today's
 			// terminals, which send the card in clear.
 			Clear: cfg.CardData == sterad.CardDataClear,

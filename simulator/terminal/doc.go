@@ -11,6 +11,41 @@
 // and Link.WriteRaw. It logs frame headers and transaction events, never
 // payloads: CARD carries the PAN, track 2 and chip data.
 //
+// # Encrypting terminals (P2PE)
+//
+// By default both kinds announce "p2pe" and encrypt card data themselves
+// (terminal-link.md §7), as sterad runs card-data-blind by default: a CARD
+// carries masked_pan, brand, p2pe {ksn, data} and, for chip and
+// contactless, chip data without the card data tags (5A, 57, 56, 5F20,
+// 5F24, 9F1F, 9F20, 9F6B; the simulated chip data never holds them); no
+// pan, expiry or track2. The block is the JSON card {"pan","expiry"}
+// (swipe adds "track2") under AES DUKPT (package simulator/dukpt): the
+// standard's public test BDK, BDK ID 12345678, and the derivation ID
+// dukpt.DerivationID(terminal ID), so the test acquirer decrypts with
+// dukpt.Decrypt(dukpt.TestBDK(), block). Keyed entry (a card check keyed
+// at the terminal) is encrypted the same way. Config.Clear makes a
+// terminal in clear instead (no p2pe, the §4 payload), for card_data:
+// clear; so do explicit Config.Caps without p2pe.
+//
+// A KSN must never repeat for a terminal ID: the host answers a KSN it has
+// seen with 81. The transaction counter advances for every CARD built (a
+// replayed READ_CARD gets the same CARD, with its KSN) and lives in the
+// Terminal, so reboot faults keep it. Across restarts of the process:
+//
+//   - with Config.StateDir, the terminal reserves KSNReserve counters at a
+//     time in dukpt-<ID>.counter there (written and synced before a
+//     reserved counter is used) and resumes past the reservation; `sterad
+//     serve --simulate` keeps it in data_dir/sim beside the test
+//     acquirer's state. A counter file it cannot read or write stops the
+//     terminal from encrypting: the transaction ends with RESULT error,
+//     reason ENCRYPTION_FAULT, and no CARD (so does an exhausted counter);
+//   - without one, the counter resumes from the wall clock (not
+//     Config.Clock, which may stand still): one counter per KSNTick since
+//     KSNEpoch, so a restarted simulator continues past its old KSNs
+//     unless it averaged more than 8 cards a second; a terminal created
+//     again in the same process resumes past its predecessor's
+//     reservation in any case.
+//
 // # Transactions
 //
 // READ_CARD gets PROGRESS(PRESENT_CARD, timeout_s 60), or KEY_ENTRY when
@@ -78,7 +113,9 @@
 //
 // # Cards
 //
-// POST /card queues what the customer does at the next READ_CARD (FIFO):
+// POST /card queues what the customer does at the next READ_CARD (FIFO),
+// in clear whatever the terminal (an encrypting one encrypts it when the
+// customer presents it):
 // {"pan","expiry":"YYMM","entry":"chip|ctls|swipe|keyed",
 // "action":"present|cancel|walkaway","delay_ms":N,"track2","brand"}, all
 // optional; track2 replaces a swiped card's own track 2 (unchecked), brand
@@ -121,6 +158,19 @@
 //     hung display or printer task), so the gateway's bounded retries and
 //     its handling of an outcome never confirmed can be exercised.
 //
+// Bad input from an encrypting terminal, for its next count CARDs (armed
+// only on a terminal with p2pe; one fault per CARD, in this order):
+//
+//   - clear_pan: pan and expiry (and a swipe's track2) in clear beside the
+//     encrypted block: a gateway must refuse the card and drop its data.
+//   - bad_ksn: a malformed KSN (cut to 20 hex digits).
+//   - bad_data: malformed data (its last hex digit cut: not whole blocks).
+//   - undecryptable: well-formed data whose last block is garbled: it
+//     decrypts to no card, and the host answers 81.
+//   - replay_ksn: the previous CARD's block (KSN and data) again: the
+//     host answers 81 for a KSN it has seen. It waits for a CARD to
+//     replay when there was none yet.
+//
 // # Control API
 //
 //	POST /card     → {"queued": n}
@@ -128,7 +178,9 @@
 //	GET  /state    → {"id","kind","model","fw","caps","boot_id",
 //	                  "state":"idle|waiting_card|card_sent|outcome",
 //	                  "current_txn","link":{frames_sent,...},"connected",
-//	                  "port","queued_cards","faults":{...}}
+//	                  "port","queued_cards","faults":{drop_ack,bad_crc,garbage,
+//	                  truncate,no_result,silent,clear_pan,bad_ksn,bad_data,
+//	                  undecryptable,replay_ksn}}
 //	GET  /slips    → {"slips":[{"txn_id","op","status","code","auth_code",
 //	                  "rrn","amount","currency","masked_pan","brand",
 //	                  "entry","lines","printed_at"}]}

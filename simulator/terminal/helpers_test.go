@@ -3,15 +3,19 @@ package terminal_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/protocol"
+	"github.com/sterad/sterad/simulator/dukpt"
 	"github.com/sterad/sterad/simulator/terminal"
 )
 
@@ -164,7 +168,18 @@ func (g *gateway) progress(txnID, code string) protocol.Progress {
 	return p
 }
 
+// card returns the next CARD with its card data in clear: an encrypting
+// terminal's is checked for the form of terminal-link.md §7 (no pan,
+// expiry or track2 field, a masked PAN, no card data tags in the chip
+// data) and its block decrypted with the test BDK, as the host would, into
+// PAN, Expiry and Track2.
 func (g *gateway) card(txnID string) protocol.CardData {
+	g.t.Helper()
+	return reveal(g.t, g.rawCard(txnID))
+}
+
+// rawCard returns the next CARD as it came on the wire.
+func (g *gateway) rawCard(txnID string) protocol.CardData {
 	g.t.Helper()
 	var c protocol.CardData
 	g.expect(protocol.TypeCard, &c)
@@ -172,6 +187,69 @@ func (g *gateway) card(txnID string) protocol.CardData {
 		g.t.Fatalf("CARD for %s, want %s", c.TxnID, txnID)
 	}
 	return c
+}
+
+// reveal checks an encrypting terminal's CARD and decrypts its block into
+// PAN, Expiry and Track2; a CARD in clear is returned as it is.
+func reveal(t *testing.T, c protocol.CardData) protocol.CardData {
+	t.Helper()
+	if c.P2PE == nil {
+		return c
+	}
+	if c.PAN != "" || c.Expiry != "" || c.Track2 != "" {
+		t.Fatalf("encrypted CARD %v also carries card data in clear", c)
+	}
+	if !sterad.ValidMasked(c.MaskedPAN) {
+		t.Fatalf("masked_pan %q is not a masked card number", c.MaskedPAN)
+	}
+	if tag := cardDataTag(c.ICC); tag != "" {
+		t.Fatalf("encrypted CARD's chip data carries tag %s", tag)
+	}
+	card := decrypt(t, *c.P2PE)
+	if sterad.MaskPAN(card.PAN) != c.MaskedPAN {
+		t.Fatalf("masked_pan %s does not mask the encrypted card (%s)", c.MaskedPAN, card.MaskedPAN())
+	}
+	c.PAN, c.Expiry, c.Track2 = card.PAN, card.Expiry, card.Track2
+	return c
+}
+
+// decrypt is the host's side: the card of a block, with the test BDK.
+func decrypt(t *testing.T, b protocol.P2PEData) dukpt.Card {
+	t.Helper()
+	ksn, err := dukpt.ParseKSN(b.KSN)
+	if err != nil {
+		t.Fatalf("KSN %q: %v", b.KSN, err)
+	}
+	card, err := dukpt.Decrypt(dukpt.TestBDK(), dukpt.Block{KSN: ksn, Data: b.Data})
+	if err != nil {
+		t.Fatalf("decrypt the card block: %v", err)
+	}
+	return card
+}
+
+// cardDataTag returns the first EMV tag of terminal-link.md §7's card
+// data tags in hex TLV chip data (top level: the simulator's chip data is
+// flat), or "".
+func cardDataTag(icc string) string {
+	b, err := hex.DecodeString(icc)
+	if err != nil {
+		return "not hex"
+	}
+	for len(b) > 0 {
+		n := 1
+		if b[0]&0x1F == 0x1F {
+			n = 2
+		}
+		if len(b) < n+1 || len(b) < n+1+int(b[n]) {
+			return "malformed"
+		}
+		tag := strings.ToUpper(hex.EncodeToString(b[:n]))
+		if slices.Contains([]string{"5A", "57", "56", "5F20", "5F24", "9F1F", "9F20", "9F6B"}, tag) {
+			return tag
+		}
+		b = b[n+1+int(b[n]):]
+	}
+	return ""
 }
 
 func (g *gateway) result(txnID string) protocol.Result {

@@ -48,12 +48,15 @@ var p2peFaults = []string{FaultClearPAN, FaultBadKSN, FaultBadData, FaultUndecry
 // file is written once every KSNReserve cards.
 const KSNReserve = 64
 
-// ksnEpoch and ksnTick turn the wall clock into the first counter of a
-// terminal without a StateDir: one counter per ksnTick since ksnEpoch.
-var (
-	ksnEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	ksnTick  = time.Second / 8
-)
+// KSNEpoch and KSNTick turn the wall clock into the first counter of a
+// terminal without a StateDir: it resumes after counter (now − KSNEpoch) /
+// KSNTick, so a restarted simulator continues past the KSNs it used
+// unless it averaged more than 8 cards a second since it started (a
+// uint32 of eighths of a second lasts until 2043).
+var KSNEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// KSNTick: see KSNEpoch.
+const KSNTick = time.Second / 8
 
 // issued is the highest counter reserved per terminal ID in this process,
 // so a terminal created again (a daemon restarted in-process) resumes past
@@ -108,8 +111,8 @@ func newKSNState(id, stateDir string, now time.Time) *ksnState {
 			}
 			start = uint32(v)
 		}
-	} else if d := now.Sub(ksnEpoch); d > 0 {
-		start = uint32(min(int64(d/ksnTick), 0xFFFF0000))
+	} else if d := now.Sub(KSNEpoch); d > 0 {
+		start = uint32(min(int64(d/KSNTick), 0xFFFF0000))
 	}
 	issued.Lock()
 	start = max(start, issued.m[id])

@@ -18,7 +18,7 @@ func TestHello(t *testing.T) {
 	term := newTerminal(t)
 	g, r := connect(t, term)
 	want := protocol.HelloResp{Proto: 1, TerminalID: "FRONT001", Kind: "fixed", Model: "stera-terminal",
-		FW: terminal.DefaultFW, BootID: term.BootID(), Caps: []string{"chip", "ctls", "swipe", "keyed", "printer"}}
+		FW: terminal.DefaultFW, BootID: term.BootID(), Caps: []string{"chip", "ctls", "swipe", "keyed", "printer", "p2pe"}}
 	if r.Proto != want.Proto || r.TerminalID != want.TerminalID || r.Kind != want.Kind || r.Model != want.Model ||
 		r.FW != want.FW || r.BootID != want.BootID || !slices.Equal(r.Caps, want.Caps) || r.Busy || r.CurrentTxn != nil {
 		t.Errorf("HELLO_RESP = %+v, want %+v", r, want)
@@ -40,7 +40,7 @@ func TestHelloHandheldDefaults(t *testing.T) {
 	term := terminal.New(terminal.Config{Kind: sterad.KindHandheld, Link: termLink})
 	_, r := connect(t, term)
 	if r.TerminalID != "HAND0001" || r.Kind != "handheld" || r.Model != "stera-mobile" ||
-		!slices.Equal(r.Caps, []string{"chip", "ctls", "keyed", "printer"}) {
+		!slices.Equal(r.Caps, []string{"chip", "ctls", "keyed", "printer", "p2pe"}) {
 		t.Errorf("HELLO_RESP = %+v", r)
 	}
 }
