@@ -104,6 +104,16 @@ func entriesFor(op sterad.Op) []sterad.EntryMode {
 	return []sterad.EntryMode{sterad.EntryChip, sterad.EntryContactless, sterad.EntrySwipe}
 }
 
+// terminalOp is the op a READ_CARD names (terminal-link.md knows sale,
+// preauth, refund, cardcheck and noshow): an advance deposit read at a
+// terminal is a payment like a sale.
+func terminalOp(op sterad.Op) sterad.Op {
+	if op == sterad.OpDeposit {
+		return sterad.OpSale
+	}
+	return op
+}
+
 // promptFor is what the terminal shows the customer.
 func promptFor(t *sterad.Transaction) string {
 	switch t.Op {
@@ -124,7 +134,7 @@ func promptFor(t *sterad.Transaction) string {
 // and sent, the OUTCOME shown and printed, the RESULT journaled.
 func (tm *terminals) runAtTerminal(ctx context.Context, s *started) {
 	t, term := s.txn, s.plan.term
-	req := sterad.CardRequest{TxnID: t.ID, Op: t.Op, Amount: t.Amount, Entry: entriesFor(t.Op), Text: promptFor(t)}
+	req := sterad.CardRequest{TxnID: t.ID, Op: terminalOp(t.Op), Amount: t.Amount, Entry: entriesFor(t.Op), Text: promptFor(t)}
 	card, err := term.ReadCard(ctx, req, func(c *sterad.Card) error { return tm.cardRead(ctx, t.ID, c) })
 	if err != nil {
 		tm.cardNotRead(ctx, s, err)
