@@ -91,7 +91,7 @@ func TestVoucherReportRoute(t *testing.T) {
 	m, _ := sterad.ParseYearMonth("2016-08")
 	rep := sterad.VoucherReport{Month: m,
 		Claims: []sterad.VoucherClaim{{Program: "OITA2016", Name: "おおいた宿泊券", Month: m, Vouchers: 2, Total: yen(10000), Due: sterad.Date{Year: 2016, Month: 9, Day: 10}}},
-		Log: []sterad.VoucherLogEntry{{Number: "0000000001", Program: "OITA2016", Reference: "RSV-1", Applied: yen(5000), Guests: 1, Nights: 1}}}
+		Log:    []sterad.VoucherLogEntry{{Number: "0000000001", Program: "OITA2016", Reference: "RSV-1", Applied: yen(5000), Guests: 1, Nights: 1}}}
 	p := &payments{report: func(_ context.Context, month string) (sterad.VoucherReport, error) {
 		if month != "2016-08" {
 			return sterad.VoucherReport{}, sterad.Errorf(sterad.EInvalid, "invalid_month", "bad month")
