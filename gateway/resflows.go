@@ -72,9 +72,6 @@ func (rq *requests) validateReservationPayment(p *plan, r sterad.Request) error 
 		if p.reference == "" {
 			return sterad.Errorf(sterad.EInvalid, "missing_reference", "a deposit is paid for a reservation: give its reference")
 		}
-		if p.stay == nil {
-			return sterad.Errorf(sterad.EInvalid, "missing_stay", "a deposit needs the stay dates (check-in and check-out)")
-		}
 		n := 0
 		for _, given := range []bool{p.term != nil, p.card != nil, p.token != ""} {
 			if given {
@@ -323,6 +320,15 @@ func (vt *vault) checkDeposit(ctx context.Context, p *plan, t *sterad.Transactio
 	r, err := vt.loadReservation(ctx, p.reference)
 	if err != nil {
 		return err
+	}
+	if p.stay == nil {
+		// The stay defaults to the reservation's (interface.md's CLI gives
+		// none); a reservation sterad does not know needs it.
+		if r == nil {
+			return sterad.Errorf(sterad.EInvalid, "missing_stay", "reservation %s is not known here: a deposit for it needs the stay dates (check-in and check-out)", p.reference)
+		}
+		st := r.Stay
+		p.stay, t.Stay = &st, &st
 	}
 	if r == nil {
 		if p.token != "" {

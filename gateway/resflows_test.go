@@ -372,3 +372,57 @@ func TestOpenHoldsAndAlert(t *testing.T) {
 		t.Fatalf("completed hold listed: %+v", hs)
 	}
 }
+
+// A check-out whose card is declined frees its vouchers: the clerk
+// checks out again, and the claim counts them once.
+func TestCheckoutDeclinedFreesItsVouchers(t *testing.T) {
+	h := startHarness(t, t.TempDir(), newFakeHost(), newFakeTerminal("FRONT001"), withReservationRules)
+	ctx := context.Background()
+	declined := chipVisa
+	declined.PAN = "4000000000000002"
+	h.term.present(declined)
+	req := checkoutReq("RSV-X", "12800", "0000000007")
+	req.Terminal = "FRONT001"
+	res, _, err := h.gw.Checkout(ctx, req)
+	if err != nil || res.Transaction == nil || res.Transaction.Status != sterad.StatusDeclined || res.CardAmount.String() != "7800" {
+		t.Fatalf("declined check-out: %+v %v", res, err)
+	}
+	if rep, _ := h.gw.VoucherReport(ctx, "2026-11"); len(rep.Log) != 0 {
+		t.Fatalf("a declined check-out's voucher is claimed: %+v", rep.Log)
+	}
+	h.term.present(chipVisa)
+	res, _, err = h.gw.Checkout(ctx, req)
+	if err != nil || res.Transaction.Status != sterad.StatusApproved || res.VouchersApplied.String() != "5000" {
+		t.Fatalf("check-out again: %+v %v", res, err)
+	}
+	rep, _ := h.gw.VoucherReport(ctx, "2026-11")
+	if len(rep.Log) != 1 || rep.Log[0].Transaction != res.Transaction.ID || rep.Claims[0].Vouchers != 1 {
+		t.Fatalf("report: %+v", rep)
+	}
+	if _, _, err := h.gw.Checkout(ctx, req); sterad.ErrorCode(err) != "already_checked_out" {
+		t.Fatalf("third check-out: %v", err)
+	}
+}
+
+func TestDepositBadInput(t *testing.T) {
+	h := startHarness(t, t.TempDir(), newFakeHost(), newFakeTerminal("FRONT001"), withReservationRules)
+	for _, tc := range []struct {
+		name string
+		req  sterad.Request
+		code string
+	}{
+		{"no reference", sterad.Request{Op: "deposit", Amount: "1000", PAN: "4111111111111111", Expiry: "2812", CheckIn: "2026-11-23", CheckOut: "2026-11-24"}, "missing_reference"},
+		{"unknown reservation without a stay", sterad.Request{Op: "deposit", Reference: "R", Amount: "1000", PAN: "4111111111111111", Expiry: "2812"}, "missing_stay"},
+		{"no card at all", sterad.Request{Op: "deposit", Reference: "R", Amount: "1000", CheckIn: "2026-11-23", CheckOut: "2026-11-24"}, "missing_card"},
+		{"zero", sterad.Request{Op: "deposit", Reference: "R", Amount: "0", Token: "TK00000000000001", CheckIn: "2026-11-23", CheckOut: "2026-11-24"}, "invalid_amount"},
+		{"terminal and token", sterad.Request{Op: "deposit", Reference: "R", Amount: "10", Terminal: "FRONT001", Token: "TK00000000000001", CheckIn: "2026-11-23", CheckOut: "2026-11-24"}, "ambiguous_card"},
+		{"first night on a sale", sterad.Request{Op: "sale", Amount: "10", PAN: "4111111111111111", Expiry: "2812", FirstNight: "100"}, "unexpected_first_night"},
+	} {
+		if _, err := h.submit(tc.req); sterad.ErrorCode(err) != tc.code {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
+		}
+	}
+	if txns, _ := h.gw.Transactions(context.Background(), sterad.TransactionFilter{}); len(txns) != 0 {
+		t.Fatalf("bad input stored %d transactions", len(txns))
+	}
+}
