@@ -188,6 +188,7 @@ func (m *machine) sale(card string, amount int64, atTerminal bool) *mtxn {
 	if atTerminal {
 		how = "at " + frontTID
 		r.Terminal = frontTID
+		m.h.term.ClearCards() // a card pushed for a request refused before its read is not this one
 		if err := m.h.term.PushCard(terminal.Card{PAN: sterad.PAN(cardByName(card).PAN), Expiry: cardExpiry}); err != nil {
 			m.h.violate("HARNESS: push card: %v", err)
 			return nil
@@ -222,6 +223,7 @@ func (m *machine) preauth(card string, amount int64, atTerminal bool) *mtxn {
 	if atTerminal {
 		how = "at " + frontTID
 		r.Terminal = frontTID
+		m.h.term.ClearCards() // a card pushed for a request refused before its read is not this one
 		if err := m.h.term.PushCard(terminal.Card{PAN: sterad.PAN(cardByName(card).PAN), Expiry: cardExpiry}); err != nil {
 			m.h.violate("HARNESS: push card: %v", err)
 			return nil
@@ -393,6 +395,7 @@ func (m *machine) cardCheck(card string) *mtxn {
 	if m.h.blind() {
 		// Keyed at the terminal, which encrypts it.
 		r.PAN, r.Expiry, r.Terminal = "", "", frontTID
+		m.h.term.ClearCards() // a card pushed for a request refused before its read is not this one
 		if err := m.h.term.PushCard(terminal.Card{PAN: sterad.PAN(cardByName(card).PAN), Expiry: cardExpiry, Entry: string(sterad.EntryKeyed)}); err != nil {
 			m.h.violate("HARNESS: push card: %v", err)
 			return nil

@@ -97,6 +97,16 @@ func (t *Terminal) PushCard(c Card) error {
 	return nil
 }
 
+// ClearCards drops the queued cards: the next READ_CARD gets the default
+// card unless one is pushed. It returns how many were dropped.
+func (t *Terminal) ClearCards() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.cards)
+	t.cards = nil
+	return n
+}
+
 // popCardLocked returns the next queued card or the default one.
 func (t *Terminal) popCardLocked() Card {
 	if len(t.cards) == 0 {
