@@ -89,6 +89,11 @@ func AdmitLink(t, o *Transaction, lc LinkContext) error {
 		if o.Status != StatusApproved && o.Status != StatusStoodIn {
 			return Errorf(EConflict, "wrong_state", "transaction %s is %s: only an approved charge can be refunded", o.ID, o.Status)
 		}
+		if o.Status == StatusStoodIn && lc.AtTerminal {
+			// A refund without a terminal waits in the queue behind the
+			// original's advice; a card read now cannot wait.
+			return Errorf(EConflict, "original_unconfirmed", "transaction %s was approved offline and the acquirer has not confirmed it yet: refund it without the terminal (it is sent once the acquirer confirms the charge), or later", o.ID)
+		}
 		left := o.Amount.Sub(o.Refunded.orZero(o.Amount.Currency))
 		if t.Amount.Cmp(left) > 0 {
 			return Errorf(EConflict, "exceeds_refundable", "refund of %s is more than what is left to refund on %s: %s (charged %s, refunded %s)",
@@ -169,4 +174,13 @@ func verb(op Op) string {
 		return "complete"
 	}
 	return fmt.Sprint(op)
+}
+
+// AwaitsHost reports whether o's outcome still waits for the acquirer:
+// approved offline (its advice or 0100 is queued) or otherwise queued. A
+// message linked to it waits behind it in the queue and never overtakes
+// it (the host would not know the original, or would refund a charge the
+// issuer then declines).
+func AwaitsHost(o *Transaction) bool {
+	return o.Status == StatusStoodIn || o.Step == StepQueued && !o.Status.Final()
 }

@@ -149,3 +149,44 @@ func TestStaleCopyCannotUndoARefund(t *testing.T) {
 		t.Fatalf("second full refund: %v, want exceeds_refundable", err)
 	}
 }
+
+// Found by the model test: a refund of a sale approved offline, asked
+// once the link was back but before the sale's advice was answered, went
+// straight to the host — and the advice was then declined: the guest was
+// refunded a charge the issuer refused. It now waits behind the advice
+// and is withdrawn when the advice is declined.
+func TestRefundOfUnconfirmedStandInWaitsForTheAdvice(t *testing.T) {
+	h := newHarness(t)
+	h.host.online.Store(false)
+	c := chipVisa
+	c.PAN = "4000000000009995" // the issuer declines it (51)
+	h.term.present(c)
+	sale := h.mustSubmit(sterad.Request{Op: "sale", Terminal: "FRONT001", Amount: "9000"})
+	if sale.Status != sterad.StatusStoodIn {
+		t.Fatalf("stand-in: %s", sale.Status)
+	}
+	h.host.online.Store(true) // back, but nothing forwarded yet
+	refund := h.mustSubmit(sterad.Request{Op: "refund", Original: sale.ID, Amount: "2000"})
+	if refund.Status != sterad.StatusPending || refund.Step != sterad.StepQueued {
+		t.Fatalf("refund of an unconfirmed stand-in: %s %s, want queued behind the advice", refund.Status, refund.Step)
+	}
+	if _, err := h.gw.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range h.host.messages() {
+		if m.Processing == "200000" {
+			t.Fatalf("the refund reached the host: %+v", m)
+		}
+	}
+	if r, _ := h.gw.Transaction(context.Background(), refund.ID); r.Status != sterad.StatusDeclined {
+		t.Fatalf("refund after the advice was declined: %s %q", r.Status, r.Reason)
+	}
+	// At the terminal, the refund is refused until the sale is confirmed.
+	h.host.online.Store(false)
+	h.term.present(chipVisa)
+	sale2 := h.mustSubmit(sterad.Request{Op: "sale", Terminal: "FRONT001", Amount: "3000"})
+	h.host.online.Store(true)
+	if _, err := h.submit(sterad.Request{Op: "refund", Original: sale2.ID, Terminal: "FRONT001", Amount: "1000"}); sterad.ErrorCode(err) != "original_unconfirmed" {
+		t.Fatalf("refund at the terminal of an unconfirmed stand-in: %v", err)
+	}
+}

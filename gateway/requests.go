@@ -293,6 +293,7 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 
 	// Requests that need no card read are journaled now, with their
 	// STAN and DE 7, in the same commit that creates them.
+	queued := false
 	switch {
 	case tokenGuarantee:
 		tc := &txChange{Change: change}
@@ -301,6 +302,25 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 		}
 		change = tc.Change
 		t.Step = sterad.StepDone
+	case p.term == nil && p.original != nil && sterad.AwaitsHost(p.original):
+		// The original waits for the acquirer (approved offline): this
+		// message waits in the queue behind it, and is checked against
+		// it again when it goes (LinkStillValid): a refund of a sale the
+		// issuer then declines is never sent.
+		card, err := rq.cardForNew(ctx, p)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if card != nil && !card.Blind() && !rq.blind() && keepsOwnCard(t.Op) {
+			change.SealCards = append(change.SealCards, sterad.SealCard{Owner: t.ID, Card: card})
+			t.HasCard = true
+		}
+		card.Wipe()
+		t.Step, t.Offline = sterad.StepQueued, !rq.sd.online()
+		t.Reason = "waits for the acquirer to confirm the original's offline approval: it is sent after it, check its result later"
+		change.Enqueue = append(change.Enqueue, sterad.QueueItem{TxnID: t.ID, Kind: sterad.QueueRequest, CreatedAt: now})
+		queued = true
 	case p.term == nil:
 		card, err := rq.cardForNew(ctx, p)
 		if err != nil {
@@ -333,6 +353,9 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 		return nil, err
 	}
 	rq.fl.add(t.ID)
+	if queued {
+		rq.fw.wake()
+	}
 	return s, nil
 }
 
