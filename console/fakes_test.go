@@ -122,6 +122,17 @@ func (m *memStore) actions() []string {
 	return out
 }
 
+// texts returns every audit entry in full.
+func (m *memStore) texts() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, e := range m.audit {
+		out = append(out, fmt.Sprintf("%+v", e))
+	}
+	return out
+}
+
 // fakeTxns is a TransactionService whose transactions follow scripted
 // timelines: each read of a transaction returns its next state, then
 // stays on the last.
@@ -356,7 +367,12 @@ func (c *client) login(user, password string) response {
 
 func (c *client) mustLogin(user string) string {
 	c.t.Helper()
-	res := c.login(user, "correct horse battery")
+	return c.mustLoginWith(user, "correct horse battery")
+}
+
+func (c *client) mustLoginWith(user, password string) string {
+	c.t.Helper()
+	res := c.login(user, password)
 	if res.code != http.StatusSeeOther {
 		c.t.Fatalf("login %s: %d\n%s", user, res.code, res.body)
 	}
