@@ -146,7 +146,7 @@ func TestVoucherClaimTableAndCSV(t *testing.T) {
 	e := newEnv(t)
 	e.pay.report = sterad.VoucherReport{Month: sterad.YearMonth{Year: 2025, Month: 3},
 		Claims: []sterad.VoucherClaim{{Program: "OITA2016", Name: "おおいた宿泊券", Month: sterad.YearMonth{Year: 2025, Month: 3}, Vouchers: 3, Total: sterad.NewAmount(15000, sterad.JPY), Due: sterad.Date{Year: 2025, Month: 4, Day: 10}}},
-		Log: []sterad.VoucherLogEntry{{Number: "0000000001", Program: "OITA2016", Reference: "RSV-1", Applied: sterad.NewAmount(5000, sterad.JPY), HolderMatches: true, Transaction: "C1"}}}
+		Log:    []sterad.VoucherLogEntry{{Number: "0000000001", Program: "OITA2016", Reference: "RSV-1", Applied: sterad.NewAmount(5000, sterad.JPY), HolderMatches: true, Transaction: "C1"}}}
 	c := e.client(t)
 	c.mustLogin("kato")
 	res := c.get("/console/audit/vouchers")
