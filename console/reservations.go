@@ -205,7 +205,8 @@ func (s *Server) reservationAction(w http.ResponseWriter, r *request) {
 		shown = c.Card.String() + "/" + c.Fee.String()
 	}
 	if f.Get("confirm") != "yes" || f.Get("shown") != shown {
-		s.render(w, r, http.StatusOK, "resconfirm", map[string]any{"V": v, "Action": action, "Charge": c, "Shown": shown,
+		title := map[string]string{"noshow": "op.noshow", "cancel": "op.cancellation", "release": "res.releasetitle"}[action]
+		s.render(w, r, http.StatusOK, "resconfirm", map[string]any{"V": v, "Action": action, "Title": title, "Charge": c, "Shown": shown,
 			"Idem": idem, "Changed": f.Get("confirm") == "yes"})
 		return
 	}

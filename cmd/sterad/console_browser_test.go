@@ -361,4 +361,13 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-user="newclerk"]`)),
 	)
 	b.shot("admin-users")
+	// and unlocks the account locked above.
+	b.run("unlock", submit(`tr[data-user="victim"] button.unlock`), chromedp.WaitVisible(chromedp.CSS(`#done`)))
+	if st := b.text(`tr[data-user="victim"] .user-state`); st != "有効" {
+		t.Errorf("victim after the unlock: %q", st)
+	}
+	b.shot("admin-unlocked")
+	b.run("log out", submit(`#logout`), chromedp.WaitVisible(chromedp.CSS(`#login`)))
+	b.login("victim", browserPassword)
+	b.run("victim logged in", chromedp.WaitVisible(chromedp.CSS(`#pay-form`)))
 }
