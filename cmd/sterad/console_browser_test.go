@@ -264,8 +264,41 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.shot("transactions-search")
 	b.run("slip", submit(`#rows tr[data-txn] a`), chromedp.WaitVisible(chromedp.CSS(`#slip`)))
 	b.shot("slip")
-	b.run("check-out form", chromedp.Navigate(b.base+"/desk/checkout"), chromedp.WaitVisible(chromedp.CSS(`#checkout-form`)))
+	// A pre-authorization at check-in, then its check-out with a travel
+	// voucher: the voucher pays ¥5,000 of the room plan, the card the rest.
+	b.run("pre-authorization",
+		chromedp.Navigate(b.base+"/desk"),
+		chromedp.WaitVisible(chromedp.CSS(`#amount`)),
+		chromedp.SetValue(chromedp.CSS(`#op`), "preauth"),
+		chromedp.SetValue(chromedp.CSS(`#terminal`), "FRONT001"),
+		chromedp.SetValue(chromedp.CSS(`#amount`), "30000"),
+		chromedp.SetValue(chromedp.CSS(`#reference`), "RSV-CO"),
+		submit(`#start`),
+		chromedp.WaitVisible(chromedp.CSS(`#live[data-live-ended] .live-panel[data-status="approved"]`)),
+		submit(`#to-slip`),
+		chromedp.WaitVisible(chromedp.CSS(`#incremental`)),
+	)
+	b.shot("slip-hold")
+	b.run("check-out form", submit(`#checkout`), chromedp.WaitVisible(chromedp.CSS(`#checkout-form`)))
+	b.run("check-out",
+		chromedp.SetValue(chromedp.CSS(`#co-guests`), "2"),
+		chromedp.SetValue(chromedp.CSS(`#co-roomplan`), "20000"),
+		chromedp.SetValue(chromedp.CSS(`input[name=vp1]`), "OITA2016"),
+		chromedp.SetValue(chromedp.CSS(`input[name=vn1]`), "1234567890"),
+	)
 	b.shot("checkout-form")
+	b.run("check-out review", submit(`#co-next`), chromedp.WaitVisible(chromedp.CSS(`#co-total`)))
+	if total := b.text(`#co-total`); total != "¥20,000" {
+		t.Errorf("check-out total %q, want ¥20,000", total)
+	}
+	b.shot("checkout-confirm")
+	b.run("check-out confirmed", submit(`#confirm`), chromedp.WaitVisible(chromedp.CSS(`#co-result`)))
+	if got := b.text(`#co-vouchers-applied`) + " " + b.text(`#co-card-amount`); got != "¥5,000 ¥15,000" {
+		t.Errorf("check-out: vouchers and card %q, want ¥5,000 ¥15,000", got)
+	}
+	b.shot("checkout-done")
+	b.run("completion", submit(`#co-txn`), chromedp.WaitVisible(chromedp.CSS(`#live[data-live-ended] .live-panel[data-status="approved"]`)))
+	b.shot("checkout-completion")
 	b.run("log out", submit(`#logout`), chromedp.WaitVisible(chromedp.CSS(`#login`)))
 
 	// The reservation desk: a card check at the terminal for a guaranteed
@@ -341,7 +374,10 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Error("the payout chart has no bar after the close")
 	}
 	b.shot("settlement")
-	b.run("voucher claim", chromedp.Navigate(b.base+"/audit/vouchers"), chromedp.WaitVisible(chromedp.CSS(`#claims`)))
+	b.run("voucher claim", chromedp.Navigate(b.base+"/audit/vouchers"), chromedp.WaitVisible(chromedp.CSS(`#claims tr[data-program="OITA2016"]`)))
+	if row := b.text(`#claims tr[data-program="OITA2016"]`); !strings.Contains(row, "¥5,000") {
+		t.Errorf("the voucher claim lacks the check-out's voucher: %q", row)
+	}
 	b.shot("vouchers")
 	b.run("audit log", chromedp.Navigate(b.base+"/admin/audit-log"), chromedp.WaitVisible(chromedp.CSS(`#audit-log`)))
 	if log := b.text(`#audit-log`); !strings.Contains(log, "txn.sale") || !strings.Contains(log, "batch.close") || !strings.Contains(log, "login.lock") {
