@@ -34,12 +34,8 @@ func (s *Server) reservations(w http.ResponseWriter, r *request) {
 	vault = slices.Clone(vault)
 	slices.SortFunc(vault, func(a, b *sterad.VaultEntry) int { return a.RetainUntil.Compare(b.RetainUntil) })
 	today := sterad.DateOf(s.now().In(s.Location))
-	var terms []sterad.TerminalInfo
-	for _, t := range s.Terminals.Terminals() {
-		terms = append(terms, t)
-	}
 	s.render(w, r, http.StatusOK, "reservations", map[string]any{
-		"Vault": vault, "Terminals": terms, "Idem": randomToken(), "Blind": s.Blind,
+		"Vault": vault, "Terminals": s.Terminals.Terminals(), "Idem": randomToken(), "Blind": s.Blind,
 		"Today": today.String(), "Tomorrow": today.AddDays(1).String(), "Released": r.URL.Query().Get("released"),
 	})
 }
