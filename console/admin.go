@@ -3,7 +3,9 @@ package console
 import (
 	"encoding/csv"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sterad/sterad"
@@ -14,6 +16,8 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/admin/audit-log", s.auth(permAudit, s.auditLog))
 	mux.Handle("GET "+p+"/admin/audit-log.csv", s.auth(permAudit, s.auditLogCSV))
 	mux.Handle("GET "+p+"/admin", s.auth(permAdmin, s.adminPage))
+	mux.Handle("POST "+p+"/admin/users", s.auth(permAdmin, s.addUser))
+	mux.Handle("POST "+p+"/admin/users/{name}/{action}", s.auth(permAdmin, s.userAction))
 }
 
 func (s *Server) auditFilter(r *request) sterad.AuditFilter {
@@ -73,5 +77,76 @@ func (s *Server) adminPage(w http.ResponseWriter, r *request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "admin", map[string]any{"Users": users, "Link": s.Status.Acquirer(), "Queue": len(q),
-		"Terminals": s.Terminals.Terminals(), "Now": s.now()})
+		"Terminals": s.Terminals.Terminals(), "Now": s.now(), "Roles": sterad.Roles, "Done": r.URL.Query().Get("done")})
+}
+
+// addUser creates a user with a role and a first password (audited; the
+// password never is).
+func (s *Server) addUser(w http.ResponseWriter, r *request) {
+	f := r.PostForm
+	name, role := strings.TrimSpace(f.Get("name")), f.Get("role")
+	if err := createUser(r.Context(), s.Store, name, role, f.Get("password"), s.now()); err != nil {
+		s.render(w, r, http.StatusBadRequest, "error", map[string]any{"Code": http.StatusBadRequest, "Message": translate(r.lang, "admin.refused"), "Detail": err.Error()})
+		return
+	}
+	s.audit(r, "user.add", "", name, "role="+role)
+	http.Redirect(w, r.Request, s.Prefix+"/admin?done=user.add", http.StatusSeeOther)
+}
+
+// userAction resets a password (and lifts a lock), unlocks, disables,
+// enables or changes the role of a user; an administrator cannot disable
+// or demote themself (the console would be left without one).
+func (s *Server) userAction(w http.ResponseWriter, r *request) {
+	ctx := r.Context()
+	name, action := r.PathValue("name"), r.PathValue("action")
+	u, err := s.Store.ConsoleUser(ctx, name)
+	if err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	refuse := func(msg string) {
+		s.render(w, r, http.StatusBadRequest, "error", map[string]any{"Code": http.StatusBadRequest, "Message": translate(r.lang, "admin.refused"), "Detail": msg})
+	}
+	detail := ""
+	switch action {
+	case "password":
+		if err := resetPassword(ctx, s.Store, name, r.PostForm.Get("password")); err != nil {
+			refuse(err.Error())
+			return
+		}
+		s.audit(r, "user.password", "", name, "")
+		http.Redirect(w, r.Request, s.Prefix+"/admin?done=user.password", http.StatusSeeOther)
+		return
+	case "unlock":
+		u.Failed, u.LockedUntil = 0, time.Time{}
+	case "disable":
+		if name == r.user.Name {
+			refuse(translate(r.lang, "admin.notself"))
+			return
+		}
+		u.Disabled = true
+	case "enable":
+		u.Disabled = false
+	case "role":
+		role := r.PostForm.Get("role")
+		if !slices.Contains(sterad.Roles, role) {
+			refuse("role " + role)
+			return
+		}
+		if name == r.user.Name && role != sterad.RoleAdmin {
+			refuse(translate(r.lang, "admin.notself"))
+			return
+		}
+		detail = "role=" + role + " was=" + u.Role
+		u.Role = role
+	default:
+		s.fail(w, r, http.StatusNotFound, "err.notfound")
+		return
+	}
+	if err := s.Store.PutConsoleUser(ctx, u); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	s.audit(r, "user."+action, "", name, detail)
+	http.Redirect(w, r.Request, s.Prefix+"/admin?done=user."+action, http.StatusSeeOther)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -121,6 +122,17 @@ func (m *memStore) actions() []string {
 	return out
 }
 
+// texts returns every audit entry in full.
+func (m *memStore) texts() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, e := range m.audit {
+		out = append(out, fmt.Sprintf("%+v", e))
+	}
+	return out
+}
+
 // fakeTxns is a TransactionService whose transactions follow scripted
 // timelines: each read of a transaction returns its next state, then
 // stays on the last.
@@ -156,7 +168,7 @@ func (f *fakeTxns) Submit(_ context.Context, r sterad.Request) (*sterad.Transact
 	}
 	f.submitted = append(f.submitted, r)
 	amt, err := sterad.ParseAmount(r.Amount, sterad.JPY)
-	if err != nil && r.Op != "void" {
+	if err != nil && r.Op != "void" && r.Op != "cardcheck" && r.Op != "cancellation" {
 		return nil, false, sterad.Errorf(sterad.EInvalid, "invalid_amount", "amount %q is not valid", r.Amount)
 	}
 	id := fmt.Sprintf("T%03d", len(f.order)+1)
@@ -231,11 +243,15 @@ type env struct {
 	txns  *fakeTxns
 	clock *sterad.FakeClock
 	extra *fakeServices
+	pay   *fakePayments
+	logs  *lockedWriter
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a console on fakes; tune changes the server before it
+// starts (card-data mode…).
+func newEnv(t *testing.T, tune ...func(*console.Server)) *env {
 	t.Helper()
-	e := &env{store: newMemStore(), txns: newFakeTxns(), clock: sterad.NewFakeClock(t0), extra: newFakeServices()}
+	e := &env{store: newMemStore(), txns: newFakeTxns(), clock: sterad.NewFakeClock(t0), extra: newFakeServices(), pay: &fakePayments{}, logs: &lockedWriter{}}
 	e.cons = &console.Server{
 		Transactions: e.txns,
 		Terminals: fakeTerminals{
@@ -243,7 +259,11 @@ func newEnv(t *testing.T) *env {
 			{ID: "HAND0001", Kind: sterad.KindHandheld, State: sterad.TerminalOffline},
 		},
 		Batches: e.extra, Vault: e.extra, Reservations: e.extra, Status: e.extra, Settlement: e.extra, Queue: e.extra,
-		Store: e.store, Clock: e.clock, Poll: time.Millisecond,
+		Payments: e.pay, Store: e.store, Clock: e.clock, Poll: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, f := range tune {
+		f(e.cons)
 	}
 	h, err := e.cons.Handler()
 	if err != nil {
@@ -259,6 +279,24 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	return e
+}
+
+// lockedWriter serialises writes to the log buffer.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(b)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // client is a browser without JavaScript: a cookie jar that does not
@@ -308,6 +346,7 @@ func (c *client) post(path string, form url.Values) response {
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 var idemRE = regexp.MustCompile(`name="idem" value="([^"]+)"`)
+var shownRE = regexp.MustCompile(`name="shown" value="([^"]*)"`)
 
 func field(t *testing.T, re *regexp.Regexp, body string) string {
 	t.Helper()
@@ -328,7 +367,12 @@ func (c *client) login(user, password string) response {
 
 func (c *client) mustLogin(user string) string {
 	c.t.Helper()
-	res := c.login(user, "correct horse battery")
+	return c.mustLoginWith(user, "correct horse battery")
+}
+
+func (c *client) mustLoginWith(user, password string) string {
+	c.t.Helper()
+	res := c.login(user, password)
 	if res.code != http.StatusSeeOther {
 		c.t.Fatalf("login %s: %d\n%s", user, res.code, res.body)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/sterad/sterad"
 )
@@ -24,6 +25,7 @@ type fakeServices struct {
 	queue    []sterad.QueueItem
 	link     sterad.LinkStatus
 	payouts  []fakePayout
+	resv     map[string]*sterad.Reservation
 }
 
 type fakePayout struct {
@@ -140,7 +142,57 @@ func (f *fakeServices) ReleaseVault(_ context.Context, ref string) (*sterad.Vaul
 }
 
 func (f *fakeServices) Reservation(_ context.Context, ref string) (*sterad.Reservation, error) {
-	return nil, sterad.ErrNotFound
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.resv[ref]
+	if !ok {
+		return nil, sterad.Errorf(sterad.ENotFound, "unknown_reservation", "no reservation %q", ref)
+	}
+	c := *r
+	return &c, nil
+}
+
+// fakePayments is a ReservationPaymentService: it records check-outs and
+// answers the scripted result, holds and voucher report.
+type fakePayments struct {
+	mu        sync.Mutex
+	checkouts []sterad.CheckoutRequest
+	result    *sterad.CheckoutResult
+	holds     []sterad.Hold
+	report    sterad.VoucherReport
+	months    []string
+}
+
+func (f *fakePayments) Checkout(_ context.Context, r sterad.CheckoutRequest) (*sterad.CheckoutResult, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.checkouts {
+		if c.IdempotencyKey == r.IdempotencyKey {
+			return f.result, true, nil
+		}
+	}
+	f.checkouts = append(f.checkouts, r)
+	return f.result, false, nil
+}
+
+func (f *fakePayments) Holds(_ context.Context, olderThan time.Duration) ([]sterad.Hold, error) {
+	return f.holds, nil
+}
+
+func (f *fakePayments) VoucherReport(_ context.Context, month string) (sterad.VoucherReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.months = append(f.months, month)
+	if _, err := sterad.ParseYearMonth(month); err != nil {
+		return sterad.VoucherReport{}, sterad.Errorf(sterad.EInvalid, "invalid_month", "month %q is not YYYY-MM", month)
+	}
+	return f.report, nil
+}
+
+func (f *fakePayments) requests() []sterad.CheckoutRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sterad.CheckoutRequest(nil), f.checkouts...)
 }
 
 func (f *fakeServices) Acquirer() sterad.LinkStatus { return f.link }

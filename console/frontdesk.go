@@ -20,6 +20,10 @@ func (s *Server) frontDeskRoutes(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/txn/{id}", s.auth(permView, s.slip))
 	mux.Handle("GET "+p+"/txn/{id}/live", s.auth(permView, s.live))
 	mux.Handle("GET "+p+"/txn/{id}/events", s.auth(permView, s.txnEvents))
+	mux.Handle("GET "+p+"/desk/checkout", s.auth(permPay, s.checkoutForm))
+	mux.Handle("POST "+p+"/desk/checkout", s.auth(permPay, s.checkout))
+	mux.Handle("GET "+p+"/desk/keyed", s.auth(permPay, s.keyedForm))
+	mux.Handle("POST "+p+"/desk/keyed", s.auth(permPay, s.keyed))
 	mux.Handle("GET "+p+"/txn/{id}/{action}", s.auth(permPay, s.followUpForm))
 	mux.Handle("POST "+p+"/txn/{id}/{action}", s.auth(permPay, s.followUp))
 }
@@ -34,6 +38,8 @@ func (s *Server) desk(w http.ResponseWriter, r *request) {
 		"Idem":      randomToken(),
 		"Today":     sterad.DateOf(s.now().In(s.Location)).String(),
 		"Tomorrow":  sterad.DateOf(s.now().In(s.Location)).AddDays(1).String(),
+		"Keyed":     !s.Blind,
+		"Checkout":  s.Payments != nil,
 	})
 }
 
@@ -240,7 +246,7 @@ func (s *Server) slip(w http.ResponseWriter, r *request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "slip", map[string]any{"Txn": t, "Refundable": refundable(t), "Voidable": voidable(t),
-		"Remaining": remaining(t)})
+		"Remaining": remaining(t), "OpenHold": sterad.IsOpenHold(t), "CheckOut": s.Payments != nil && sterad.IsOpenHold(t)})
 }
 
 func refundable(t *sterad.Transaction) bool {
@@ -257,7 +263,7 @@ func remaining(t *sterad.Transaction) sterad.Amount { return t.Amount.Sub(t.Refu
 // followUpForm shows the refund or void form of a transaction.
 func (s *Server) followUpForm(w http.ResponseWriter, r *request) {
 	action := r.PathValue("action")
-	if action != "refund" && action != "void" {
+	if !followUps[action] {
 		s.fail(w, r, http.StatusNotFound, "err.notfound")
 		return
 	}
@@ -266,15 +272,23 @@ func (s *Server) followUpForm(w http.ResponseWriter, r *request) {
 		s.failErr(w, r, err)
 		return
 	}
+	amount := remaining(t).String()
+	if action == "incremental" {
+		amount = ""
+	}
 	s.render(w, r, http.StatusOK, "followup", map[string]any{"Txn": t, "Action": action, "Confirm": false,
-		"Amount": remaining(t).String(), "Idem": randomToken()})
+		"Amount": amount, "Idem": randomToken()})
 }
 
-// followUp is a refund or a void in two steps: the first POST shows what
-// will happen; only the second, with confirm=yes, submits it.
+// followUps are the operations on a transaction the slip offers.
+var followUps = map[string]bool{"refund": true, "void": true, "incremental": true}
+
+// followUp is a refund, a void or an incremental authorization in two
+// steps: the first POST shows what will happen; only the second, with
+// confirm=yes, submits it.
 func (s *Server) followUp(w http.ResponseWriter, r *request) {
 	action := r.PathValue("action")
-	if action != "refund" && action != "void" {
+	if !followUps[action] {
 		s.fail(w, r, http.StatusNotFound, "err.notfound")
 		return
 	}
@@ -296,7 +310,7 @@ func (s *Server) followUp(w http.ResponseWriter, r *request) {
 		return
 	}
 	req := sterad.Request{Op: action, Original: orig.ID, Reference: orig.Reference, IdempotencyKey: "console:" + idem}
-	if action == "refund" {
+	if action == "refund" || action == "incremental" {
 		req.Amount = amount
 	}
 	t, replay, err := s.Transactions.Submit(r.Context(), req)

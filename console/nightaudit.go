@@ -23,6 +23,8 @@ func (s *Server) nightAuditRoutes(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/audit/alerts", s.auth(permAudit, s.alerts))
 	mux.Handle("GET "+p+"/audit/settlement", s.auth(permAudit, s.settlement))
 	mux.Handle("GET "+p+"/audit/settlement.csv", s.auth(permAudit, s.settlementCSV))
+	mux.Handle("GET "+p+"/audit/vouchers", s.auth(permAudit, s.vouchers))
+	mux.Handle("GET "+p+"/audit/vouchers.csv", s.auth(permAudit, s.vouchersCSV))
 }
 
 // brandTotal is one card brand's counted transactions in a batch.
@@ -210,9 +212,28 @@ func (s *Server) alerts(w http.ResponseWriter, r *request) {
 	if closing != nil && closing.LastError != "" {
 		failedClose = closing
 	}
+	// Holds: open pre-authorizations older than the limit (the money is
+	// held on the guest's card for nothing, and the hold may lapse), and
+	// those whose stay ends today or has ended: complete or void them.
+	var old, due []sterad.Hold
+	if s.Payments != nil {
+		holds, err := s.Payments.Holds(ctx, 0)
+		if err != nil {
+			s.failErr(w, r, err)
+			return
+		}
+		for _, h := range holds {
+			if h.Old {
+				old = append(old, h)
+			}
+			if h.CheckoutToday || h.CheckoutPassed {
+				due = append(due, h)
+			}
+		}
+	}
 	s.render(w, r, http.StatusOK, "alerts", map[string]any{"Declined": declined, "Parked": parked, "Queue": len(q),
-		"Unknown": unknown, "FailedClose": failedClose,
-		"None": len(declined) == 0 && len(parked) == 0 && len(unknown) == 0 && failedClose == nil})
+		"Unknown": unknown, "FailedClose": failedClose, "OldHolds": old, "DueHolds": due,
+		"None": len(declined) == 0 && len(parked) == 0 && len(unknown) == 0 && failedClose == nil && len(old) == 0 && len(due) == 0})
 }
 
 // payout is one bar of the payout chart.
@@ -311,5 +332,63 @@ func (s *Server) settlementCSV(w http.ResponseWriter, r *request) {
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="settlement-%s-%s.csv"`, from, to))
 	if err := rep.WriteCSV(w); err != nil {
 		s.Logger.Error("console: settlement CSV", "err", err)
+	}
+}
+
+func (s *Server) voucherMonth(r *request) string {
+	m := r.URL.Query().Get("month")
+	if m == "" {
+		m = s.now().In(s.Location).Format("2006-01")
+	}
+	return m
+}
+
+// vouchers is the month's voucher claim: per program, the vouchers taken
+// and the total to claim, and the log of each voucher.
+func (s *Server) vouchers(w http.ResponseWriter, r *request) {
+	if s.Payments == nil {
+		s.fail(w, r, http.StatusNotFound, "err.notfound")
+		return
+	}
+	month := s.voucherMonth(r)
+	rep, err := s.Payments.VoucherReport(r.Context(), month)
+	if err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "vouchers", map[string]any{"Month": month, "Report": rep})
+}
+
+// vouchersCSV downloads the claim (part=claim, the default) or the log
+// (part=log) of a month; the download is audited.
+func (s *Server) vouchersCSV(w http.ResponseWriter, r *request) {
+	if s.Payments == nil {
+		s.fail(w, r, http.StatusNotFound, "err.notfound")
+		return
+	}
+	month := s.voucherMonth(r)
+	part := r.URL.Query().Get("part")
+	if part == "" {
+		part = "claim"
+	}
+	if part != "claim" && part != "log" {
+		s.fail(w, r, http.StatusBadRequest, "err.form")
+		return
+	}
+	rep, err := s.Payments.VoucherReport(r.Context(), month)
+	if err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	s.audit(r, "vouchers.csv", "", "", part+" "+month)
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="vouchers-%s-%s.csv"`, part, month))
+	if part == "log" {
+		err = sterad.WriteVoucherLogCSV(w, rep.Log)
+	} else {
+		err = sterad.WriteVoucherClaimCSV(w, rep.Claims)
+	}
+	if err != nil {
+		s.Logger.Error("console: voucher CSV", "err", err)
 	}
 }

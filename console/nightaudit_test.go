@@ -117,3 +117,63 @@ func TestAlerts(t *testing.T) {
 		}
 	}
 }
+
+func TestAlertsShowOldHoldsAndTodaysCheckouts(t *testing.T) {
+	e := newEnv(t)
+	stay := &sterad.Stay{CheckIn: sterad.Date{Year: 2025, Month: 3, Day: 13}, CheckOut: sterad.Date{Year: 2025, Month: 3, Day: 14}}
+	e.pay.holds = []sterad.Hold{
+		{ID: "OLDHOLD", Reference: "RSV-OLD", Amount: sterad.NewAmount(40000, sterad.JPY), MaskedPAN: "411111******1111", CreatedAt: t0.Add(-9 * 24 * 3600e9), Age: 9 * 24 * 3600e9, Old: true},
+		{ID: "DUEHOLD", Reference: "RSV-DUE", Amount: sterad.NewAmount(20000, sterad.JPY), Stay: stay, CreatedAt: t0.Add(-24 * 3600e9), Age: 24 * 3600e9, CheckoutToday: true},
+		{ID: "FINE", Reference: "RSV-FINE", Amount: sterad.NewAmount(20000, sterad.JPY), CreatedAt: t0, Age: 3600e9},
+	}
+	c := e.client(t)
+	c.mustLogin("kato")
+	body := c.get("/console/audit/alerts").body
+	old := body[strings.Index(body, "期限の近い仮売上"):]
+	due := body[strings.Index(body, "本日チェックアウトの仮売上"):]
+	if !strings.Contains(old, `data-hold="OLDHOLD"`) || !strings.Contains(old, "9.0 日") {
+		t.Errorf("old holds lack OLDHOLD:\n%s", body)
+	}
+	if !strings.Contains(due, `data-hold="DUEHOLD"`) || strings.Contains(due, `data-hold="OLDHOLD"`) {
+		t.Errorf("today's check-outs:\n%s", due)
+	}
+	if strings.Contains(body, `data-hold="FINE"`) || strings.Contains(body, `id="no-alerts"`) {
+		t.Error("a recent hold is an alert, or the holds are not")
+	}
+}
+
+func TestVoucherClaimTableAndCSV(t *testing.T) {
+	e := newEnv(t)
+	e.pay.report = sterad.VoucherReport{Month: sterad.YearMonth{Year: 2025, Month: 3},
+		Claims: []sterad.VoucherClaim{{Program: "OITA2016", Name: "おおいた宿泊券", Month: sterad.YearMonth{Year: 2025, Month: 3}, Vouchers: 3, Total: sterad.NewAmount(15000, sterad.JPY), Due: sterad.Date{Year: 2025, Month: 4, Day: 10}}},
+		Log:    []sterad.VoucherLogEntry{{Number: "0000000001", Program: "OITA2016", Reference: "RSV-1", Applied: sterad.NewAmount(5000, sterad.JPY), HolderMatches: true, Transaction: "C1"}}}
+	c := e.client(t)
+	c.mustLogin("kato")
+	res := c.get("/console/audit/vouchers")
+	if res.code != 200 {
+		t.Fatalf("vouchers: %d\n%s", res.code, res.body)
+	}
+	for _, w := range []string{`data-program="OITA2016"`, "おおいた宿泊券", "¥15,000", "2025-04-10", "0000000001", `href="/console/txn/C1"`} {
+		if !strings.Contains(res.body, w) {
+			t.Errorf("voucher page lacks %q", w)
+		}
+	}
+	if got := e.pay.months; len(got) != 1 || got[0] != "2025-03" {
+		t.Errorf("asked months %v, want this month 2025-03", got)
+	}
+	csv := c.get("/console/audit/vouchers.csv?month=2025-03")
+	if csv.code != 200 || !strings.HasPrefix(csv.header.Get("Content-Type"), "text/csv") ||
+		!strings.Contains(csv.header.Get("Content-Disposition"), "vouchers-claim-2025-03.csv") ||
+		!strings.HasPrefix(csv.body, "program,name,month,vouchers,total,due\n") || !strings.Contains(csv.body, "OITA2016,おおいた宿泊券,2025-03,3,15000,2025-04-10") {
+		t.Fatalf("claim CSV: %d %v\n%s", csv.code, csv.header, csv.body)
+	}
+	if log := c.get("/console/audit/vouchers.csv?month=2025-03&part=log"); !strings.HasPrefix(log.body, "number,program") || !strings.Contains(log.body, "0000000001,OITA2016") {
+		t.Errorf("log CSV:\n%s", log.body)
+	}
+	if res := c.get("/console/audit/vouchers?month=march"); res.code != http.StatusBadRequest {
+		t.Errorf("bad month: %d", res.code)
+	}
+	if !strings.Contains(strings.Join(e.store.actions(), ","), "kato vouchers.csv") {
+		t.Error("the CSV download is not audited")
+	}
+}

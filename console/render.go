@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,10 @@ var funcs = template.FuncMap{
 	"yen":   func(minor int64) string { return sterad.AmountFromMinor(minor, sterad.JPY).Display() },
 	"upper": strings.ToUpper,
 	"add":   func(a, b int) int { return a + b },
+	"days":  func(d time.Duration) string { return strconv.FormatFloat(d.Hours()/24, 'f', 1, 64) },
+	"holdsOf": func(p *page, hs []sterad.Hold) map[string]any {
+		return map[string]any{"P": p, "Holds": hs}
+	},
 	"debits": func(b *sterad.Batch) int64 {
 		var n int64
 		for _, t := range b.Terminals {
@@ -113,6 +118,8 @@ func (p *page) LangURL(lang string) string {
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+func urlPathEscape(s string) string { return url.PathEscape(s) }
 
 // render writes page name (or, for an htmx request asking a partial, the
 // template named by the partial argument) with data.

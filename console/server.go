@@ -50,7 +50,14 @@ type Server struct {
 	Status       sterad.StatusService
 	Settlement   sterad.SettlementService
 	Queue        sterad.QueueService
-	Store        sterad.ConsoleStore
+	// Payments is the check-out with vouchers and deposits, the open
+	// holds and the voucher report; nil hides those pages.
+	Payments sterad.ReservationPaymentService
+	Store    sterad.ConsoleStore
+
+	// Blind: sterad runs card-data-blind (it never takes a card number):
+	// the keyed telephone-order page does not exist.
+	Blind bool
 
 	Clock    sterad.Clock   // default: the system clock
 	Logger   *slog.Logger   // default: discard
@@ -107,6 +114,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	mux.Handle("POST "+p+"/logout", s.auth(permView, s.logout))
 	mux.Handle("GET "+p+"/{$}", s.auth(permView, s.home))
 	s.frontDeskRoutes(mux)
+	s.reservationRoutes(mux)
 	s.nightAuditRoutes(mux)
 	s.adminRoutes(mux)
 	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -264,6 +272,14 @@ func HashPassword(password string) (string, error) {
 // AddUser creates a console user with a role and a password (the CLI's
 // `sterad user add`). An existing name is refused.
 func AddUser(ctx context.Context, st sterad.ConsoleStore, name, role, password string, now time.Time) error {
+	if err := createUser(ctx, st, name, role, password, now); err != nil {
+		return err
+	}
+	_, err := st.AppendAudit(ctx, sterad.AuditEntry{At: now, User: "cli", Action: "user.add", Reference: name, Detail: "role=" + role})
+	return err
+}
+
+func createUser(ctx context.Context, st sterad.ConsoleStore, name, role, password string, now time.Time) error {
 	if !validName(name) {
 		return fmt.Errorf("user name %q: use 1 to 32 letters, digits, dots, dashes or underscores", name)
 	}
@@ -279,15 +295,19 @@ func AddUser(ctx context.Context, st sterad.ConsoleStore, name, role, password s
 	if err != nil {
 		return err
 	}
-	if err := st.PutConsoleUser(ctx, &sterad.ConsoleUser{Name: name, Role: role, PasswordHash: h, CreatedAt: now}); err != nil {
-		return err
-	}
-	_, err = st.AppendAudit(ctx, sterad.AuditEntry{At: now, User: "cli", Action: "user.add", Reference: name, Detail: "role=" + role})
-	return err
+	return st.PutConsoleUser(ctx, &sterad.ConsoleUser{Name: name, Role: role, PasswordHash: h, CreatedAt: now})
 }
 
 // SetPassword replaces a user's password and lifts a lock.
 func SetPassword(ctx context.Context, st sterad.ConsoleStore, name, password string, now time.Time, by string) error {
+	if err := resetPassword(ctx, st, name, password); err != nil {
+		return err
+	}
+	_, err := st.AppendAudit(ctx, sterad.AuditEntry{At: now, User: by, Action: "user.password", Reference: name})
+	return err
+}
+
+func resetPassword(ctx context.Context, st sterad.ConsoleStore, name, password string) error {
 	u, err := st.ConsoleUser(ctx, name)
 	if err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
@@ -296,11 +316,7 @@ func SetPassword(ctx context.Context, st sterad.ConsoleStore, name, password str
 		return err
 	}
 	u.Failed, u.LockedUntil = 0, time.Time{}
-	if err := st.PutConsoleUser(ctx, u); err != nil {
-		return err
-	}
-	_, err = st.AppendAudit(ctx, sterad.AuditEntry{At: now, User: by, Action: "user.password", Reference: name})
-	return err
+	return st.PutConsoleUser(ctx, u)
 }
 
 func validName(s string) bool {

@@ -25,10 +25,10 @@ import (
 func (m *Main) withConsole(apiHandler http.Handler) (http.Handler, error) {
 	g := m.Gateway
 	c := &console.Server{
-		Transactions: g, Terminals: g, Queue: g, Batches: g, Vault: g, Reservations: g, Status: g,
+		Transactions: g, Terminals: g, Queue: g, Batches: g, Vault: g, Reservations: g, Status: g, Payments: g,
 		Settlement: &settlementReports{batches: g, fees: m.fees, calendar: m.calendar},
 		Store:      m.DB, Clock: m.Clock, Logger: m.Logger.With("component", "console"),
-		Location: m.Config.Location(),
+		Location: m.Config.Location(), Blind: m.Config.CardData != sterad.CardDataClear,
 	}
 	h, err := c.Handler()
 	if err != nil {

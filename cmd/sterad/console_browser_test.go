@@ -168,9 +168,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	if _, err := exec.LookPath("chromium"); err != nil {
 		t.Skip("chromium is not installed: `make chromium` installs Debian's chromium for the console's browser tests")
 	}
-	d := startDaemon(t)
+	d := startDaemon(t, withRules)
 	ctx := context.Background()
-	for _, u := range []struct{ name, role string }{{"clerk1", sterad.RoleClerk}, {"night", sterad.RoleAuditor}, {"victim", sterad.RoleClerk}} {
+	for _, u := range []struct{ name, role string }{{"clerk1", sterad.RoleClerk}, {"night", sterad.RoleAuditor}, {"victim", sterad.RoleClerk},
+		{"resv", sterad.RoleReservations}, {"boss", sterad.RoleAdmin}} {
 		if err := console.AddUser(ctx, d.m.DB, u.name, u.role, browserPassword, time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -263,6 +264,93 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.shot("transactions-search")
 	b.run("slip", submit(`#rows tr[data-txn] a`), chromedp.WaitVisible(chromedp.CSS(`#slip`)))
 	b.shot("slip")
+	// A pre-authorization at check-in, then its check-out with a travel
+	// voucher: the voucher pays ¥5,000 of the room plan, the card the rest.
+	b.run("pre-authorization",
+		chromedp.Navigate(b.base+"/desk"),
+		chromedp.WaitVisible(chromedp.CSS(`#amount`)),
+		chromedp.SetValue(chromedp.CSS(`#op`), "preauth"),
+		chromedp.SetValue(chromedp.CSS(`#terminal`), "FRONT001"),
+		chromedp.SetValue(chromedp.CSS(`#amount`), "30000"),
+		chromedp.SetValue(chromedp.CSS(`#reference`), "RSV-CO"),
+		submit(`#start`),
+		chromedp.WaitVisible(chromedp.CSS(`#live[data-live-ended] .live-panel[data-status="approved"]`)),
+		submit(`#to-slip`),
+		chromedp.WaitVisible(chromedp.CSS(`#incremental`)),
+	)
+	b.shot("slip-hold")
+	b.run("check-out form", submit(`#checkout`), chromedp.WaitVisible(chromedp.CSS(`#checkout-form`)))
+	b.run("check-out",
+		chromedp.SetValue(chromedp.CSS(`#co-guests`), "2"),
+		chromedp.SetValue(chromedp.CSS(`#co-roomplan`), "20000"),
+		chromedp.SetValue(chromedp.CSS(`input[name=vp1]`), "OITA2016"),
+		chromedp.SetValue(chromedp.CSS(`input[name=vn1]`), "1234567890"),
+	)
+	b.shot("checkout-form")
+	b.run("check-out review", submit(`#co-next`), chromedp.WaitVisible(chromedp.CSS(`#co-total`)))
+	if total := b.text(`#co-total`); total != "¥20,000" {
+		t.Errorf("check-out total %q, want ¥20,000", total)
+	}
+	b.shot("checkout-confirm")
+	b.run("check-out confirmed", submit(`#confirm`), chromedp.WaitVisible(chromedp.CSS(`#co-result`)))
+	if got := b.text(`#co-vouchers-applied`) + " " + b.text(`#co-card-amount`); got != "¥5,000 ¥15,000" {
+		t.Errorf("check-out: vouchers and card %q, want ¥5,000 ¥15,000", got)
+	}
+	b.shot("checkout-done")
+	b.run("completion", submit(`#co-txn`), chromedp.WaitVisible(chromedp.CSS(`#live[data-live-ended] .live-panel[data-status="approved"]`)))
+	b.shot("checkout-completion")
+	b.run("log out", submit(`#logout`), chromedp.WaitVisible(chromedp.CSS(`#login`)))
+
+	// The reservation desk: a card check at the terminal for a guaranteed
+	// reservation that arrived yesterday, then its no-show, charged after
+	// a confirmation that shows the amount computed from the policy.
+	loc := d.m.Config.Location()
+	yesterday, today := time.Now().In(loc).AddDate(0, 0, -1).Format(time.DateOnly), time.Now().In(loc).Format(time.DateOnly)
+	b.login("resv", browserPassword)
+	b.run("reservations", chromedp.WaitVisible(chromedp.CSS(`#cardcheck-form`)))
+	b.shot("reservations")
+	b.run("card check",
+		chromedp.SetValue(chromedp.CSS(`#cc-terminal`), "FRONT001"),
+		chromedp.SetValue(chromedp.CSS(`#cc-reference`), "RSV-BROWSER"),
+		chromedp.SetValue(chromedp.CSS(`#cc-checkin`), yesterday),
+		chromedp.SetValue(chromedp.CSS(`#cc-checkout`), today),
+		chromedp.SetValue(chromedp.CSS(`#cc-firstnight`), "18000"),
+		submit(`#cardcheck`),
+		chromedp.WaitVisible(chromedp.CSS(`#live .live-panel`)),
+	)
+	b.shot("cardcheck-start")
+	b.run("card check approved", chromedp.WaitVisible(chromedp.CSS(`#live[data-live-ended] .live-panel[data-status="approved"]`)))
+	b.shot("cardcheck-approved")
+	b.run("reservation", chromedp.Navigate(b.base+"/reservations/r/RSV-BROWSER"), chromedp.WaitVisible(chromedp.CSS(`#noshow`)))
+	if st := b.text(`#res-state`); st != "保証済み" {
+		t.Errorf("reservation state %q, want 保証済み", st)
+	}
+	if fee := b.text(`#noshow-fee`); !strings.Contains(fee, "¥18,000") {
+		t.Errorf("no-show fee %q, want ¥18,000 (100 %% of the first night)", fee)
+	}
+	if card := b.text(`#res-card`); !strings.Contains(card, "*") {
+		t.Errorf("the reservation's card is not shown masked: %q", card)
+	}
+	b.shot("reservation")
+	b.run("no-show", submit(`#noshow`), chromedp.WaitVisible(chromedp.CSS(`#confirm-amount`)))
+	if amount := b.text(`#confirm-amount`); amount != "¥18,000" {
+		t.Errorf("the no-show's confirmation shows %q, want ¥18,000", amount)
+	}
+	if got := kinds(ledgerOf(d, "RSV-BROWSER")); strings.Contains(got, "noshow") {
+		t.Errorf("the no-show reached the host before its confirmation: %s", got)
+	}
+	b.shot("noshow-confirm")
+	b.run("no-show confirmed", submit(`#confirm`), chromedp.WaitVisible(chromedp.CSS(`#live .live-panel`)))
+	b.run("no-show approved", chromedp.WaitVisible(chromedp.CSS(`#live[data-live-ended] .live-panel[data-status="approved"]`)))
+	if panel := b.text(`#live`); !strings.Contains(panel, "¥18,000") {
+		t.Errorf("the no-show's panel:\n%s", panel)
+	}
+	b.shot("noshow-approved")
+	if got := kinds(ledgerOf(d, "RSV-BROWSER")); !strings.Contains(got, "noshow:18000") {
+		t.Errorf("the host's ledger for RSV-BROWSER: %s", got)
+	}
+	b.run("reservations after", chromedp.Navigate(b.base+"/reservations/r/RSV-BROWSER"), chromedp.WaitVisible(chromedp.CSS(`#res-state`)))
+	b.shot("reservation-charged")
 	b.run("log out", submit(`#logout`), chromedp.WaitVisible(chromedp.CSS(`#login`)))
 
 	// The night audit: the batch, its close followed live, the payouts.
@@ -277,7 +365,6 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.shot("batches")
 	b.run("alerts", chromedp.Navigate(b.base+"/audit/alerts"), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
 	b.shot("alerts")
-	today := time.Now().In(d.m.Config.Location()).Format("2006-01-02")
 	b.run("settlement", chromedp.Navigate(b.base+"/audit/settlement?from="+today+"&to="+today), chromedp.WaitVisible(chromedp.CSS(`#payout-chart`)))
 	bars, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll("#payout-chart g.bar rect").length`))
 	if err != nil {
@@ -287,9 +374,36 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Error("the payout chart has no bar after the close")
 	}
 	b.shot("settlement")
+	b.run("voucher claim", chromedp.Navigate(b.base+"/audit/vouchers"), chromedp.WaitVisible(chromedp.CSS(`#claims tr[data-program="OITA2016"]`)))
+	if row := b.text(`#claims tr[data-program="OITA2016"]`); !strings.Contains(row, "¥5,000") {
+		t.Errorf("the voucher claim lacks the check-out's voucher: %q", row)
+	}
+	b.shot("vouchers")
 	b.run("audit log", chromedp.Navigate(b.base+"/admin/audit-log"), chromedp.WaitVisible(chromedp.CSS(`#audit-log`)))
 	if log := b.text(`#audit-log`); !strings.Contains(log, "txn.sale") || !strings.Contains(log, "batch.close") || !strings.Contains(log, "login.lock") {
 		t.Errorf("audit log lacks the sale, the close or the lock:\n%s", log)
 	}
 	b.shot("audit-log")
+	b.run("log out", submit(`#logout`), chromedp.WaitVisible(chromedp.CSS(`#login`)))
+
+	// The administrator adds a user in the browser.
+	b.login("boss", browserPassword)
+	b.run("admin", chromedp.Navigate(b.base+"/admin"), chromedp.WaitVisible(chromedp.CSS(`#adduser-form`)))
+	b.run("add a user",
+		chromedp.SetValue(chromedp.CSS(`#new-name`), "newclerk"),
+		chromedp.SetValue(chromedp.CSS(`#new-role`), "clerk"),
+		chromedp.SetValue(chromedp.CSS(`#new-password`), browserPassword),
+		submit(`#adduser`),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-user="newclerk"]`)),
+	)
+	b.shot("admin-users")
+	// and unlocks the account locked above.
+	b.run("unlock", submit(`tr[data-user="victim"] button.unlock`), chromedp.WaitVisible(chromedp.CSS(`#done`)))
+	if st := b.text(`tr[data-user="victim"] .user-state`); st != "有効" {
+		t.Errorf("victim after the unlock: %q", st)
+	}
+	b.shot("admin-unlocked")
+	b.run("log out", submit(`#logout`), chromedp.WaitVisible(chromedp.CSS(`#login`)))
+	b.login("victim", browserPassword)
+	b.run("victim logged in", chromedp.WaitVisible(chromedp.CSS(`#pay-form`)))
 }
