@@ -94,6 +94,8 @@ const (
 const (
 	MINoShow      = "NS"
 	MIIncremental = "IA"
+	MICancelFee   = "CX" // late-cancellation fee (version 1.1)
+	MIDeposit     = "DP" // advance deposit (version 1.1)
 )
 
 // Reversal reasons (DE 48 RR).

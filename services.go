@@ -3,6 +3,7 @@ package sterad
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // The services below are what the HTTP API (package api) asks of the
@@ -118,4 +119,17 @@ type KEKRotation struct {
 	OldKEK   string `json:"old_kek"`
 	KEK      string `json:"kek"`
 	CardKeys int    `json:"card_keys"` // card keys re-wrapped
+}
+
+// ReservationPaymentService is the version 1.1 check-out with split
+// tender, the open holds and the voucher report.
+type ReservationPaymentService interface {
+	// Checkout applies vouchers, deposits and the card (see
+	// CheckoutRequest); replay is true when the idempotency key answered
+	// an earlier check-out.
+	Checkout(ctx context.Context, r CheckoutRequest) (res *CheckoutResult, replay bool, err error)
+	// Holds lists the open pre-authorizations at least olderThan old.
+	Holds(ctx context.Context, olderThan time.Duration) ([]Hold, error)
+	// VoucherReport is the voucher log and claim of a month (YYYY-MM).
+	VoucherReport(ctx context.Context, month string) (VoucherReport, error)
 }

@@ -25,10 +25,10 @@ func (t *Transaction) CanStandIn() bool {
 }
 
 // Deferrable reports whether t is accepted while the acquirer is
-// unreachable and sent when it is back: a refund or a no-show charge,
-// whose result is visible later.
+// unreachable and sent when it is back: a refund, a no-show charge or a
+// late-cancellation fee, whose result is visible later.
 func (t *Transaction) Deferrable() bool {
-	return t.Op == OpRefund || t.Op == OpNoShow
+	return t.Op == OpRefund || t.Op == OpNoShow || t.Op == OpCancellation
 }
 
 // StandIn reports whether t was approved by the gateway while the acquirer

@@ -152,12 +152,39 @@ type Reservation struct {
 	RetainUntil time.Time `json:"retain_until,omitzero"`
 	Charges     []string  `json:"charges,omitempty"`  // no-show transactions, oldest first
 	Released    string    `json:"released,omitempty"` // why it was released
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	// Policy is the cancellation policy in force when the card was
+	// checked, with the first night's rate (version 1.1): a cancellation
+	// computes its fee from it. nil when the card check gave no first
+	// night (or none was configured).
+	Policy *PolicySnapshot `json:"policy,omitempty"`
+	// Deposits are the advance deposits (op deposit) made for the
+	// reservation, oldest first; each counts once approved.
+	Deposits []string `json:"deposits,omitempty"`
+	// Cancellation is the cancellation that ended the reservation.
+	Cancellation string `json:"cancellation,omitempty"`
+	// Checkout is the check-out that applied the deposits (POST
+	// /v1/checkouts), nil before.
+	Checkout  *CheckoutRecord `json:"checkout,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
 	// Version is the stored version this copy was read at (0: not
 	// stored). Apply refuses a copy whose Version is not the stored one
 	// (ErrStale) and stores it as Version+1.
 	Version uint64 `json:"version"`
+}
+
+// CheckoutRecord is what a check-out did (POST /v1/checkouts): kept with
+// its reservation, so that a replay answers the same and a second
+// check-out cannot apply the same deposits again.
+type CheckoutRecord struct {
+	Transaction     string           `json:"transaction,omitempty"` // the completion, sale, or void of the hold
+	Refunds         []string         `json:"refunds,omitempty"`     // refunds of the deposits' excess
+	VouchersApplied Amount           `json:"vouchers_applied"`
+	DepositsApplied Amount           `json:"deposits_applied"`
+	CardAmount      Amount           `json:"card_amount"`
+	Refund          Amount           `json:"refund"`
+	Vouchers        []AppliedVoucher `json:"vouchers,omitempty"`
+	At              time.Time        `json:"at"`
 }
 
 // VaultOwner returns the card owner key of a vault entry.
@@ -186,6 +213,12 @@ type Change struct {
 	// PutReservations creates or replaces reservations, compare-and-swap
 	// on their Version; Apply sets each one's Version in place.
 	PutReservations []*Reservation
+	// PutVouchers writes voucher log entries, compare-and-swap on their
+	// Version like reservations: an entry with Version 0 is refused
+	// (ErrStale) when the log already holds that program's number. The
+	// log write is part of the check-out's own commit, so a voucher can
+	// never be logged twice, even by two check-outs at once.
+	PutVouchers []*VoucherLogEntry
 }
 
 // TransactionFilter selects transactions. Zero fields match everything.
@@ -240,6 +273,12 @@ type Store interface {
 	Reservation(ctx context.Context, reference string) (*Reservation, error)
 	// Reservations returns every reservation in reference order.
 	Reservations(ctx context.Context) ([]*Reservation, error)
+	// Voucher returns the voucher log's entry of a program's voucher
+	// number; ErrNotFound when it was never used.
+	Voucher(ctx context.Context, program, number string) (*VoucherLogEntry, error)
+	// VoucherLog returns every entry of the voucher log, by program and
+	// number.
+	VoucherLog(ctx context.Context) ([]*VoucherLogEntry, error)
 
 	Close() error
 }

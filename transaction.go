@@ -19,25 +19,31 @@ const (
 	OpVoid        Op = "void"        // cancel before the batch closes (0400)
 	OpCardCheck   Op = "cardcheck"   // account verification (0100, DE 4 = 0, DE 25 = 51)
 	OpNoShow      Op = "noshow"      // no-show charge of a guaranteed reservation (0200, MI=NS)
+	// Version 1.1 (reservation payments).
+	OpCancellation Op = "cancellation" // late-cancellation fee of a guaranteed reservation (0200, MI=CX)
+	OpDeposit      Op = "deposit"      // advance deposit before arrival (0200, MI=DP)
+	OpAdjust       Op = "adjust"       // an amount change: becomes a sale or refund of the difference
 )
 
 // Ops lists every operation.
-var Ops = []Op{OpPreauth, OpIncremental, OpCompletion, OpSale, OpRefund, OpVoid, OpCardCheck, OpNoShow}
+var Ops = []Op{OpPreauth, OpIncremental, OpCompletion, OpSale, OpRefund, OpVoid, OpCardCheck, OpNoShow,
+	OpCancellation, OpDeposit, OpAdjust}
 
 // ParseOp returns the op named s.
 func ParseOp(s string) (Op, error) {
 	if slices.Contains(Ops, Op(s)) {
 		return Op(s), nil
 	}
-	return "", Errorf(EInvalid, "unknown_op", "unknown op %q: use one of preauth, incremental, completion, sale, refund, void, cardcheck, noshow", s)
+	return "", Errorf(EInvalid, "unknown_op", "unknown op %q: use one of preauth, incremental, completion, sale, refund, void, cardcheck, noshow, cancellation, deposit, adjust", s)
 }
 
 // Financial reports whether the op moves money and so belongs in the
-// batch totals: sales, completions and no-show charges are debits, refunds
-// are credits.
+// batch totals: sales, completions, no-show charges, late-cancellation
+// fees and advance deposits are debits, refunds are credits. (An adjust
+// is never stored as such: it becomes a sale or a refund.)
 func (o Op) Financial() bool {
 	switch o {
-	case OpSale, OpCompletion, OpNoShow, OpRefund:
+	case OpSale, OpCompletion, OpNoShow, OpRefund, OpCancellation, OpDeposit:
 		return true
 	}
 	return false
@@ -49,7 +55,7 @@ func (o Op) Credit() bool { return o == OpRefund }
 // NeedsOriginal reports whether the op refers to an earlier transaction.
 func (o Op) NeedsOriginal() bool {
 	switch o {
-	case OpIncremental, OpCompletion, OpRefund, OpVoid:
+	case OpIncremental, OpCompletion, OpRefund, OpVoid, OpAdjust:
 		return true
 	}
 	return false
@@ -167,6 +173,25 @@ type Transaction struct {
 	CompletedBy     string `json:"completed_by,omitempty"`
 	VoidedBy        string `json:"voided_by,omitempty"`
 
+	// A late-cancellation fee (op cancellation): the whole fee by the
+	// policy recorded with the reservation, and the rule that gave it.
+	// Amount is what the card is charged (DE 4): the fee above the
+	// deposits, zero when the deposits pay it all (nothing is sent).
+	Fee           Amount `json:"fee,omitzero"`
+	PolicyVersion string `json:"policy_version,omitempty"`
+	PolicyRow     string `json:"policy_row,omitempty"`
+	// Linked are the transactions this one started in the same commit:
+	// the refunds of deposits of a cancellation or a check-out, the
+	// further refunds of an amount change.
+	Linked []string `json:"linked,omitempty"`
+	// MerchantInitiated is DE 48 MI of a difference charge (an adjust of
+	// a deposit, cancellation fee or no-show charge is charged the same
+	// way as its original, card not present).
+	MerchantInitiated string `json:"mi,omitempty"`
+	// Policy is the cancellation policy shown to the guest, recorded with
+	// a card check of a guaranteed reservation (request first_night) and
+	// copied to the reservation when the check is approved.
+	Policy *PolicySnapshot `json:"policy,omitempty"`
 	// The card kept encrypted for later messages, if any.
 	HasCard bool `json:"has_card,omitempty"`
 
@@ -192,6 +217,8 @@ func (t *Transaction) Clone() *Transaction {
 		c.Stay = &s
 	}
 	c.Events = slices.Clone(t.Events)
+	c.Linked = slices.Clone(t.Linked)
+	c.Policy = t.Policy.Clone()
 	return &c
 }
 
@@ -222,8 +249,10 @@ func (t *Transaction) IsDebit() bool {
 // Counted reports whether t counts in its batch's reconciliation totals:
 // a financial transaction approved by the host (or stood in and since
 // accepted) and not reversed or voided.
+// A cancellation whose fee the deposits paid charges nothing and sends
+// nothing: it is not counted.
 func (t *Transaction) Counted() bool {
-	return t.Op.Financial() && t.Status == StatusApproved
+	return t.Op.Financial() && t.Status == StatusApproved && !t.Amount.IsZero()
 }
 
 // String is a short, card-safe description for logs.

@@ -32,6 +32,9 @@ type VoucherLogEntry struct {
 	HolderMatches bool   `json:"holder_matches"`
 	HolderReason  string `json:"holder_reason,omitempty"`
 	Transaction   string `json:"transaction,omitempty"` // the check-out's card transaction, when there is one
+	// Version is the stored version this copy was read at (0: not
+	// stored): see Change.PutVouchers.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // VoucherLog returns the log lines of the vouchers a check-out accepted

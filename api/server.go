@@ -41,6 +41,9 @@ type Server struct {
 	Status       sterad.StatusService
 	Settlement   sterad.SettlementService
 	Store        sterad.StoreService // backup and key rotation, when set
+	// Payments serves the version 1.1 check-outs, holds and voucher
+	// report, when set.
+	Payments sterad.ReservationPaymentService
 
 	Token   string       // bearer token required on everything but /healthz
 	Logger  *slog.Logger // default: discard
@@ -92,6 +95,11 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.authorize(s.Metrics.ServeHTTP))
+	}
+	if s.Payments != nil {
+		mux.Handle("POST /v1/checkouts", s.authorize(s.handleCheckout))
+		mux.Handle("GET /v1/holds", s.authorize(s.handleHolds))
+		mux.Handle("GET /v1/reports/vouchers", s.authorize(s.handleVoucherReport))
 	}
 	if s.Store != nil {
 		mux.Handle("POST /v1/store/backup", s.authorize(s.handleBackup))

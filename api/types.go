@@ -20,6 +20,9 @@ type TransactionRequest struct {
 	Card      *CardInput `json:"card,omitempty"`
 	Token     string     `json:"token,omitempty"`
 	Stay      *StayInput `json:"stay,omitempty"`
+	// FirstNight: the first night's rate of a guaranteed reservation's
+	// card check, for its cancellation policy (version 1.1).
+	FirstNight FlexAmount `json:"first_night,omitempty"`
 }
 
 // CardInput is a card keyed from the reservation. It prints masked.
@@ -88,7 +91,7 @@ func (a *FlexAmount) UnmarshalJSON(b []byte) error {
 func (r TransactionRequest) Domain() sterad.Request {
 	d := sterad.Request{
 		Op: r.Op, Terminal: r.Terminal, Amount: string(r.Amount), Currency: r.Currency,
-		Reference: r.Reference, Original: r.Original, Token: r.Token,
+		Reference: r.Reference, Original: r.Original, Token: r.Token, FirstNight: string(r.FirstNight),
 	}
 	if r.Card != nil {
 		d.PAN, d.Expiry = r.Card.PAN.Reveal(), r.Card.Expiry
@@ -133,6 +136,12 @@ type Transaction struct {
 	CreatedAt       time.Time      `json:"created_at"`
 	UpdatedAt       time.Time      `json:"updated_at"`
 	Events          []sterad.Event `json:"events,omitempty"`
+	// A cancellation (version 1.1): amount is the fee; card_amount what
+	// the card was charged (the fee above the deposits).
+	CardAmount    string   `json:"card_amount,omitempty"`
+	PolicyVersion string   `json:"policy_version,omitempty"`
+	PolicyRow     string   `json:"policy_row,omitempty"`
+	Linked        []string `json:"linked,omitempty"` // refunds started with it
 }
 
 // View converts a domain transaction; events are included when withEvents.
@@ -167,6 +176,14 @@ func View(t *sterad.Transaction, withEvents bool) *Transaction {
 	if t.Refunded.Currency.Code != "" && !t.Refunded.IsZero() {
 		v.Refunded = t.Refunded.String()
 	}
+	if t.Op == sterad.OpCancellation {
+		v.CardAmount = t.Amount.String()
+		if t.Fee.Currency.Code != "" {
+			v.Amount = t.Fee.String()
+		}
+		v.PolicyVersion, v.PolicyRow = t.PolicyVersion, t.PolicyRow
+	}
+	v.Linked = t.Linked
 	if withEvents {
 		v.Events = t.Events
 	}

@@ -81,6 +81,15 @@ type Config struct {
 	// encrypt, sterad never holds a card number, keyed cards are refused)
 	// or sterad.CardDataClear (cards read in clear and sealed at rest).
 	CardData string
+	// CancellationPolicy is the fee table in force (version 1.1): recorded
+	// with a reservation when its card is checked with a first night. nil:
+	// none configured (a first_night is refused).
+	CancellationPolicy *sterad.CancellationPolicy
+	// VoucherPrograms are the travel-voucher programs check-outs accept.
+	VoucherPrograms []sterad.VoucherProgram
+	// HoldAlert: an open pre-authorization older than this is an alert
+	// (default sterad.DefaultHoldAlert).
+	HoldAlert time.Duration
 }
 
 // Deps are the adapters the gateway drives.

@@ -98,6 +98,9 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	if cfg.SettleTimeout <= 0 {
 		cfg.SettleTimeout = DefaultSettleTimeout
 	}
+	if cfg.HoldAlert <= 0 {
+		cfg.HoldAlert = sterad.DefaultHoldAlert
+	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
 	}
@@ -206,7 +209,12 @@ func (g *Gateway) Alerts(ctx context.Context) ([]*sterad.Transaction, error) {
 			out = append(out, t)
 		}
 	}
-	return out, nil
+	// Pre-authorizations held longer than reservations.hold_alert.
+	old, err := g.holdAlerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, old...), nil
 }
 
 // Wait blocks until the flow of transaction id has ended (or ctx ends) and

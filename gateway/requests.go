@@ -126,12 +126,20 @@ func (rq *requests) submit(ctx context.Context, r sterad.Request) (t *sterad.Tra
 		idem = &sterad.IdempotencyRecord{Key: r.IdempotencyKey, Fingerprint: fp, CreatedAt: now}
 	}
 
-	start, err := rq.begin(ctx, p, now, idem)
+	var start *started
+	switch p.op {
+	case sterad.OpCancellation:
+		start, err = rq.beginCancellation(ctx, p, now, idem)
+	case sterad.OpAdjust:
+		start, err = rq.beginAdjust(ctx, p, now, idem)
+	default:
+		start, err = rq.begin(ctx, p, now, idem)
+	}
 	if err != nil {
 		return nil, false, err
 	}
 	t = start.txn
-	rq.fl.goRun(func() { rq.run(start) })
+	rq.startFlows(start)
 	leave()
 	if !r.Wait {
 		return t, false, nil
@@ -150,8 +158,22 @@ type started struct {
 	msg  *sterad.HostMessage // the journaled request, for ops that need no card read
 	card *sterad.Card        // in memory only: keyed card or the original's card
 
+	// extra are the transactions journaled in the same commit whose
+	// flows start with this one's (the refunds of deposits of a
+	// cancellation, the further refunds of an amount change).
+	extra []*started
+
 	mu      sync.Mutex
 	failure error // an error the API returns along with the transaction (terminal busy)
+}
+
+// startFlows starts the flows of s and of the transactions journaled with
+// it.
+func (rq *requests) startFlows(s *started) {
+	for _, x := range s.extra {
+		rq.fl.goRun(func() { rq.run(x) })
+	}
+	rq.fl.goRun(func() { rq.run(s) })
 }
 
 func (s *started) setErr(err error) {
@@ -192,7 +214,7 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 	// request joins, and a void's check that its original's batch is still
 	// open, hold until this transaction is committed.
 	tokenGuarantee := p.op == sterad.OpCardCheck && p.token != ""
-	if p.op == sterad.OpNoShow || tokenGuarantee {
+	if p.op == sterad.OpNoShow || tokenGuarantee || p.op == sterad.OpDeposit {
 		defer rq.j.lock("ref:" + p.reference)()
 	}
 	if p.op.NeedsOriginal() {
@@ -207,6 +229,20 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 		if err := rq.vt.checkNoShow(ctx, p, t, &change, now); err != nil {
 			return nil, err
 		}
+	}
+	if p.op == sterad.OpDeposit {
+		if err := rq.vt.checkDeposit(ctx, p, t, &change, now); err != nil {
+			return nil, err
+		}
+		s.card = p.card
+	}
+	if p.firstNight != nil {
+		// The policy in force, shown to the guest with this card check.
+		snap, err := sterad.NewPolicySnapshot(*rq.cfg.CancellationPolicy, *p.firstNight, now)
+		if err != nil {
+			return nil, err
+		}
+		t.Policy = snap
 	}
 	if tokenGuarantee {
 		// A guarantee given as a host token (card-data-blind): the token

@@ -14,7 +14,7 @@ import (
 // request. It contains the card number: only a keyed MAC of it is ever
 // stored.
 func (p *plan) fingerprint() []byte {
-	var pan, expiry, stay string
+	var pan, expiry, stay, firstNight string
 	if p.card != nil {
 		pan = string(p.card.PAN)
 		expiry = fmt.Sprintf("%04d%02d", p.card.Expiry.Year, p.card.Expiry.Month)
@@ -22,9 +22,12 @@ func (p *plan) fingerprint() []byte {
 	if p.stay != nil {
 		stay = p.stay.CheckIn.String() + "/" + p.stay.CheckOut.String()
 	}
+	if p.firstNight != nil {
+		firstNight = p.firstNight.Value.StringFixed(p.firstNight.Currency.Exponent)
+	}
 	return []byte(strings.Join([]string{
 		"v2", string(p.op), p.termID, p.amount.Currency.Code, p.amount.Value.StringFixed(p.amount.Currency.Exponent),
-		p.reference, p.originalID, pan, expiry, p.token, stay,
+		p.reference, p.originalID, pan, expiry, p.token, stay, firstNight,
 	}, "\x1f"))
 }
 
@@ -41,6 +44,7 @@ type plan struct {
 	entry      sterad.EntryMode // set when the card is not read (a host token)
 	originalID string
 	original   *sterad.Transaction // loaded by begin
+	firstNight *sterad.Amount      // card check of a guaranteed reservation: the rate its policy applies to
 }
 
 // validate checks everything that does not depend on stored state: the
@@ -107,6 +111,9 @@ func (rq *requests) validate(r sterad.Request, now time.Time) (*plan, error) {
 	if err := checkInputs(p, r.Original, rq.blind()); err != nil {
 		return nil, err
 	}
+	if err := rq.validateReservationPayment(p, r); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -125,13 +132,18 @@ func printable(s string) bool {
 // and voids.
 func requestAmount(op sterad.Op, raw string, cur sterad.Currency) (sterad.Amount, error) {
 	switch op {
-	case sterad.OpCardCheck, sterad.OpVoid:
+	case sterad.OpAdjust:
+		return adjustTotal(raw, cur)
+	case sterad.OpCardCheck, sterad.OpVoid, sterad.OpCancellation:
 		if strings.TrimSpace(raw) != "" {
 			a, err := sterad.ParseAmount(raw, cur)
 			if err != nil {
 				return sterad.Amount{}, err
 			}
 			if !a.IsZero() {
+				if op == sterad.OpCancellation {
+					return sterad.Amount{}, sterad.Errorf(sterad.EInvalid, "unexpected_amount", "a cancellation takes no amount: its fee comes from the cancellation policy recorded with the reservation")
+				}
 				return sterad.Amount{}, sterad.Errorf(sterad.EInvalid, "unexpected_amount", "a %s takes no amount: it is not a charge", op)
 			}
 		}
@@ -198,7 +210,7 @@ func checkInputs(p *plan, original string, blind bool) error {
 		if p.card != nil || p.token != "" {
 			return sterad.Errorf(sterad.EInvalid, "unexpected_card", "a %s uses the card of the original transaction", op)
 		}
-		if p.term != nil && op != sterad.OpRefund {
+		if p.term != nil && op != sterad.OpRefund && op != sterad.OpAdjust {
 			return sterad.Errorf(sterad.EInvalid, "unexpected_terminal", "a %s does not read a card at a terminal", op)
 		}
 	} else if original != "" {

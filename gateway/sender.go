@@ -90,7 +90,7 @@ func (sd *sender) condition(t *sterad.Transaction) string {
 		return sterad.CondPreauth
 	case sterad.OpCardCheck:
 		return sterad.CondVerification
-	case sterad.OpNoShow:
+	case sterad.OpNoShow, sterad.OpCancellation, sterad.OpDeposit:
 		return sterad.CondMailPhone
 	case sterad.OpSale:
 		if t.Terminal == "" {

@@ -61,10 +61,18 @@ func (sd *sender) message(t *sterad.Transaction, card *sterad.Card, orig *sterad
 		m.TI = orig.HostTI
 	case sterad.OpCardCheck:
 		m.WantToken = t.Reference != ""
-	case sterad.OpNoShow:
-		m.MerchantInitiated, m.Reference, m.Stay = sterad.MINoShow, t.Reference, t.Stay
+	case sterad.OpNoShow, sterad.OpCancellation, sterad.OpDeposit:
+		m.MerchantInitiated, m.Reference, m.Stay = merchantInitiated(t), t.Reference, t.Stay
 		if card == nil && t.Token != "" {
 			m.Token = t.Token
+		}
+	case sterad.OpSale:
+		if t.MerchantInitiated != "" {
+			// A difference charge of a reservation charge: charged like it.
+			m.MerchantInitiated, m.Reference, m.Stay = t.MerchantInitiated, t.Reference, t.Stay
+			if card == nil && t.Token != "" {
+				m.Token = t.Token
+			}
 		}
 	}
 	if isBlind(card) && (m.MTI == sterad.MTIAuthorization || m.MTI == sterad.MTIFinancial) {
@@ -134,3 +142,16 @@ func (sd *sender) reversalMessage(t *sterad.Transaction, card *sterad.Card, repe
 // isBlind reports whether card is an encrypting terminal's card (nil: no
 // card at all).
 func isBlind(card *sterad.Card) bool { return card != nil && card.Blind() }
+
+// merchantInitiated is DE 48 MI of a reservation charge.
+func merchantInitiated(t *sterad.Transaction) string {
+	switch t.Op {
+	case sterad.OpNoShow:
+		return sterad.MINoShow
+	case sterad.OpCancellation:
+		return sterad.MICancelFee
+	case sterad.OpDeposit:
+		return sterad.MIDeposit
+	}
+	return t.MerchantInitiated
+}

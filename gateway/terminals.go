@@ -104,6 +104,16 @@ func entriesFor(op sterad.Op) []sterad.EntryMode {
 	return []sterad.EntryMode{sterad.EntryChip, sterad.EntryContactless, sterad.EntrySwipe}
 }
 
+// terminalOp is the op a READ_CARD names (terminal-link.md knows sale,
+// preauth, refund, cardcheck and noshow): an advance deposit read at a
+// terminal is a payment like a sale.
+func terminalOp(op sterad.Op) sterad.Op {
+	if op == sterad.OpDeposit {
+		return sterad.OpSale
+	}
+	return op
+}
+
 // promptFor is what the terminal shows the customer.
 func promptFor(t *sterad.Transaction) string {
 	switch t.Op {
@@ -113,6 +123,8 @@ func promptFor(t *sterad.Transaction) string {
 		return fmt.Sprintf("返金 / Refund %s", t.Amount.Display())
 	case sterad.OpPreauth:
 		return fmt.Sprintf("仮売上 / Pre-authorization %s", t.Amount.Display())
+	case sterad.OpDeposit:
+		return fmt.Sprintf("前受金 / Deposit %s", t.Amount.Display())
 	}
 	return fmt.Sprintf("お支払い / Payment %s", t.Amount.Display())
 }
@@ -122,7 +134,7 @@ func promptFor(t *sterad.Transaction) string {
 // and sent, the OUTCOME shown and printed, the RESULT journaled.
 func (tm *terminals) runAtTerminal(ctx context.Context, s *started) {
 	t, term := s.txn, s.plan.term
-	req := sterad.CardRequest{TxnID: t.ID, Op: t.Op, Amount: t.Amount, Entry: entriesFor(t.Op), Text: promptFor(t)}
+	req := sterad.CardRequest{TxnID: t.ID, Op: terminalOp(t.Op), Amount: t.Amount, Entry: entriesFor(t.Op), Text: promptFor(t)}
 	card, err := term.ReadCard(ctx, req, func(c *sterad.Card) error { return tm.cardRead(ctx, t.ID, c) })
 	if err != nil {
 		tm.cardNotRead(ctx, s, err)
@@ -431,7 +443,7 @@ func (tm *terminals) leaveForOperator(ctx context.Context, id, reason string) {
 func (tm *terminals) outcome(t *sterad.Transaction) sterad.TerminalOutcome {
 	o := sterad.TerminalOutcome{TxnID: t.ID, Code: t.ResponseCode, AuthCode: t.AuthCode, RRN: t.RRN, Amount: t.Amount, MaskedPAN: t.MaskedPAN}
 	title := map[sterad.Op]string{sterad.OpSale: "売上 / SALE", sterad.OpPreauth: "仮売上 / PRE-AUTHORIZATION", sterad.OpRefund: "返品 / REFUND",
-		sterad.OpCardCheck: "カードチェック / CARD CHECK"}[t.Op]
+		sterad.OpCardCheck: "カードチェック / CARD CHECK", sterad.OpDeposit: "前受金 / DEPOSIT"}[t.Op]
 	lines := []string{title, fmt.Sprintf("%s %s", strings.ToUpper(string(t.Brand)), t.MaskedPAN)}
 	if t.Op != sterad.OpCardCheck {
 		lines = append(lines, fmt.Sprintf("金額 / AMOUNT %s", t.Amount.Display()))

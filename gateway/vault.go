@@ -247,6 +247,15 @@ func (vt *vault) vaultCard(ctx context.Context, t *sterad.Transaction, c *txChan
 		r.TokenMAC = vt.j.store.MAC([]byte("token\x00" + t.Token))
 	}
 	r.RetainUntil, r.UpdatedAt = vt.retainUntil(*t.Stay), now
+	if t.Policy != nil {
+		// The policy shown with this card check; a check without a first
+		// night keeps the one recorded earlier.
+		r.Policy = t.Policy.Clone()
+	}
+	if r.Cancellation != "" || r.Checkout != nil {
+		// Guaranteed anew: a new stay of the reference.
+		r.Cancellation, r.Checkout, r.Deposits = "", nil, nil
+	}
 	card, err := vt.j.store.OpenCard(ctx, t.ID)
 	switch {
 	case errors.Is(err, sterad.ErrNotFound):

@@ -99,7 +99,7 @@ func isEmpty(c *sterad.Change) bool {
 	return len(c.Put) == 0 && c.Idempotency == nil && len(c.SealCards) == 0 && len(c.DestroyCards) == 0 &&
 		len(c.Enqueue) == 0 && len(c.UpdateQueue) == 0 && len(c.Dequeue) == 0 &&
 		len(c.PutBatches) == 0 && len(c.PutVault) == 0 && len(c.DeleteVault) == 0 &&
-		len(c.PutReservations) == 0
+		len(c.PutReservations) == 0 && len(c.PutVouchers) == 0
 }
 
 // committer takes every request waiting when it is free and commits them
@@ -198,6 +198,9 @@ func (db *DB) commitGroup(group []*request) []error {
 				for _, x := range r.p.c.PutReservations {
 					x.Version++
 				}
+				for _, x := range r.p.c.PutVouchers {
+					x.Version++
+				}
 			}
 		}
 		db.wipeSlots(slots.released)
@@ -268,6 +271,7 @@ type prepared struct {
 	plan    *batchPlan // set by validate
 	vault   [][]byte
 	resv    [][]byte // PutReservations, encoded at Version+1
+	vouch   [][]byte // PutVouchers, encoded at Version+1
 }
 
 // wipe clears the card keys that p still holds.
@@ -390,6 +394,9 @@ func prepare(c *sterad.Change) (_ *prepared, err error) {
 	if p.resv, err = prepareReservations(c); err != nil {
 		return nil, err
 	}
+	if p.vouch, err = prepareVouchers(c); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -443,6 +450,9 @@ func (w *writer) validate(p *prepared) error {
 		p.plan = plan
 	}
 	if err := w.validateReservations(c); err != nil {
+		return err
+	}
+	if err := w.validateVouchers(c); err != nil {
 		return err
 	}
 	return nil
@@ -515,6 +525,9 @@ func (w *writer) write(p *prepared) error {
 		}
 	}
 	if err := w.writeReservations(c, p.resv); err != nil {
+		return err
+	}
+	if err := w.writeVouchers(c, p.vouch); err != nil {
 		return err
 	}
 	return nil

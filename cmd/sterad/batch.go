@@ -195,7 +195,7 @@ func newReportCommand(g *globalOptions) *cobra.Command {
 	st.Flags().StringVar(&from, "from", "", "first business day, YYYY-MM-DD")
 	st.Flags().StringVar(&to, "to", "", "last business day, YYYY-MM-DD")
 	st.Flags().BoolVar(&csv, "csv", false, "CSV output")
-	cmd.AddCommand(st)
+	cmd.AddCommand(st, newVoucherReportCommand(g))
 	return cmd
 }
 

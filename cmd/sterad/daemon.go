@@ -203,11 +203,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.loadSettlement(); err != nil {
 		return err
 	}
+	policy, err := cfg.CancellationPolicy()
+	if err != nil {
+		return err
+	}
+	programs, err := cfg.VoucherPrograms()
+	if err != nil {
+		return err
+	}
 	gcfg := gateway.Config{
 		MerchantID: cfg.MerchantID, VirtualTerminalID: cfg.VirtualTerminalID, Location: cfg.Location(),
 		NoShowCutoff: clockTime(cfg.Reservations.NoShowCutoff), VaultRetention: cfg.Reservations.Retention.D(),
 		Offline: cfg.offlineLimits(), Cutoff: m.cutoff, Summarize: m.summarize, StopGrace: m.stopGrace(),
-		CardData: cfg.CardData,
+		CardData:           cfg.CardData,
+		CancellationPolicy: policy, VoucherPrograms: programs, HoldAlert: cfg.Reservations.HoldAlert.D(),
 	}
 	if m.GatewayTuning != nil {
 		m.GatewayTuning(&gcfg)
@@ -316,7 +325,7 @@ func (m *Main) startAPI() error {
 		Settlement: &settlementReports{batches: g, fees: m.fees, calendar: m.calendar},
 		Token:      m.Token, Logger: m.Logger.With("component", "api"), Version: version,
 		Metrics: m.metricsHandler(), Store: storeAdmin{m}, Health: m.healthProblems,
-		AnswerTimeout: orDuration(m.Config.API.WriteTimeout, DefaultWriteTimeout),
+		AnswerTimeout: orDuration(m.Config.API.WriteTimeout, DefaultWriteTimeout), Payments: g,
 	}
 	if m.Simulate {
 		srv.Simulators = simulators{host: m.SimHost, terminals: m.SimTerminals}

@@ -65,6 +65,13 @@ func printTransaction(w io.Writer, t *api.Transaction) {
 	if t.Token != nil {
 		row("token", *t.Token)
 	}
+	if t.PolicyVersion != "" {
+		row("policy", t.PolicyVersion+" row "+t.PolicyRow)
+		row("charged to the card", yen(t.CardAmount))
+	}
+	for _, id := range t.Linked {
+		row("linked", id)
+	}
 	if t.AuthorizedTotal != "" {
 		row("authorized total", yen(t.AuthorizedTotal))
 	}

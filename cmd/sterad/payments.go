@@ -13,12 +13,13 @@ import (
 type paymentOptions struct {
 	terminal, amount, ref, checkin, checkout string
 	txn, pan, expiry, token, idemKey         string
+	firstNight                               string
 	noWait                                   bool
 }
 
 func (o *paymentOptions) request(op sterad.Op) api.TransactionRequest {
 	r := api.TransactionRequest{Op: string(op), Terminal: o.terminal, Amount: api.FlexAmount(o.amount),
-		Reference: o.ref, Original: o.txn, Token: o.token}
+		Reference: o.ref, Original: o.txn, Token: o.token, FirstNight: api.FlexAmount(o.firstNight)}
 	if o.pan != "" || o.expiry != "" {
 		r.Card = &api.CardInput{PAN: sterad.PAN(o.pan), Expiry: o.expiry}
 	}
@@ -31,7 +32,7 @@ func (o *paymentOptions) request(op sterad.Op) api.TransactionRequest {
 // newPaymentCommands returns preauth, sale, incremental, complete, refund,
 // void, cardcheck and noshow.
 func newPaymentCommands(g *globalOptions) []*cobra.Command {
-	type flagSet struct{ terminal, amount, ref, stay, txn, card, token bool }
+	type flagSet struct{ terminal, amount, ref, stay, txn, card, token, firstNight bool }
 	specs := []struct {
 		use, short string
 		op         sterad.Op
@@ -43,8 +44,12 @@ func newPaymentCommands(g *globalOptions) []*cobra.Command {
 		{"complete", "Complete a pre-authorization at check-out with the final amount", sterad.OpCompletion, flagSet{amount: true, txn: true}},
 		{"refund", "Refund part or all of a charge", sterad.OpRefund, flagSet{terminal: true, amount: true, txn: true}},
 		{"void", "Void a transaction before the batch closes", sterad.OpVoid, flagSet{txn: true}},
-		{"cardcheck", "Check the card of a guaranteed reservation (no charge)", sterad.OpCardCheck, flagSet{terminal: true, ref: true, stay: true, card: true}},
+		{"cardcheck", "Check the card of a guaranteed reservation (no charge)", sterad.OpCardCheck, flagSet{terminal: true, ref: true, stay: true, card: true, token: true, firstNight: true}},
 		{"noshow", "Charge the no-show fee of a guaranteed reservation (card not present)", sterad.OpNoShow, flagSet{amount: true, ref: true, stay: true, card: true, token: true}},
+		// Version 1.1 (cmd/sterad/reservations_cli.go has checkout, holds, report vouchers).
+		{"cancel", "Cancel a guaranteed reservation: charge its fee by the recorded policy, release its card", sterad.OpCancellation, flagSet{ref: true}},
+		{"deposit", "Take an advance deposit for a reservation (its token, or the card at a terminal)", sterad.OpDeposit, flagSet{terminal: true, amount: true, ref: true, stay: true, card: true, token: true}},
+		{"adjust", "Change the amount of a charge: charge or refund only the difference (--amount is the new total)", sterad.OpAdjust, flagSet{terminal: true, amount: true, txn: true}},
 	}
 	var cmds []*cobra.Command
 	for _, s := range specs {
@@ -98,6 +103,9 @@ func newPaymentCommands(g *globalOptions) []*cobra.Command {
 		}
 		if s.flags.token {
 			f.StringVar(&o.token, "token", "", "card token from a card check, instead of a card number")
+		}
+		if s.flags.firstNight {
+			f.StringVar(&o.firstNight, "first-night", "", "the first night's rate: records the cancellation policy with the reservation")
 		}
 		f.StringVar(&o.idemKey, "idempotency-key", "", "retry-safe key: the same key never charges twice")
 		f.BoolVar(&o.noWait, "no-wait", false, "return at once instead of waiting for the final result")

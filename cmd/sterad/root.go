@@ -94,7 +94,7 @@ Start here:  sterad serve --simulate     (daemon with simulated acquirer and ter
 	)
 	root.AddCommand(newPaymentCommands(g)...)
 	root.AddCommand(newTxnCommand(g), newTerminalsCommand(g), newQueueCommand(g), newStatusCommand(g), newVaultCommand(g),
-		newBatchCommand(g), newReportCommand(g))
+		newBatchCommand(g), newReportCommand(g), newCheckoutCommand(g), newHoldsCommand(g))
 	root.AddCommand(newKeysCommand(g), newStoreCommand(g), newBackupCommand(g), newRestoreCommand(g)) // storecmd.go, keys.go
 	root.AddCommand(newUserCommand(g))                                                                // console.go
 	return root
