@@ -25,6 +25,7 @@ var layers = map[string]struct {
 	"settlement":            {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"gateway":               {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"api":                   {[]string{""}, nil},
+	"api/openapitest":       {[]string{"api"}, []string{"github.com/getkin/kin-openapi"}}, // tests only: the OpenAPI validator
 	"console":               {[]string{""}, []string{"golang.org/x/crypto"}},
 	"simulator/acquirer":    {[]string{"", "protocol", "simulator/dukpt"}, []string{"github.com/shopspring/decimal"}},
 	"simulator/dukpt":       {nil, nil},

@@ -20,7 +20,7 @@ func client(t *testing.T, f *fake) *api.Client {
 	t.Helper()
 	s := server(f)
 	s.Simulators = sims{}
-	ts := httptest.NewServer(s.Handler())
+	ts := httptest.NewServer(validating(t, s.Handler()))
 	t.Cleanup(ts.Close)
 	return api.NewClient(strings.TrimPrefix(ts.URL, "http://"), token)
 }
@@ -94,29 +94,39 @@ func TestClientReads(t *testing.T) {
 			filter = fl
 			return []*sterad.Transaction{approved("T1")}, nil
 		},
-		TerminalsFn: func() []sterad.TerminalInfo { return []sterad.TerminalInfo{{ID: "FRONT001"}, {ID: "HAND0001"}} },
-		QueueFn: func(context.Context) ([]sterad.QueueItem, error) {
-			return []sterad.QueueItem{{Seq: 1, Parked: true}}, nil
+		TerminalsFn: func() []sterad.TerminalInfo {
+			return []sterad.TerminalInfo{{ID: "FRONT001", Kind: "fixed", Transport: "serial", State: "ready"}, {ID: "HAND0001", Kind: "handheld", Transport: "usb", State: "offline"}}
 		},
-		FlushFn:     func(context.Context) (int, error) { return 1, nil },
-		AcquirerFn:  func() sterad.LinkStatus { return sterad.LinkStatus{Online: true} },
-		OpenBatchFn: func(context.Context) (*sterad.Batch, error) { return &sterad.Batch{Number: 2}, nil },
-		ClosingFn:   func(context.Context) (*sterad.Batch, error) { return nil, nil },
-		AlertsFn:    func(context.Context) ([]*sterad.Transaction, error) { return nil, nil },
+		QueueFn: func(context.Context) ([]sterad.QueueItem, error) {
+			return []sterad.QueueItem{{Seq: 1, TxnID: "T1", Kind: sterad.QueueAdvice, CreatedAt: when, Parked: true}}, nil
+		},
+		FlushFn: func(context.Context) (int, error) { return 1, nil },
+		AcquirerFn: func() sterad.LinkStatus {
+			return sterad.LinkStatus{Online: true, State: "online", Since: when, Address: "127.0.0.1:8583"}
+		},
+		OpenBatchFn: func(context.Context) (*sterad.Batch, error) {
+			return &sterad.Batch{Number: 2, State: sterad.BatchOpen, OpenedAt: when}, nil
+		},
+		ClosingFn: func(context.Context) (*sterad.Batch, error) { return nil, nil },
+		AlertsFn:  func(context.Context) ([]*sterad.Transaction, error) { return nil, nil },
 		VaultFn: func(context.Context) ([]*sterad.VaultEntry, error) {
-			return []*sterad.VaultEntry{{Reference: "RSV-1"}}, nil
+			return []*sterad.VaultEntry{{Reference: "RSV-1", MaskedPAN: "411111******1111", Brand: "visa", Stay: sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 23}}, CreatedAt: when, RetainUntil: when}}, nil
 		},
 		PurgeFn: func(context.Context) (*sterad.PurgeResult, error) {
 			return &sterad.PurgeResult{Cards: []string{"T1"}}, nil
 		},
 		ReleaseVaultFn: func(_ context.Context, ref string) (*sterad.VaultEntry, error) {
-			return &sterad.VaultEntry{Reference: ref}, nil
+			return &sterad.VaultEntry{Reference: ref, MaskedPAN: "411111******1111", Brand: "visa", Stay: sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 23}}, CreatedAt: when, RetainUntil: when}, nil
 		},
 		ReservationFn: func(_ context.Context, ref string) (*sterad.Reservation, error) {
-			return &sterad.Reservation{Reference: ref, State: "guaranteed"}, nil
+			return &sterad.Reservation{Reference: ref, State: "guaranteed", Stay: sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 23}}, CreatedAt: when, UpdatedAt: when, Version: 1}, nil
 		},
-		BatchesFn: func(context.Context) ([]*sterad.Batch, error) { return []*sterad.Batch{{Number: 1}, {Number: 2}}, nil },
-		BatchFn:   func(_ context.Context, n int) (*sterad.Batch, error) { return &sterad.Batch{Number: n}, nil },
+		BatchesFn: func(context.Context) ([]*sterad.Batch, error) {
+			return []*sterad.Batch{{Number: 1, State: sterad.BatchClosed, OpenedAt: when}, {Number: 2, State: sterad.BatchOpen, OpenedAt: when}}, nil
+		},
+		BatchFn: func(_ context.Context, n int) (*sterad.Batch, error) {
+			return &sterad.Batch{Number: n, State: sterad.BatchOpen, OpenedAt: when}, nil
+		},
 		StartCloseFn: func(context.Context) (*sterad.CloseRun, error) {
 			return sterad.NewCloseRun(2), nil
 		},
@@ -184,7 +194,7 @@ func TestClientReadErrors(t *testing.T) {
 		BatchFn:            func(context.Context, int) (*sterad.Batch, error) { return nil, down },
 		StartCloseFn:       func(context.Context) (*sterad.CloseRun, error) { return nil, down },
 		SettlementReportFn: func(context.Context, string, string) (sterad.SettlementReport, error) { return nil, down },
-		AcquirerFn:         func() sterad.LinkStatus { return sterad.LinkStatus{} },
+		AcquirerFn:         func() sterad.LinkStatus { return sterad.LinkStatus{State: "offline", Address: "127.0.0.1:8583"} },
 		TerminalsFn:        func() []sterad.TerminalInfo { return nil },
 	}
 	c := client(t, f)
@@ -228,7 +238,8 @@ func TestClientWaitFinal(t *testing.T) {
 }
 
 func TestClientSettlementReport(t *testing.T) {
-	rep := &report{From: sterad.Date{Year: 2026, Month: 11, Day: 1}, To: sterad.Date{Year: 2026, Month: 11, Day: 30}, Lines: []string{"2026-11-05,visa"}}
+	rep := &report{From: sterad.Date{Year: 2026, Month: 11, Day: 1}, To: sterad.Date{Year: 2026, Month: 11, Day: 30}, Lines: []reportLine{{Day: sterad.Date{Year: 2026, Month: 11, Day: 5}, Brand: "visa", PayoutDate: sterad.Date{Year: 2026, Month: 11, Day: 30}}},
+		Currency: "JPY", Brands: []reportTotals{}, Payouts: []struct{}{}, Batches: []int{}}
 	f := &fake{t: t, SettlementReportFn: func(context.Context, string, string) (sterad.SettlementReport, error) { return rep, nil }}
 	c := client(t, f)
 	var got report

@@ -277,7 +277,7 @@ func serve(t *testing.T, s *api.Server, c call) answer {
 		r.Header.Set("Authorization", "Bearer "+token)
 	}
 	w := httptest.NewRecorder()
-	s.Handler().ServeHTTP(w, r)
+	validating(t, s.Handler()).ServeHTTP(w, r)
 	return answer{Code: w.Code, Header: w.Header(), Body: w.Body.String()}
 }
 
@@ -303,6 +303,6 @@ func approved(id string) *sterad.Transaction {
 		STAN: 42, Amount: sterad.NewAmount(12800, sterad.JPY), Currency: "JPY", MaskedPAN: "411111******1111", Brand: "visa",
 		Entry: "chip", Terminal: "FRONT001", TerminalID: "FRONT001", Reference: "RSV-0042", Batch: 3,
 		CreatedAt: when, UpdatedAt: when,
-		Events: []sterad.Event{{At: when, Status: sterad.StatusPending, Step: "requested"}, {At: when, Status: sterad.StatusApproved, Step: "done"}},
+		Events: []sterad.Event{{At: when, Status: sterad.StatusPending, Step: sterad.StepCreated}, {At: when, Status: sterad.StatusApproved, Step: "done"}},
 	}
 }

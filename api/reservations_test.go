@@ -73,7 +73,7 @@ func TestHoldsRoute(t *testing.T) {
 	var older time.Duration
 	p := &payments{holds: func(_ context.Context, d time.Duration) ([]sterad.Hold, error) {
 		older = d
-		return []sterad.Hold{{ID: "P1", Reference: "RSV-1", Amount: yen(30000), Age: 8*24*time.Hour + 2*time.Hour, AgeSeconds: 8*86400 + 7200, Old: true}}, nil
+		return []sterad.Hold{{ID: "P1", Reference: "RSV-1", Amount: yen(30000), Status: sterad.StatusApproved, CreatedAt: when, Age: 8*24*time.Hour + 2*time.Hour, AgeSeconds: 8*86400 + 7200, Old: true}}, nil
 	}}
 	s := server(&fake{t: t})
 	s.Payments = p
@@ -91,7 +91,8 @@ func TestVoucherReportRoute(t *testing.T) {
 	m, _ := sterad.ParseYearMonth("2016-08")
 	rep := sterad.VoucherReport{Month: m,
 		Claims: []sterad.VoucherClaim{{Program: "OITA2016", Name: "おおいた宿泊券", Month: m, Vouchers: 2, Total: yen(10000), Due: sterad.Date{Year: 2016, Month: 9, Day: 10}}},
-		Log:    []sterad.VoucherLogEntry{{Number: "0000000001", Program: "OITA2016", Reference: "RSV-1", Applied: yen(5000), Guests: 1, Nights: 1}}}
+		Log: []sterad.VoucherLogEntry{{Number: "0000000001", Program: "OITA2016", Reference: "RSV-1", Applied: yen(5000), Guests: 1, Nights: 1,
+			StayDate: sterad.Date{Year: 2016, Month: 8, Day: 1}, UsedOn: sterad.Date{Year: 2016, Month: 8, Day: 2}, CheckIn: sterad.Date{Year: 2016, Month: 8, Day: 1}, CheckOut: sterad.Date{Year: 2016, Month: 8, Day: 2}}}}
 	p := &payments{report: func(_ context.Context, month string) (sterad.VoucherReport, error) {
 		if month != "2016-08" {
 			return sterad.VoucherReport{}, sterad.Errorf(sterad.EInvalid, "invalid_month", "bad month")

@@ -90,6 +90,7 @@ func (s *Server) Handler() http.Handler {
 		"DELETE /v1/vault/{reference}":     s.handleReleaseVault,
 		"GET /v1/reservations/{reference}": s.handleReservation,
 		"GET /v1/reports/settlement":       s.handleSettlementReport,
+		"GET /v1/openapi.json":             s.handleOpenAPI,
 	} {
 		mux.Handle(pattern, s.authorize(h))
 	}
@@ -248,7 +249,15 @@ func validStatus(s string) bool {
 }
 
 func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"terminals": s.Terminals.Terminals()})
+	writeJSON(w, http.StatusOK, map[string]any{"terminals": s.terminals()})
+}
+
+// terminals lists the terminals: an empty list, never null.
+func (s *Server) terminals() []sterad.TerminalInfo {
+	if ts := s.Terminals.Terminals(); ts != nil {
+		return ts
+	}
+	return []sterad.TerminalInfo{}
 }
 
 func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
@@ -373,6 +382,12 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	if res.Vault == nil {
+		res.Vault = []*sterad.VaultEntry{}
+	}
+	if res.Cards == nil {
+		res.Cards = []string{}
+	}
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -397,7 +412,7 @@ func (s *Server) handleReservation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st := Status{Acquirer: s.Status.Acquirer(), Terminals: s.Terminals.Terminals(), Version: s.Version}
+	st := Status{Acquirer: s.Status.Acquirer(), Terminals: s.terminals(), Version: s.Version}
 	items, err := s.Queue.Queue(r.Context())
 	if err != nil {
 		WriteError(w, err)

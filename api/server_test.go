@@ -119,7 +119,7 @@ func TestErrorKindsToStatuses(t *testing.T) {
 				return nil, tt.err
 			},
 			SubmitFn:    func(context.Context, sterad.Request) (*sterad.Transaction, bool, error) { return nil, false, tt.err },
-			AcquirerFn:  func() sterad.LinkStatus { return sterad.LinkStatus{} },
+			AcquirerFn:  func() sterad.LinkStatus { return sterad.LinkStatus{State: "offline", Address: "127.0.0.1:8583"} },
 			TerminalsFn: func() []sterad.TerminalInfo { return nil },
 		}
 		s := server(f)
@@ -358,7 +358,7 @@ func TestQueue(t *testing.T) {
 		depth, prk int
 	}{
 		{"empty", nil, 0, 0},
-		{"two, one parked", []sterad.QueueItem{{Seq: 1, TxnID: "T1"}, {Seq: 2, TxnID: "T2", Parked: true}}, 2, 1},
+		{"two, one parked", []sterad.QueueItem{{Seq: 1, TxnID: "T1", Kind: sterad.QueueReversal}, {Seq: 2, TxnID: "T2", Kind: sterad.QueueAdvice, Parked: true}}, 2, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fake{t: t, QueueFn: func(context.Context) ([]sterad.QueueItem, error) { return tt.items, nil }}
@@ -378,7 +378,9 @@ func TestQueue(t *testing.T) {
 func TestFlush(t *testing.T) {
 	f := &fake{t: t,
 		FlushFn: func(context.Context) (int, error) { return 3, nil },
-		QueueFn: func(context.Context) ([]sterad.QueueItem, error) { return []sterad.QueueItem{{Seq: 9}}, nil },
+		QueueFn: func(context.Context) ([]sterad.QueueItem, error) {
+			return []sterad.QueueItem{{Seq: 9, TxnID: "T9", Kind: sterad.QueueRequest}}, nil
+		},
 	}
 	s := server(f)
 	a := serve(t, s, call{method: "POST", path: "/v1/queue/flush"})
@@ -521,7 +523,7 @@ func TestCloseBatchClientLeaves(t *testing.T) {
 }
 
 func TestVault(t *testing.T) {
-	entries := []*sterad.VaultEntry{{Reference: "RSV-1", MaskedPAN: "411111******1111", Brand: "visa", Token: "tok_1", CreatedAt: when, RetainUntil: when}}
+	entries := []*sterad.VaultEntry{{Reference: "RSV-1", MaskedPAN: "411111******1111", Brand: "visa", Token: "tok_1", Stay: sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 23}}, CreatedAt: when, RetainUntil: when}}
 	for _, tt := range []struct {
 		name    string
 		entries []*sterad.VaultEntry
@@ -542,7 +544,7 @@ func TestVault(t *testing.T) {
 
 func TestPurge(t *testing.T) {
 	f := &fake{t: t, PurgeFn: func(context.Context) (*sterad.PurgeResult, error) {
-		return &sterad.PurgeResult{Vault: []*sterad.VaultEntry{{Reference: "RSV-1"}}, Cards: []string{"T1", "T2"}}, nil
+		return &sterad.PurgeResult{Vault: []*sterad.VaultEntry{{Reference: "RSV-1", MaskedPAN: "411111******1111", Brand: "visa", Stay: sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 23}}}}, Cards: []string{"T1", "T2"}}, nil
 	}}
 	a := serve(t, server(f), call{method: "POST", path: "/v1/vault/purge"})
 	var out sterad.PurgeResult
@@ -556,7 +558,7 @@ func TestReleaseVault(t *testing.T) {
 	f := &fake{t: t, ReleaseVaultFn: func(_ context.Context, ref string) (*sterad.VaultEntry, error) {
 		switch ref {
 		case "RSV 1":
-			return &sterad.VaultEntry{Reference: ref, MaskedPAN: "411111******1111"}, nil
+			return &sterad.VaultEntry{Reference: ref, MaskedPAN: "411111******1111", Brand: "visa", Stay: sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 23}}}, nil
 		case "RSV-2":
 			return nil, sterad.Errorf(sterad.EConflict, "charged", "the reservation was charged")
 		}
@@ -580,7 +582,7 @@ func TestReservation(t *testing.T) {
 		if ref != "RSV-1" {
 			return nil, sterad.Errorf(sterad.ENotFound, "unknown_reservation", "unknown reservation %q", ref)
 		}
-		return &sterad.Reservation{Reference: ref, State: "guaranteed", MaskedPAN: "411111******1111", CardKept: true, Charges: []string{"T5"}}, nil
+		return &sterad.Reservation{Reference: ref, State: "guaranteed", Stay: sterad.Stay{CheckIn: sterad.Date{Year: 2026, Month: 11, Day: 21}, CheckOut: sterad.Date{Year: 2026, Month: 11, Day: 23}}, MaskedPAN: "411111******1111", CardKept: true, Charges: []string{"T5"}}, nil
 	}}
 	s := server(f)
 	a := serve(t, s, call{method: "GET", path: "/v1/reservations/RSV-1"})
@@ -601,10 +603,10 @@ func TestStatus(t *testing.T) {
 				return sterad.LinkStatus{Online: true, State: "online", Address: "127.0.0.1:9"}
 			},
 			TerminalsFn: func() []sterad.TerminalInfo {
-				return []sterad.TerminalInfo{{ID: "FRONT001", State: sterad.TerminalReady}}
+				return []sterad.TerminalInfo{{ID: "FRONT001", Kind: "fixed", Transport: "serial", State: sterad.TerminalReady}}
 			},
 			QueueFn: func(context.Context) ([]sterad.QueueItem, error) {
-				return []sterad.QueueItem{{Seq: 1}, {Seq: 2, Parked: true}}, nil
+				return []sterad.QueueItem{{Seq: 1, TxnID: "T1", Kind: sterad.QueueReversal}, {Seq: 2, TxnID: "T2", Kind: sterad.QueueAdvice, Parked: true}}, nil
 			},
 			OpenBatchFn: func(context.Context) (*sterad.Batch, error) {
 				return &sterad.Batch{Number: 5, State: sterad.BatchOpen}, nil
@@ -648,10 +650,39 @@ func TestStatus(t *testing.T) {
 
 // report is a settlement report as the service builds it.
 type report struct {
-	From   sterad.Date `json:"from"`
-	To     sterad.Date `json:"to"`
-	Lines  []string    `json:"lines"`
-	csvErr error
+	From     sterad.Date    `json:"from"`
+	To       sterad.Date    `json:"to"`
+	Currency string         `json:"currency"`
+	Lines    []reportLine   `json:"lines"`
+	Brands   []reportTotals `json:"brands"`
+	Total    reportTotals   `json:"total"`
+	Payouts  []struct{}     `json:"payouts"`
+	Batches  []int          `json:"batches"`
+	csvErr   error
+}
+
+// reportLine is a line of the settlement report.
+type reportLine struct {
+	Day        sterad.Date  `json:"business_day"`
+	Brand      sterad.Brand `json:"brand"`
+	Count      int64        `json:"count"`
+	Gross      int64        `json:"gross"`
+	Refunds    int64        `json:"refunds"`
+	Net        int64        `json:"net"`
+	FeeRate    *string      `json:"fee_rate"`
+	Fee        int64        `json:"fee"`
+	Paid       int64        `json:"paid"`
+	PayoutDate sterad.Date  `json:"payout_date"`
+}
+
+// reportTotals are the settlement report's totals.
+type reportTotals struct {
+	Count   int64 `json:"count"`
+	Gross   int64 `json:"gross"`
+	Refunds int64 `json:"refunds"`
+	Net     int64 `json:"net"`
+	Fee     int64 `json:"fee"`
+	Paid    int64 `json:"paid"`
 }
 
 func (r *report) Period() (sterad.Date, sterad.Date) { return r.From, r.To }
@@ -660,12 +691,16 @@ func (r *report) WriteCSV(w io.Writer) error {
 	if r.csvErr != nil {
 		return r.csvErr
 	}
-	_, err := io.WriteString(w, "business_day,brand\n"+strings.Join(r.Lines, "\n")+"\n")
+	_, err := io.WriteString(w, "business_day,brand\n")
+	for _, l := range r.Lines {
+		fmt.Fprintf(w, "%s,%s\n", l.Day, l.Brand)
+	}
 	return err
 }
 
 func TestSettlementReport(t *testing.T) {
-	rep := &report{From: sterad.Date{Year: 2026, Month: 11, Day: 1}, To: sterad.Date{Year: 2026, Month: 11, Day: 30}, Lines: []string{"2026-11-05,visa"}}
+	rep := &report{From: sterad.Date{Year: 2026, Month: 11, Day: 1}, To: sterad.Date{Year: 2026, Month: 11, Day: 30}, Lines: []reportLine{{Day: sterad.Date{Year: 2026, Month: 11, Day: 5}, Brand: "visa", PayoutDate: sterad.Date{Year: 2026, Month: 11, Day: 30}}},
+		Currency: "JPY", Brands: []reportTotals{}, Payouts: []struct{}{}, Batches: []int{}}
 	var from, to string
 	f := &fake{t: t, SettlementReportFn: func(_ context.Context, f, t string) (sterad.SettlementReport, error) {
 		from, to = f, t
@@ -711,7 +746,7 @@ func TestSettlementReport(t *testing.T) {
 			}
 			var got report
 			a.decode(t, &got)
-			if got.From != rep.From || got.To != rep.To || fmt.Sprint(got.Lines) != "[2026-11-05,visa]" {
+			if got.From != rep.From || got.To != rep.To || len(got.Lines) != 1 || got.Lines[0].Day.String() != "2026-11-05" || got.Lines[0].Brand != "visa" {
 				t.Errorf("JSON %s", a.Body)
 			}
 		})
@@ -747,6 +782,7 @@ func (sims) Terminal(id string) (http.Handler, bool) {
 
 func echo(who string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(echoHeader, "1") // not the real controls: openapitest passes over it
 		fmt.Fprintf(w, "%s %s %s", who, r.Method, r.URL.Path)
 	})
 }

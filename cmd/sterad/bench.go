@@ -80,6 +80,9 @@ func runBench(ctx context.Context, out io.Writer, dir string, o benchOptions) er
 	cfg.DataDir = dir
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Acquirer.Address = "127.0.0.1:0"
+	// The benchmark measures keyed sales through the API: the gateway in
+	// card_data: clear (blind mode refuses keyed cards).
+	cfg.CardData = sterad.CardDataClear
 	timed := &timedAcquirer{}
 	m := &Main{Config: cfg, Simulate: true, SimHostMemory: true, WrapAcquirer: func(a sterad.Acquirer) sterad.Acquirer {
 		timed.Acquirer = a
