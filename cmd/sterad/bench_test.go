@@ -25,6 +25,7 @@ func benchDaemon(b *testing.B, tune ...func(*Main)) *Main {
 	cfg.DataDir = b.TempDir()
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Acquirer.Address = "127.0.0.1:0"
+	cfg.CardData = sterad.CardDataClear // the benchmarks key their cards
 	m := &Main{Config: cfg, Simulate: true, SimHostMemory: true, NoNightlyClose: true}
 	for _, f := range tune {
 		f(m)
