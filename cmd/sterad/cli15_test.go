@@ -120,7 +120,11 @@ func TestCLITxnListNewestFirst(t *testing.T) {
 	d := startDaemon(t, clearMode)
 	var ids []string // oldest first
 	for i := range 23 {
-		tx := d.post(api.TransactionRequest{Op: "sale", Amount: api.FlexAmount(fmt.Sprint(1000 + i)), Card: keyed("4111111111111111")})
+		ref := ""
+		if i >= 20 {
+			ref = "FOLIO-9" // the last three: found by the reference index
+		}
+		tx := d.post(api.TransactionRequest{Op: "sale", Amount: api.FlexAmount(fmt.Sprint(1000 + i)), Card: keyed("4111111111111111"), Reference: ref})
 		ids = append(ids, tx.ID)
 	}
 	list := func(args ...string) []string {
@@ -157,6 +161,8 @@ func TestCLITxnListNewestFirst(t *testing.T) {
 		{[]string{"--oldest-first", "--limit", "2"}, ids[:2]},
 		{[]string{"--date", today().String(), "--limit", "1"}, newest[:1]},
 		{[]string{"--date", today().AddDays(-1).String()}, nil},
+		{[]string{"--ref", "FOLIO-9", "--limit", "2"}, newest[:2]},
+		{[]string{"--ref", "FOLIO-9", "--oldest-first"}, ids[20:]},
 	} {
 		if got := list(tt.args...); strings.Join(got, " ") != strings.Join(tt.want, " ") {
 			t.Errorf("txn list %v:\n got %v\nwant %v", tt.args, got, tt.want)
