@@ -231,6 +231,7 @@ type TransactionFilter struct {
 	Date      Date           // local creation date
 	Location  *time.Location // for Date; UTC when nil
 	Limit     int
+	Newest    bool // newest first (Limit then keeps the newest); oldest first when false
 }
 
 // Store keeps sterad's state durably. Implementations must be safe for

@@ -227,6 +227,14 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		f.Newest = true
+	default:
+		WriteError(w, sterad.Errorf(sterad.EInvalid, "invalid_order", "order must be newest or oldest"))
+		return
+	}
 	txns, err := s.Transactions.Transactions(r.Context(), f)
 	if err != nil {
 		WriteError(w, err)

@@ -146,8 +146,8 @@ func (db *DB) Transaction(ctx context.Context, id string) (*sterad.Transaction, 
 }
 
 // Transactions returns the transactions that match every set field of f,
-// in creation order (CreatedAt, then ID), at most f.Limit of them when it
-// is positive. Reference, Original and Batch are looked up in their
+// in creation order (CreatedAt, then ID; newest first when f.Newest), at
+// most f.Limit of them when it is positive. Reference, Original and Batch are looked up in their
 // indexes; Date (the creation date in f.Location, UTC when nil) is a range
 // of the creation-time index; Status and Op are checked record by record.
 func (db *DB) Transactions(ctx context.Context, f sterad.TransactionFilter) ([]*sterad.Transaction, error) {
@@ -181,6 +181,9 @@ func (db *DB) Transactions(ctx context.Context, f sterad.TransactionFilter) ([]*
 				}
 			}
 			slices.SortFunc(out, byCreation)
+			if f.Newest {
+				slices.Reverse(out)
+			}
 			if f.Limit > 0 && len(out) > f.Limit {
 				out = out[:f.Limit]
 			}
@@ -196,8 +199,21 @@ func (db *DB) Transactions(ctx context.Context, f sterad.TransactionFilter) ([]*
 		if from != nil {
 			k, _ = c.Seek(from)
 		}
+		next, in := c.Next, func(k []byte) bool { return to == nil || bytes.Compare(k, to) < 0 }
+		if f.Newest { // from the last key before to, backwards down to from
+			if to != nil {
+				if k, _ = c.Seek(to); k == nil {
+					k, _ = c.Last()
+				} else {
+					k, _ = c.Prev()
+				}
+			} else {
+				k, _ = c.Last()
+			}
+			next, in = c.Prev, func(k []byte) bool { return from == nil || bytes.Compare(k, from) >= 0 }
+		}
 		n := 0
-		for ; k != nil && (to == nil || bytes.Compare(k, to) < 0); k, _ = c.Next() {
+		for ; k != nil && in(k); k, _ = next() {
 			if n++; n%1024 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err

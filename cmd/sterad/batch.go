@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 func newBatchCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "batch", Short: "The settlement batch: close it, list the batches"}
+	var noWait bool
 	closeCmd := &cobra.Command{
 		Use:   "close",
 		Short: "Close the open batch now (the daemon also does it nightly at settlement.cutoff)",
@@ -31,6 +31,13 @@ func newBatchCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if noWait {
+				if g.json {
+					return printJSON(out, map[string]int{"batch": n})
+				}
+				fmt.Fprintf(out, "closing batch %06d: see it with `sterad batch list`\n", n)
+				return nil
+			}
 			if !g.json {
 				fmt.Fprintf(out, "closing batch %06d…\n", n)
 			}
@@ -63,7 +70,8 @@ func newBatchCommand(g *globalOptions) *cobra.Command {
 					}
 					printBatch(out, b.Batch, p)
 					if b.State != sterad.BatchClosed {
-						return fmt.Errorf("batch %06d is still closing: %s (sterad retries it%s)", n, p.Error, retryAt(p))
+						return &cliError{exit: ExitPending, code: "batch_closing",
+							err: fmt.Errorf("batch %06d is still closing: %s (sterad retries it%s)", n, p.Error, retryAt(p))}
 					}
 					return nil
 				}
@@ -75,6 +83,7 @@ func newBatchCommand(g *globalOptions) *cobra.Command {
 			}
 		},
 	}
+	closeCmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the batch's number; the daemon closes it")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List every batch with its counts, amounts and the host's answers",
@@ -122,7 +131,7 @@ func retryAt(p *sterad.BatchProgress) string {
 	if p == nil || p.NextRetry.IsZero() {
 		return ""
 	}
-	return ", next retry " + p.NextRetry.Local().Format("2006-01-02 15:04:05")
+	return ", next retry " + stamp(p.NextRetry, layoutSeconds)
 }
 
 // progressWriter draws the bar on the terminal's stderr when the output is
@@ -135,9 +144,9 @@ func progressWriter(out io.Writer) io.Writer {
 }
 
 func printBatch(w io.Writer, b *sterad.Batch, p *sterad.BatchProgress) {
-	fmt.Fprintf(w, "batch %06d  %-7s opened %s", b.Number, b.State, b.OpenedAt.Local().Format("2006-01-02 15:04"))
+	fmt.Fprintf(w, "batch %06d  %-7s opened %s", b.Number, b.State, stamp(b.OpenedAt, layoutMinutes))
 	if !b.ClosedAt.IsZero() {
-		fmt.Fprintf(w, "  closed %s", b.ClosedAt.Local().Format("2006-01-02 15:04"))
+		fmt.Fprintf(w, "  closed %s", stamp(b.ClosedAt, layoutMinutes))
 	}
 	if b.State == sterad.BatchClosing {
 		fmt.Fprint(w, closeState(b, p))
@@ -171,11 +180,11 @@ func newReportCommand(g *globalOptions) *cobra.Command {
 		Short: "Fees and payout dates per business day and card brand, from closed batches",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from == "" || to == "" {
-				return errors.New("--from and --to (YYYY-MM-DD) are required")
-			}
 			c, err := g.client()
 			if err != nil {
+				return err
+			}
+			if from, to, err = reportRange(from, to, today()); err != nil {
 				return err
 			}
 			if csv {
@@ -192,8 +201,8 @@ func newReportCommand(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
-	st.Flags().StringVar(&from, "from", "", "first business day, YYYY-MM-DD")
-	st.Flags().StringVar(&to, "to", "", "last business day, YYYY-MM-DD")
+	st.Flags().StringVar(&from, "from", "", "first business day, YYYY-MM-DD (default: the first of this month, merchant's zone)")
+	st.Flags().StringVar(&to, "to", "", "last business day, YYYY-MM-DD (default: today, or the end of --from's month)")
 	st.Flags().BoolVar(&csv, "csv", false, "CSV output")
 	cmd.AddCommand(st, newVoucherReportCommand(g))
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -101,13 +102,15 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	// Errors are *yaml.TypeError: the decoder goes on and reports them
+	// with every other problem of the file.
 	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: duration must be a string like \"15s\"", n.Line)
+	if err := n.Decode(&s); err != nil || n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: duration must be a string like \"15s\"", n.Line)}}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration like \"15s\" or \"48h\"", n.Line, s)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration like \"15s\" or \"48h\"", n.Line, s)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -136,7 +139,11 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads a YAML file over the defaults. Unknown keys are errors:
-// a misspelt option must not be silently ignored.
+// a misspelt option must not be silently ignored. Every problem is
+// reported at once (a *ConfigError): the keys that are unknown or of the
+// wrong type, with their lines, and when there are any, the other options'
+// problems too (Validate). Only a file that is not YAML at all stops at
+// its first syntax error.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	if path == "" {
@@ -148,8 +155,15 @@ func LoadConfig(path string) (Config, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+	var problems []string
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return cfg, &ConfigError{Path: path, Problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
+		}
+		for _, e := range te.Errors {
+			problems = append(problems, readableYAMLError(e))
+		}
 	}
 	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
 		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
@@ -157,7 +171,57 @@ func LoadConfig(path string) (Config, error) {
 	if cfg.KEKFile != "" && !filepath.IsAbs(cfg.KEKFile) {
 		cfg.KEKFile = filepath.Join(filepath.Dir(path), cfg.KEKFile)
 	}
+	if len(problems) > 0 {
+		problems = append(problems, validationProblems(cfg.Validate())...)
+		return cfg, &ConfigError{Path: path, Problems: problems}
+	}
 	return cfg, nil
+}
+
+// ConfigError is every problem of a configuration file.
+type ConfigError struct {
+	Path     string
+	Problems []string
+}
+
+func (e *ConfigError) Error() string {
+	if len(e.Problems) == 1 {
+		return fmt.Sprintf("config %s: %s", e.Path, e.Problems[0])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "config %s: %d problems:", e.Path, len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  " + p)
+	}
+	return b.String()
+}
+
+// validationProblems splits Validate's joined error into its problems.
+func validationProblems(err error) []string {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, validationProblems(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+// readableYAMLError rewrites yaml.v3's "field x not found in type
+// main.Config" as an unknown key, and its Go type names as YAML's.
+func readableYAMLError(s string) string {
+	if line, rest, ok := strings.Cut(s, ": field "); ok {
+		if key, _, ok := strings.Cut(rest, " not found in type "); ok {
+			return fmt.Sprintf("%s: unknown key %q", line, key)
+		}
+	}
+	s = strings.NewReplacer("!!str", "a string", "!!int", "a number", "!!bool", "true/false", "!!map", "a mapping", "!!seq", "a list",
+		"!!float", "a number", "main.", "").Replace(s)
+	return s
 }
 
 // ApplyEnv overrides options from the environment.
@@ -168,6 +232,7 @@ func (c *Config) ApplyEnv() {
 		"STERAD_ACQUIRER_ADDRESS": &c.Acquirer.Address,
 		"STERAD_MERCHANT_ID":      &c.MerchantID,
 		"STERAD_KEK_FILE":         &c.KEKFile,
+		"STERAD_LOG_LEVEL":        &c.Log.Level,
 	} {
 		if v := os.Getenv(env); v != "" {
 			*dst = v
@@ -297,4 +362,25 @@ func (c *Config) Location() *time.Location {
 		return time.UTC
 	}
 	return loc
+}
+
+// placeholderMerchantRe matches merchant IDs that are examples, not an
+// acquirer's: the default HOTEL0000000001, all zeros, letters and zeros.
+var placeholderMerchantRe = regexp.MustCompile(`^[A-Za-z]*0+1?$`)
+
+// Warnings are the options of a valid configuration that should not be
+// used with a real acquirer: a placeholder merchant ID and a plain-TCP
+// acquirer link. The simulator (serve --simulate) has none.
+func (c *Config) Warnings(simulate bool) []string {
+	if simulate {
+		return nil
+	}
+	var w []string
+	if placeholderMerchantRe.MatchString(c.MerchantID) {
+		w = append(w, fmt.Sprintf("merchant_id %s looks like a placeholder: set the merchant ID your acquirer gave you", c.MerchantID))
+	}
+	if !c.Acquirer.TLS {
+		w = append(w, fmt.Sprintf("acquirer.tls is false: the link to %s is plain TCP, which only the test acquirer accepts; card data and the merchant's answers would cross the network in clear. Set acquirer.tls: true", c.Acquirer.Address))
+	}
+	return w
 }

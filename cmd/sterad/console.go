@@ -149,11 +149,11 @@ func printUsers(w io.Writer, users []*sterad.ConsoleUser, now time.Time) error {
 		case u.Disabled:
 			state = "disabled"
 		case now.Before(u.LockedUntil):
-			state = "locked until " + u.LockedUntil.Local().Format("15:04")
+			state = "locked until " + stamp(u.LockedUntil, "15:04")
 		}
 		last := "-"
 		if !u.LastLogin.IsZero() {
-			last = u.LastLogin.Local().Format("2006-01-02 15:04")
+			last = stamp(u.LastLogin, layoutMinutes)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Role, state, last)
 	}

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,16 +13,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd := NewRootCommand()
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		var ex *exitError
-		if errors.As(err, &ex) {
-			os.Exit(ex.code)
-		}
-		fmt.Fprintln(os.Stderr, "sterad:", err)
-		os.Exit(1)
-	}
+	code := Execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr) // cliout.go: exit codes, --json errors
+	stop()
+	os.Exit(code)
 }
 
 // exitError ends the process with a code after its message was printed.

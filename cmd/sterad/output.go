@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
@@ -84,12 +85,12 @@ func printTransaction(w io.Writer, t *api.Transaction) {
 		row("offline", "yes")
 	}
 	row("terminal result", t.TerminalResult)
-	row("created", t.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+	row("created", stamp(t.CreatedAt, layoutSeconds))
 	tw.Flush()
 	if len(t.Events) > 0 {
 		fmt.Fprintln(w, "  journal:")
 		for _, e := range t.Events {
-			fmt.Fprintf(w, "    %s  %-9s %-10s %s\n", e.At.Local().Format("15:04:05.000"), e.Status, e.Step, e.Note)
+			fmt.Fprintf(w, "    %s  %-9s %-10s %s\n", stamp(e.At, layoutMillis), e.Status, e.Step, e.Note)
 		}
 	}
 }
@@ -97,13 +98,13 @@ func printTransaction(w io.Writer, t *api.Transaction) {
 // printTransactionList writes one line per transaction.
 func printTransactionList(w io.Writer, txns []*api.Transaction) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CREATED\tID\tOP\tSTATUS\tAMOUNT\tCARD\tTERMINAL\tREFERENCE\tCODE")
+	fmt.Fprintf(tw, "CREATED (%s)\tID\tOP\tSTATUS\tAMOUNT\tCARD\tTERMINAL\tREFERENCE\tCODE\n", time.Now().In(merchantZone()).Format("MST"))
 	for _, t := range txns {
 		term := ""
 		if t.Terminal != nil {
 			term = *t.Terminal
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.CreatedAt.Local().Format("01-02 15:04:05"), t.ID, t.Op,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.CreatedAt.In(merchantZone()).Format(layoutShort), t.ID, t.Op,
 			t.Status, yen(t.Amount), t.MaskedPAN, term, t.Reference, t.ResponseCode)
 	}
 	tw.Flush()

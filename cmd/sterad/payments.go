@@ -65,19 +65,23 @@ func newPaymentCommands(g *globalOptions) []*cobra.Command {
 				}
 				t, code, err := c.CreateTransaction(cmd.Context(), o.request(s.op), api.CreateOptions{IdempotencyKey: o.idemKey, NoWait: o.noWait})
 				if err != nil {
-					if ae, ok := err.(*api.Error); ok && ae.Transaction != nil {
+					if ae, ok := err.(*api.Error); ok && ae.Transaction != nil && !g.json {
 						printTransaction(cmd.ErrOrStderr(), ae.Transaction)
 					}
 					return err
 				}
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), t)
+					if err := printJSON(cmd.OutOrStdout(), t); err != nil {
+						return err
+					}
+					return transactionOutcome(t) // cliout.go: exit 2 declined, 3 pending or unknown
 				}
 				if code == 200 {
 					fmt.Fprintln(cmd.OutOrStdout(), "(replayed: this Idempotency-Key was used before; nothing new was sent)")
 				}
 				printTransaction(cmd.OutOrStdout(), t)
-				return nil
+				printOutcomeNote(cmd.OutOrStdout(), t)
+				return transactionOutcome(t)
 			},
 		}
 		f := cmd.Flags()
@@ -102,7 +106,7 @@ func newPaymentCommands(g *globalOptions) []*cobra.Command {
 			f.StringVar(&o.expiry, "expiry", "", "card expiry YYMM")
 		}
 		if s.flags.token {
-			f.StringVar(&o.token, "token", "", "card token from a card check, instead of a card number")
+			f.StringVar(&o.token, "token", "", "card token from a card check, instead of a card number (the API token: --api-token or STERAD_API_TOKEN)")
 		}
 		if s.flags.firstNight {
 			f.StringVar(&o.firstNight, "first-night", "", "the first night's rate: records the cancellation policy with the reservation")

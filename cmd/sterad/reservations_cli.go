@@ -56,13 +56,16 @@ func newCheckoutCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), res)
+				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
+				return checkoutOutcome(res) // cliout.go
 			}
 			if code == 200 {
 				fmt.Fprintln(cmd.OutOrStdout(), "(replayed: this Idempotency-Key was used before; nothing new was sent)")
 			}
 			printCheckout(cmd.OutOrStdout(), res)
-			return nil
+			return checkoutOutcome(res)
 		},
 	}
 	f := cmd.Flags()

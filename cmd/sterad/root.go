@@ -18,16 +18,22 @@ var version = "dev"
 type globalOptions struct {
 	configPath string
 	apiAddr    string
-	token      string
+	token      string // --api-token (or the hidden global --token)
 	dataDir    string
 	json       bool
+	logLevel   string
 }
 
 func (o *globalOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&o.configPath, "config", os.Getenv("STERAD_CONFIG"), "YAML configuration file (env STERAD_CONFIG)")
 	f.StringVar(&o.apiAddr, "api", os.Getenv("STERAD_API"), "address of the sterad API for client commands (env STERAD_API; default from the config, 127.0.0.1:7583)")
-	f.StringVar(&o.token, "token", "", "API bearer token (default: env STERAD_API_TOKEN, then DATA_DIR/api.token)")
+	f.StringVar(&o.token, "api-token", "", "API bearer token (default: env STERAD_API_TOKEN, then DATA_DIR/api.token)")
+	// The old name, kept for scripts: hidden, and shadowed on the commands
+	// whose own --token is a card token (noshow, deposit, cardcheck).
+	f.StringVar(&o.token, "token", "", "API bearer token (deprecated: use --api-token)")
+	f.MarkHidden("token")
+	f.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error (env STERAD_LOG_LEVEL; overrides log.level)")
 	f.StringVar(&o.dataDir, "data", "", "data directory (overrides data_dir)")
 	f.BoolVar(&o.json, "json", false, "machine-readable JSON output")
 }
@@ -36,12 +42,16 @@ func (o *globalOptions) AddFlags(cmd *cobra.Command) {
 func (o *globalOptions) config() (Config, error) {
 	cfg, err := LoadConfig(o.configPath)
 	if err != nil {
-		return cfg, err
+		return cfg, &cliError{exit: ExitBadInput, code: "invalid_config", err: err}
 	}
 	cfg.ApplyEnv()
 	if o.dataDir != "" {
 		cfg.DataDir = o.dataDir
 	}
+	if o.logLevel != "" {
+		cfg.Log.Level = o.logLevel
+	}
+	setMerchantZone(cfg) // cliout.go: times in the merchant's zone
 	return cfg, nil
 }
 
@@ -62,7 +72,7 @@ func (o *globalOptions) client() (*api.Client, error) {
 	if token == "" {
 		b, err := os.ReadFile(filepath.Join(cfg.DataDir, "api.token"))
 		if err != nil {
-			return nil, fmt.Errorf("no API token: pass --token, set STERAD_API_TOKEN, or point --data at the daemon's data directory (%v)", err)
+			return nil, fmt.Errorf("no API token: pass --api-token, set STERAD_API_TOKEN, or point --data at the daemon's data directory (%v)", err)
 		}
 		token = strings.TrimSpace(string(b))
 	}
@@ -97,5 +107,7 @@ Start here:  sterad serve --simulate     (daemon with simulated acquirer and ter
 		newBatchCommand(g), newReportCommand(g), newCheckoutCommand(g), newHoldsCommand(g))
 	root.AddCommand(newKeysCommand(g), newStoreCommand(g), newBackupCommand(g), newRestoreCommand(g)) // storecmd.go, keys.go
 	root.AddCommand(newUserCommand(g))                                                                // console.go
+	root.AddCommand(newInitCommand(g), newDoctorCommand(g))                                           // init.go, doctor.go
+	markUsageErrors(root)                                                                             // cliout.go: exit 4
 	return root
 }

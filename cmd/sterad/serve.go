@@ -56,6 +56,9 @@ first start, mode 0600). Client commands find it there with --data.`,
 			if err != nil {
 				return err
 			}
+			for _, w := range cfg.Warnings(o.simulate) {
+				logger.Warn(w)
+			}
 			m := &Main{Config: cfg, Simulate: o.simulate, Logger: logger}
 			// SIGINT/SIGTERM end cmd.Context(): Serve then stops the
 			// daemon in order, letting payments in flight finish.

@@ -13,11 +13,19 @@ func newTxnCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "txn", Short: "List and show transactions"}
 	var ref, status, date, op string
 	var limit int
+	var all, oldest bool
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List transactions (filter by reference, status, date)",
-		Args:  cobra.NoArgs,
+		Short: "List transactions, newest first (filter by reference, status, date)",
+		Long: `List transactions, newest first: the last 20 unless --limit or --all says
+otherwise (--oldest-first turns the order round). --date is a day in the
+merchant's zone (settlement.timezone, Asia/Tokyo by default), the zone the
+times are shown in.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 {
+				return usageErrorf("--limit must be 1 or more (--all lists every transaction)")
+			}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -28,8 +36,11 @@ func newTxnCommand(g *globalOptions) *cobra.Command {
 					q.Set(k, v)
 				}
 			}
-			if limit > 0 {
+			if !all {
 				q.Set("limit", strconv.Itoa(limit))
+			}
+			if !oldest {
+				q.Set("order", "newest")
 			}
 			txns, err := c.Transactions(cmd.Context(), q)
 			if err != nil {
@@ -44,9 +55,12 @@ func newTxnCommand(g *globalOptions) *cobra.Command {
 	}
 	list.Flags().StringVar(&ref, "ref", "", "reservation or folio reference")
 	list.Flags().StringVar(&status, "status", "", "approved, declined, pending, …")
-	list.Flags().StringVar(&date, "date", "", "local date YYYY-MM-DD")
+	list.Flags().StringVar(&date, "date", "", "day YYYY-MM-DD in the merchant's zone (settlement.timezone), as shown")
 	list.Flags().StringVar(&op, "op", "", "sale, preauth, …")
-	list.Flags().IntVar(&limit, "limit", 0, "at most this many")
+	list.Flags().IntVar(&limit, "limit", 20, "at most this many (the newest)")
+	list.Flags().BoolVar(&all, "all", false, "every matching transaction (no limit)")
+	list.Flags().BoolVar(&oldest, "oldest-first", false, "oldest first")
+	list.MarkFlagsMutuallyExclusive("limit", "all")
 	show := &cobra.Command{
 		Use:   "show ID",
 		Short: "Show a transaction and its journal",
@@ -96,7 +110,7 @@ func newQueueCommand(g *globalOptions) *cobra.Command {
 					parked = "  PARKED"
 				}
 				fmt.Fprintf(w, "  #%d  %-8s %s  attempts %d  since %s%s  %s\n", it.Seq, it.Kind, it.TxnID, it.Attempts,
-					it.CreatedAt.Local().Format("01-02 15:04:05"), parked, it.LastError)
+					stamp(it.CreatedAt, layoutShort), parked, it.LastError)
 			}
 			return nil
 		},
@@ -142,7 +156,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "acquirer   %s (%s) since %s", st.Acquirer.State, st.Acquirer.Address, st.Acquirer.Since.Local().Format("2006-01-02 15:04:05"))
+			fmt.Fprintf(w, "acquirer   %s (%s) since %s", st.Acquirer.State, st.Acquirer.Address, stamp(st.Acquirer.Since, layoutSeconds))
 			if st.Acquirer.LastError != "" {
 				fmt.Fprintf(w, "  last error: %s", st.Acquirer.LastError)
 			}
@@ -152,7 +166,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			}
 			fmt.Fprintf(w, "queue      %d queued, %d parked\n", st.Queue.Depth, st.Queue.Parked)
 			if st.Batch != nil {
-				fmt.Fprintf(w, "batch      %06d %s since %s\n", st.Batch.Number, st.Batch.State, st.Batch.OpenedAt.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(w, "batch      %06d %s since %s\n", st.Batch.Number, st.Batch.State, stamp(st.Batch.OpenedAt, layoutMinutes))
 			}
 			if c := st.Closing; c != nil {
 				fmt.Fprintf(w, "closing    %06d%s\n", c.Number, closeState(c.Batch, c.Progress))
@@ -190,7 +204,7 @@ func newTerminalsCommand(g *globalOptions) *cobra.Command {
 				}
 				fmt.Fprintf(w, "%-8s %-8s %-7s %-6s %-16s model %s fw %s", t.ID, t.Kind, t.State, t.Transport, where, t.Model, t.Firmware)
 				if !t.LastSeen.IsZero() {
-					fmt.Fprintf(w, "  last seen %s", t.LastSeen.Local().Format("15:04:05"))
+					fmt.Fprintf(w, "  last seen %s", stamp(t.LastSeen, layoutClock))
 				}
 				if t.CurrentTxn != "" {
 					fmt.Fprintf(w, "  txn %s", t.CurrentTxn)

@@ -38,7 +38,7 @@ checked against, its state, card, token and charges.`,
 			fmt.Fprintln(tw, "REFERENCE\tCARD\tBRAND\tSTAY\tTOKEN\tKEPT UNTIL")
 			for _, e := range entries {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s → %s\t%s\t%s\n", e.Reference, e.MaskedPAN, e.Brand, e.Stay.CheckIn, e.Stay.CheckOut,
-					e.Token, e.RetainUntil.Local().Format("2006-01-02 15:04"))
+					e.Token, stamp(e.RetainUntil, layoutMinutes))
 			}
 			return tw.Flush()
 		},
@@ -61,7 +61,7 @@ checked against, its state, card, token and charges.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "destroyed %d guarantee card(s) and %d pre-authorization card(s)\n", len(res.Vault), len(res.Cards))
 			for _, e := range res.Vault {
-				fmt.Fprintf(cmd.OutOrStdout(), "  %s  %s  (kept until %s)\n", e.Reference, e.MaskedPAN, e.RetainUntil.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(cmd.OutOrStdout(), "  %s  %s  (kept until %s)\n", e.Reference, e.MaskedPAN, stamp(e.RetainUntil, layoutMinutes))
 			}
 			return nil
 		},
@@ -123,7 +123,7 @@ checked against, its state, card, token and charges.`,
 				fmt.Fprintf(tw, "token\t%s\n", r.Token)
 			}
 			if !r.RetainUntil.IsZero() {
-				fmt.Fprintf(tw, "kept until\t%s\n", r.RetainUntil.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "kept until\t%s\n", stamp(r.RetainUntil, layoutMinutes))
 			}
 			if r.CheckTxn != "" {
 				fmt.Fprintf(tw, "card check\t%s\n", r.CheckTxn)
