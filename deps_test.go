@@ -35,7 +35,7 @@ var layers = map[string]struct {
 	"crashtest":             {nil, nil},
 	"crashtest/brokenstore": {[]string{""}, nil},
 	"modeltest":             {[]string{"", "gateway"}, nil},
-	"cmd/sterad":            {[]string{"*"}, []string{"github.com/spf13/cobra", "gopkg.in/yaml.v3", "github.com/prometheus/client_golang", "github.com/oklog/ulid/v2", "github.com/schollz/progressbar/v3", "github.com/shopspring/decimal", "golang.org/x/term"}},
+	"cmd/sterad":            {[]string{"*"}, []string{"github.com/spf13/cobra", "gopkg.in/yaml.v3", "github.com/prometheus/client_golang", "github.com/oklog/ulid/v2", "github.com/schollz/progressbar/v3", "github.com/shopspring/decimal", "golang.org/x/term", "golang.org/x/sys"}},
 }
 
 // TestDependencyRules enforces layers on every package of the module.
