@@ -282,5 +282,8 @@ func boltOptions(o Options) *bolt.Options {
 		// The freelist is rebuilt at open instead of written by every
 		// commit (as etcd runs bbolt): fewer pages per commit.
 		NoFreelistSync: true,
+		// A new store gets 16 KiB pages (an existing one keeps its own
+		// until sterad store compact rewrites it): see pageSize.
+		PageSize: pageSize,
 	}
 }
