@@ -78,3 +78,9 @@ func fillAppendOnly(b *buckets) {
 		bk.FillPercent = appendFill
 	}
 }
+
+// allocSize is how far ahead of its data bbolt grows sterad.db (bbolt's
+// default is 16 MiB once the map is larger than that, which with the
+// store's 256 MiB initial map is from the first commit): a hotel's store
+// grows by a few megabytes a month, and the file's size should say so.
+const allocSize = 1 << 20
