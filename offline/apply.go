@@ -241,12 +241,14 @@ type buckets struct {
 }
 
 func openBuckets(tx *bolt.Tx) buckets {
-	return buckets{
+	b := buckets{
 		txns: tx.Bucket(bktTxns), byRef: tx.Bucket(bktByRef), byOrig: tx.Bucket(bktByOrig),
 		byBatch: tx.Bucket(bktByBatch), byCreated: tx.Bucket(bktByCreated), unfinished: tx.Bucket(bktUnfinished),
 		idem: tx.Bucket(bktIdem), cards: tx.Bucket(bktCards), queue: tx.Bucket(bktQueue),
 		batches: tx.Bucket(bktBatches), batchNo: tx.Bucket(bktBatchNo), vault: tx.Bucket(bktVault), meta: tx.Bucket(bktMeta),
 	}
+	fillAppendOnly(&b)
+	return b
 }
 
 // writer applies Changes inside one read-write transaction.

@@ -246,13 +246,30 @@ func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	if err := precheckBolt(path); err != nil {
 		return nil, err
 	}
-	err = safely(path, func() error {
-		var err error
-		db, err = bolt.Open(path, 0o600, o)
-		return err
-	})
-	if err == nil {
-		return db, nil
+	// A compaction (Compact) renames a new file over sterad.db while it
+	// holds the old one's lock: an open that waited for that lock holds
+	// the old, unlinked file. It opens again.
+	for attempt := 0; ; attempt++ {
+		before, serr := os.Stat(path)
+		if serr != nil {
+			return nil, fmt.Errorf("open database: %w", serr)
+		}
+		err = safely(path, func() error {
+			var err error
+			db, err = bolt.Open(path, 0o600, o)
+			return err
+		})
+		if err != nil {
+			break
+		}
+		if after, serr := os.Stat(path); serr == nil && os.SameFile(before, after) {
+			db.AllocSize = allocSize
+			return db, nil
+		}
+		db.Close()
+		if attempt == 2 {
+			return nil, &StoreError{Kind: ErrInUse, Path: path, Msg: "the database file was replaced while it was being opened (sterad store compact?): try again"}
+		}
 	}
 	var se *StoreError
 	switch {
@@ -282,5 +299,8 @@ func boltOptions(o Options) *bolt.Options {
 		// The freelist is rebuilt at open instead of written by every
 		// commit (as etcd runs bbolt): fewer pages per commit.
 		NoFreelistSync: true,
+		// A new store gets 16 KiB pages (an existing one keeps its own
+		// until sterad store compact rewrites it): see pageSize.
+		PageSize: pageSize,
 	}
 }

@@ -187,6 +187,7 @@ func openBolt0(path string, o Options) (*bolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
+	db.AllocSize = allocSize
 	return db, nil
 }
 

@@ -278,7 +278,7 @@ func TestCorruptDatabaseIsRefusedWithoutPanic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const page = 4096
+	page := int(binary.NativeEndian.Uint32(orig[16+8:])) // the meta page's page size
 	cases := []struct {
 		name string
 		mut  func([]byte) []byte

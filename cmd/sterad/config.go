@@ -30,6 +30,7 @@ type Config struct {
 	Reservations      ReservationConfig `yaml:"reservations"`
 	Vouchers          []VoucherConfig   `yaml:"vouchers"` // travel-voucher programs (config_reservations.go)
 	Log               LogConfig         `yaml:"log"`
+	Retention         RetentionConfig   `yaml:"retention"` // retention.go
 	// CardData is blind (the default: terminals must encrypt, sterad never
 	// holds a card number, the API refuses `card`) or clear (sterad reads
 	// card numbers and seals them at rest). docs/non-retention.md.
@@ -262,6 +263,7 @@ func (c *Config) Validate() error {
 		bad("api.listen is required")
 	}
 	c.API.validate(bad)
+	c.Retention.validate(bad)
 	if c.Acquirer.Address == "" {
 		bad("acquirer.address is required")
 	}

@@ -72,6 +72,9 @@ type Main struct {
 	health    healthConfig   // seams of /healthz's checks
 	closers   []func()
 	closeOnce sync.Once
+
+	metrics     *daemonMetrics // metrics.go
+	metricsOnce sync.Once
 }
 
 // DefaultStopMargin is added to the acquirer timeout for the stop's grace
@@ -171,6 +174,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.WrapAcquirer != nil {
 		acq = m.WrapAcquirer(acq)
 	}
+	acq = m.meterAcquirer(acq)
 
 	m.Sessions = map[string]*device.Session{}
 	var terms []sterad.Terminal
@@ -197,7 +201,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		s := device.NewSession(sc)
 		m.Sessions[t.ID] = s
-		terms = append(terms, s)
+		terms = append(terms, m.meterTerminal(s))
 	}
 
 	if err := m.loadSettlement(); err != nil {
@@ -222,7 +226,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.GatewayTuning(&gcfg)
 	}
 	m.Gateway, err = gateway.New(gcfg, gateway.Deps{
-		Store: wrapStore(m.guardJournal(m.DB)), Acquirer: acq, Terminals: terms, Clock: m.Clock,
+		Store: wrapStore(m.meterStore(m.guardJournal(m.DB))), Acquirer: acq, Terminals: terms, Clock: m.Clock,
 		Logger: m.Logger.With("component", "gateway"), NewID: func() string { return ulid.Make().String() },
 	})
 	if err != nil {
@@ -247,6 +251,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.goRun(func() { s.Run(ctx) })
 		m.closers = append(m.closers, func() { s.Close() })
 	}
+	m.startRetention(ctx) // retention.go
 	return m.startAPI()
 }
 
@@ -335,7 +340,7 @@ func (m *Main) startAPI() error {
 		ln.Close()
 		return err
 	}
-	m.httpSrv = m.newHTTPServer(handler)
+	m.httpSrv = m.newHTTPServer(m.meters().instrument(m.withStoreRoutes(handler)))
 	m.goRun(func() {
 		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("API server", "err", err)

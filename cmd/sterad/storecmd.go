@@ -116,7 +116,7 @@ transaction without its card data). Prefer sterad restore.`,
 		},
 	}
 	forget.Flags().StringVar(&kekFile, "kek-file", "", "the key-encryption key (default: as the daemon finds it)")
-	cmd.AddCommand(check, forget)
+	cmd.AddCommand(check, forget, newStoreRetentionCommand(g), newStoreCompactCommand(g))
 	return cmd
 }
 
