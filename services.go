@@ -112,6 +112,25 @@ type StoreService interface {
 	// RotateKEK re-wraps the store's keys under the key-encryption key
 	// in kekFile (an absolute path, outside the data directory).
 	RotateKEK(ctx context.Context, kekFile string) (KEKRotation, error)
+	// Retention archives and removes the transactions older than the
+	// retention period now (dryRun: only says what it would remove).
+	Retention(ctx context.Context, dryRun bool) (RetentionReport, error)
+}
+
+// RetentionReport says what a retention run did (or would do).
+type RetentionReport struct {
+	Before   time.Time          `json:"before"`
+	DryRun   bool               `json:"dry_run"`
+	Removed  int                `json:"removed"`  // removed, or removable in a dry run
+	Kept     map[string]int     `json:"kept"`     // older than the cut-off but kept, by reason
+	Archives []RetentionArchive `json:"archives"` // the archive files written
+}
+
+// RetentionArchive is one month's archive of removed transactions.
+type RetentionArchive struct {
+	Month        string `json:"month"` // YYYY-MM
+	Path         string `json:"path"`
+	Transactions int    `json:"transactions"`
 }
 
 // KEKRotation says what a key rotation did.

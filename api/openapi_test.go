@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -292,6 +293,12 @@ func (a *storeAdmin) RotateKEK(_ context.Context, kekFile string) (sterad.KEKRot
 	return a.rotate(kekFile)
 }
 
+func (a *storeAdmin) Retention(_ context.Context, dryRun bool) (sterad.RetentionReport, error) {
+	return sterad.RetentionReport{Before: time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC), DryRun: dryRun, Removed: 2,
+		Kept:     map[string]int{},
+		Archives: []sterad.RetentionArchive{{Month: "2025-10", Path: "/var/lib/sterad/archive/2025-10.jsonl.gz", Transactions: 2}}}, nil
+}
+
 func TestStoreRoutes(t *testing.T) {
 	s := server(&fake{t: t})
 	s.Store = &storeAdmin{
@@ -320,6 +327,9 @@ func TestStoreRoutes(t *testing.T) {
 		{"backup with an unknown field", "/v1/store/backup", `{"recipients": ["age1good"], "to": "x"}`, 400, "malformed_json"},
 		{"rotate", "/v1/keys/rotate", `{"kek_file": "/etc/sterad/kek.new"}`, 200, `{`},
 		{"rotate without a file", "/v1/keys/rotate", `{}`, 400, "missing_kek_file"},
+		{"retention", "/v1/store/retention", ``, 200, `{`},
+		{"retention dry run", "/v1/store/retention?dry_run=true", ``, 200, `{`},
+		{"retention with a bad dry_run", "/v1/store/retention?dry_run=maybe", ``, 400, "invalid_dry_run"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a := serve(t, s, call{method: "POST", path: tt.path, body: tt.body})

@@ -105,6 +105,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Store != nil {
 		mux.Handle("POST /v1/store/backup", s.authorize(s.handleBackup))
 		mux.Handle("POST /v1/keys/rotate", s.authorize(s.handleRotate))
+		mux.Handle("POST /v1/store/retention", s.authorize(s.handleRetention))
 	}
 	if s.Simulators != nil {
 		s.routeSimulators(mux)

@@ -68,3 +68,18 @@ func (f *firstWrite) Write(p []byte) (int, error) {
 	}
 	return f.ResponseWriter.Write(p)
 }
+
+// handleRetention runs the retention now (?dry_run=true: only reports).
+func (s *Server) handleRetention(w http.ResponseWriter, r *http.Request) {
+	dry := r.URL.Query().Get("dry_run")
+	if dry != "" && dry != "true" && dry != "false" {
+		WriteError(w, sterad.Errorf(sterad.EInvalid, "invalid_dry_run", "dry_run is true or false"))
+		return
+	}
+	rep, err := s.Store.Retention(r.Context(), dry == "true")
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}

@@ -340,7 +340,7 @@ func (m *Main) startAPI() error {
 		ln.Close()
 		return err
 	}
-	m.httpSrv = m.newHTTPServer(m.meters().instrument(m.withStoreRoutes(handler)))
+	m.httpSrv = m.newHTTPServer(m.meters().instrument(handler))
 	m.goRun(func() {
 		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("API server", "err", err)

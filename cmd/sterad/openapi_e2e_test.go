@@ -256,6 +256,7 @@ func TestE2EOpenAPIDay(t *testing.T) {
 	}
 	do("POST", "/v1/keys/rotate", nil, api.RotateRequest{KEKFile: kek}, nil, 200)
 	do("POST", "/v1/keys/rotate", nil, api.RotateRequest{KEKFile: "relative"}, nil, 400)
+	do("POST", "/v1/store/retention?dry_run=true", nil, nil, nil, 200)
 
 	// Every operation of the document was exercised, for real.
 	seen := v.Seen()

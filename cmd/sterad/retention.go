@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,26 +163,18 @@ func (m *Main) runRetention(ctx context.Context, dryRun bool) (*offline.Retentio
 // retentionRoute is the API route of sterad store retention.
 const retentionRoute = "/v1/store/retention"
 
-// withStoreRoutes serves POST /v1/store/retention (?dry_run=true) beside
-// the API: the running daemon's retention on demand.
-func (m *Main) withStoreRoutes(h http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+retentionRoute, func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || m.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(m.Token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sterad"`)
-			api.WriteError(w, &sterad.Error{Kind: "unauthorized", Code: "unauthorized", Message: "missing or wrong bearer token"})
-			return
-		}
-		res, err := m.runRetention(r.Context(), r.URL.Query().Get("dry_run") == "true")
-		if err != nil {
-			api.WriteError(w, sterad.Errorf(sterad.EInternal, "retention_failed", "%s", err))
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, res)
-	})
-	mux.Handle("/", h)
-	return mux
+// Retention is the StoreService's retention on demand: the running
+// daemon's store, now.
+func (a storeAdmin) Retention(ctx context.Context, dryRun bool) (sterad.RetentionReport, error) {
+	res, err := a.m.runRetention(ctx, dryRun)
+	if err != nil {
+		return sterad.RetentionReport{}, sterad.Errorf(sterad.EInternal, "retention_failed", "%s", err)
+	}
+	rep := sterad.RetentionReport{Before: res.Before, DryRun: res.DryRun, Removed: res.Removed, Kept: res.Kept}
+	for _, a := range res.Archives {
+		rep.Archives = append(rep.Archives, sterad.RetentionArchive{Month: a.Month, Path: a.Path, Transactions: a.Transactions})
+	}
+	return rep, nil
 }
 
 // newStoreRetentionCommand is `sterad store retention`.
