@@ -97,5 +97,6 @@ Start here:  sterad serve --simulate     (daemon with simulated acquirer and ter
 		newBatchCommand(g), newReportCommand(g))
 	root.AddCommand(newKeysCommand(g), newStoreCommand(g), newBackupCommand(g), newRestoreCommand(g)) // storecmd.go, keys.go
 	root.AddCommand(newUserCommand(g))                                                                // console.go
+	root.AddCommand(newVersionCommand(g), newManCommand())                                            // version.go, man.go
 	return root
 }
