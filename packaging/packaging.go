@@ -229,7 +229,7 @@ func SourceDate() time.Time {
 
 var (
 	tagged   = regexp.MustCompile(`^v?([0-9][0-9A-Za-z.]*)(?:-([0-9]+)-g([0-9a-f]+))?(-dirty)?$`)
-	untagged = regexp.MustCompile(`^([0-9a-f]{4,40})(-dirty)?$`)
+	untagged = regexp.MustCompile(`^([0-9a-f]{7,40})(-dirty)?$`)
 )
 
 // DebianVersion maps sterad's version (`git describe --tags --always
