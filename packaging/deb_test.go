@@ -324,7 +324,8 @@ func TestPackage(t *testing.T) {
 				t.Fatalf("%s: %v", page, err)
 			}
 			roff, _ := io.ReadAll(zr)
-			if !bytes.Contains(roff, []byte(`.TH "STERAD" "1"`)) || !bytes.Contains(roff, []byte(strings.ReplaceAll(page, "-", `\-`))) {
+			name := regexp.MustCompile(`(?m)^\.SH NAME\n` + strings.ReplaceAll(page, "-", `\\?-`) + ` \\?- \S`)
+			if !bytes.HasPrefix(roff, []byte(".nh\n.TH \"STERAD\" \"1\"")) || !name.Match(roff) {
 				t.Errorf("%s.1.gz is not its man page:\n%.300s", page, roff)
 			}
 		}

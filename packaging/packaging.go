@@ -204,7 +204,7 @@ func packageInfo(o Options, version string, g generated) *nfpm.Info {
 			"system and a web console to the front desk.",
 		MTime: o.Date,
 		Overridables: nfpm.Overridables{
-			Depends:  []string{"libc6 (>= 2.34)", "libusb-1.0-0 (>= 2:1.0.16)", "adduser"},
+			Depends:  []string{"libc6 (>= 2.34)", "libusb-1.0-0 (>= 2:1.0.16)", "adduser (>= 3.130)"},
 			Contents: contents,
 			Scripts: nfpm.Scripts{
 				PostInstall: src("debian/postinst"),
