@@ -386,7 +386,7 @@ func TestPackage(t *testing.T) {
 			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 		}
 		// The exposure systemd computes from the hardening (0 best, 10
-		// worst): 1.7 with the network, the terminals' devices and their
+		// worst): 1.5 with the network, the terminals' devices and their
 		// groups, which the daemon needs.
 		out, err = exec.Command("systemd-analyze", "security", "--offline=yes", "--threshold=20", path).CombinedOutput()
 		if err != nil {
