@@ -31,6 +31,8 @@ var layers = map[string]struct {
 	"simulator/dukpt":       {nil, nil},
 	"simulator/terminal":    {[]string{"", "protocol", "simulator/dukpt"}, []string{"github.com/creack/pty", "golang.org/x/term"}},
 	"internal/pipetest":     {nil, nil},
+	"packaging":             {nil, []string{"github.com/goreleaser/nfpm/v2"}},
+	"packaging/cmd/mkdeb":   {[]string{"packaging"}, nil},
 	"internal/testutil":     {nil, nil},
 	"crashtest":             {nil, nil},
 	"crashtest/brokenstore": {[]string{""}, nil},

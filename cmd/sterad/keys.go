@@ -54,7 +54,10 @@ func exists(path string) bool {
 // (`sterad keys rotate`) is unfinished. With --simulate a missing KEK is
 // created, so that trying sterad out needs nothing.
 func (m *Main) loadKEKs() ([]*offline.KEK, error) {
-	path, _ := kekPath(m.Config, m.Simulate)
+	path, source := kekPath(m.Config, m.Simulate)
+	if source == "systemd credential" {
+		return loadCredentialKEK(path) // credential.go
+	}
 	if m.Simulate && m.Config.KEKFile == "" && !exists(path) {
 		kek, err := offline.CreateKEKFile(path, m.Config.DataDir)
 		if err != nil {

@@ -107,6 +107,7 @@ Start here:  sterad serve --simulate     (daemon with simulated acquirer and ter
 		newBatchCommand(g), newReportCommand(g), newCheckoutCommand(g), newHoldsCommand(g))
 	root.AddCommand(newKeysCommand(g), newStoreCommand(g), newBackupCommand(g), newRestoreCommand(g)) // storecmd.go, keys.go
 	root.AddCommand(newUserCommand(g))                                                                // console.go
+	root.AddCommand(newVersionCommand(g), newManCommand())                                            // version.go, man.go
 	root.AddCommand(newInitCommand(g), newDoctorCommand(g))                                           // init.go, doctor.go
 	markUsageErrors(root)                                                                             // cliout.go: exit 4
 	return root
