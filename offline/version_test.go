@@ -54,8 +54,12 @@ func TestOneOfRacingWritersWins(t *testing.T) {
 	const n = 16
 	var wg sync.WaitGroup
 	errs := make([]error, n)
+	copies := make([]*sterad.Transaction, n)
+	for i := range copies { // every copy read before anyone writes
+		copies[i], _ = db.Transaction(ctx, "T1")
+	}
 	for i := range n {
-		c, _ := db.Transaction(ctx, "T1")
+		c := copies[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
