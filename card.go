@@ -520,7 +520,44 @@ func (c *Card) sameCard(where string, t2 Sensitive) error {
 
 // checkICC scans BER-TLV chip data for the card's own tags (5A, 57,
 // 5F24). depth bounds the nesting of constructed templates.
-func (c *Card) checkICC(b []byte, depth int) error {
+func (c *Card) checkICC(b []byte, _ int) error {
+	var err error
+	WalkTLV(b, func(tag []byte, v []byte) bool {
+		switch {
+		case len(tag) == 1 && tag[0] == 0x5A:
+			digits := strings.TrimRight(strings.ToUpper(hex.EncodeToString(v)), "F")
+			pan := PAN(digits)
+			if !isDigits(digits) {
+				err = Errorf(EInvalid, "invalid_chip_data", "the chip's card number (tag 5A) is not a card number")
+			} else if pan != c.PAN {
+				err = Errorf(EInvalid, "card_mismatch", "the chip data names another card (%s) than the card number read (%s)", pan.Masked(), c.PAN.Masked())
+			}
+		case len(tag) == 1 && tag[0] == 0x57:
+			t2 := Sensitive(strings.TrimRight(strings.ToUpper(hex.EncodeToString(v)), "F"))
+			err = c.sameCard("the chip's track 2 equivalent data (tag 57)", t2)
+			clear(t2)
+		case len(tag) == 2 && tag[0] == 0x5F && tag[1] == 0x24:
+			d := hex.EncodeToString(v)
+			if len(d) < 4 || !isDigits(d) {
+				err = Errorf(EInvalid, "invalid_chip_data", "the chip's expiry date (tag 5F24) is not YYMMDD")
+			} else if d[:4] != c.Expiry.String() {
+				err = Errorf(EInvalid, "card_mismatch", "the chip's expiry date (tag 5F24) differs from the expiry read")
+			}
+		}
+		return err == nil
+	})
+	return err
+}
+
+// WalkTLV calls fn with every primitive data object of BER-TLV chip data
+// (EMV, DE 55), looking into constructed templates up to four levels
+// deep, until fn returns false. Data it cannot parse further is walked up
+// to there: the issuer judges the rest.
+func WalkTLV(b []byte, fn func(tag, value []byte) bool) {
+	walkTLV(b, 0, fn)
+}
+
+func walkTLV(b []byte, depth int, fn func(tag, value []byte) bool) bool {
 	for len(b) > 0 {
 		if b[0] == 0x00 || b[0] == 0xFF { // padding between objects
 			b = b[1:]
@@ -535,13 +572,13 @@ func (c *Card) checkICC(b []byte, depth int) error {
 			n++
 		}
 		if n > len(b) || n > 3 {
-			return nil // malformed: checked up to here
+			return true // malformed: walked up to here
 		}
 		tag, constructed := b[:n], b[0]&0x20 != 0
 		b = b[n:]
 		// Length: short form, or 0x81/0x82 followed by one or two bytes.
 		if len(b) == 0 {
-			return nil
+			return true
 		}
 		l, m := int(b[0]), 1
 		switch {
@@ -550,47 +587,21 @@ func (c *Card) checkICC(b []byte, depth int) error {
 		case b[0] == 0x82 && len(b) >= 3:
 			l, m = int(b[1])<<8|int(b[2]), 3
 		case b[0] >= 0x80:
-			return nil
+			return true
 		}
 		if m+l > len(b) {
-			return nil
+			return true
 		}
 		v := b[m : m+l]
 		b = b[m+l:]
-		switch {
-		case constructed:
-			if depth < 4 {
-				if err := c.checkICC(v, depth+1); err != nil {
-					return err
-				}
-			}
-		case len(tag) == 1 && tag[0] == 0x5A:
-			digits := strings.TrimRight(strings.ToUpper(hex.EncodeToString(v)), "F")
-			pan := PAN(digits)
-			if !isDigits(digits) {
-				return Errorf(EInvalid, "invalid_chip_data", "the chip's card number (tag 5A) is not a card number")
-			}
-			if pan != c.PAN {
-				return Errorf(EInvalid, "card_mismatch", "the chip data names another card (%s) than the card number read (%s)", pan.Masked(), c.PAN.Masked())
-			}
-		case len(tag) == 1 && tag[0] == 0x57:
-			t2 := Sensitive(strings.TrimRight(strings.ToUpper(hex.EncodeToString(v)), "F"))
-			err := c.sameCard("the chip's track 2 equivalent data (tag 57)", t2)
-			clear(t2)
-			if err != nil {
-				return err
-			}
-		case len(tag) == 2 && tag[0] == 0x5F && tag[1] == 0x24:
-			d := hex.EncodeToString(v)
-			if len(d) < 4 || !isDigits(d) {
-				return Errorf(EInvalid, "invalid_chip_data", "the chip's expiry date (tag 5F24) is not YYMMDD")
-			}
-			if d[:4] != c.Expiry.String() {
-				return Errorf(EInvalid, "card_mismatch", "the chip's expiry date (tag 5F24) differs from the expiry read")
-			}
+		if !fn(tag, v) {
+			return false
+		}
+		if constructed && depth < 4 && !walkTLV(v, depth+1, fn) {
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func isDigits(s string) bool {

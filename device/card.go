@@ -142,48 +142,13 @@ var cardDataTags = []string{"5a", "57", "56", "5f20", "5f24", "9f1f", "9f20", "9
 // tags, looking into constructed templates (depth bounds their nesting).
 // Chip data it cannot parse further is judged up to there: the host
 // judges DE 55.
-func cardTagIn(b []byte, depth int) bool {
-	for len(b) > 0 {
-		if b[0] == 0x00 || b[0] == 0xFF { // padding between objects
-			b = b[1:]
-			continue
-		}
-		n := 1
-		if b[0]&0x1F == 0x1F {
-			for n < len(b) && b[n]&0x80 != 0 {
-				n++
-			}
-			n++
-		}
-		if n > len(b) || n > 3 {
-			return false
-		}
-		tag, constructed := hex.EncodeToString(b[:n]), b[0]&0x20 != 0
-		if slices.Contains(cardDataTags, tag) {
-			return true
-		}
-		b = b[n:]
-		if len(b) == 0 {
-			return false
-		}
-		l, m := int(b[0]), 1
-		switch {
-		case b[0] == 0x81 && len(b) >= 2:
-			l, m = int(b[1]), 2
-		case b[0] == 0x82 && len(b) >= 3:
-			l, m = int(b[1])<<8|int(b[2]), 3
-		case b[0] >= 0x80:
-			return false
-		}
-		if m+l > len(b) {
-			return false
-		}
-		if constructed && depth < 4 && cardTagIn(b[m:m+l], depth+1) {
-			return true
-		}
-		b = b[m+l:]
-	}
-	return false
+func cardTagIn(b []byte, _ int) bool {
+	found := false
+	sterad.WalkTLV(b, func(tag, _ []byte) bool {
+		found = slices.Contains(cardDataTags, hex.EncodeToString(tag))
+		return !found
+	})
+	return found
 }
 
 func isDigits(s string) bool {
