@@ -1,6 +1,7 @@
 package modeltest
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -556,7 +557,9 @@ func (m *machine) closeBatch() {
 	}
 	m.step("close batch %06d → %s", n, errString(err))
 	if healthy {
-		m.expect(err == nil, "a batch close on a healthy link failed: %v", err)
+		// A loaded machine can make a 0500 miss the acquirer timeout: the
+		// close is then left closing and retried, which is right.
+		m.expect(err == nil || errors.Is(err, sterad.ErrNoResponse), "a batch close on a healthy link failed: %v", err)
 	}
 }
 
