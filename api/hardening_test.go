@@ -343,10 +343,12 @@ func TestConnGuardFloodClosesItsOwn(t *testing.T) {
 		flood = append(flood, c)
 		defer c.Close()
 	}
-	if !waitClosed(flood[95]) {
-		t.Fatal("the flood kept more than its share")
+	// At the bound (8 tokenless) the flood, holding more than its share
+	// (4), loses its own oldest: it keeps at most 7, the legit client 1.
+	if !waitClosed(flood[90]) {
+		t.Fatal("the flood kept more than the room it had")
 	}
-	if st := g.Stats(); st.Unauthenticated > 5 || st.Evicted < 96 {
+	if st := g.Stats(); st.Unauthenticated > 8 || st.Evicted < 92 {
 		t.Fatalf("stats %+v", st)
 	}
 	io.WriteString(legit, "GET /v1/terminals HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+token+"\r\n\r\n")

@@ -133,11 +133,17 @@ func (g *ConnGuard) admit(c net.Conn) *guardedConn {
 	if g.conns == nil {
 		g.conns, g.byIP = map[*guardedConn]struct{}{}, map[string]int{}
 	}
-	for g.byIP[ip] >= perIP {
-		victims = append(victims, g.dropLocked(g.oldestUnauthLocked(ip)))
-	}
+	// Tokenless connections are only closed when they are at their
+	// bound: a property system that opens many connections at once from
+	// one address is not cut off while there is room. At the bound, an
+	// address holding its share or more loses its own oldest first, so a
+	// flood closes its own connections.
 	for g.unauth.Len() >= maxUnauth {
-		victims = append(victims, g.dropLocked(g.oldestUnauthLocked("")))
+		from := ""
+		if g.byIP[ip] >= perIP {
+			from = ip
+		}
+		victims = append(victims, g.dropLocked(g.oldestUnauthLocked(from)))
 	}
 	if len(g.conns) >= max {
 		var v *guardedConn
