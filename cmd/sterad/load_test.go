@@ -37,7 +37,7 @@ func TestAPILoad(t *testing.T) {
 	if !*loadTest {
 		t.Skip("the API load test runs with -sterad.load")
 	}
-	d := startDaemon(t)
+	d := startDaemon(t, clearMode)
 	addr := d.m.APIAddr
 
 	report := func(phase string) {
