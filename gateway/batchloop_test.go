@@ -11,7 +11,6 @@ import (
 
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/gateway"
-	"github.com/sterad/sterad/offline"
 )
 
 // heldHost is the fake host with one kind of message held: each request of
@@ -47,42 +46,7 @@ func (h *heldHost) Exchange(ctx context.Context, m *sterad.HostMessage) (*sterad
 // startHarness.
 func startWith(t *testing.T, acq sterad.Acquirer, fh *fakeHost, tune ...func(*gateway.Config)) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
-	opts := offline.DefaultOptions()
-	opts.Clock = clock
-	opts.KEKs = []*offline.KEK{harnessKEK}
-	db, err := offline.Open(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	cfg := gateway.Config{
-		MerchantID: "HOTEL0000000001", VirtualTerminalID: "VIRT0001", Location: jst,
-		CardData:     sterad.CardDataClear, // keyed test cards; the blind tests tune it
-		TerminalWait: 2 * time.Second, RetryInterval: time.Hour, Cutoff: -1,
-	}
-	for _, f := range tune {
-		f(&cfg)
-	}
-	term := newFakeTerminal("FRONT001")
-	gw, err := gateway.New(cfg, gateway.Deps{
-		Store: db, Acquirer: acq, Terminals: []sterad.Terminal{term}, Clock: clock, Logger: testLogger(),
-		NewID: func() string { return fmt.Sprintf("T%06d", n.Add(1)) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		gw.Stop()
-		db.Close()
-	})
-	return &harness{t: t, gw: gw, db: db, host: fh, clock: clock, dir: dir, term: term}
+	return startGateway(t, t.TempDir(), acq, fh, newFakeTerminal("FRONT001"), nil, tune...)
 }
 
 func batchState(h *harness, n int) string {

@@ -138,6 +138,13 @@ func startHarness(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, 
 // startWrapped is startHarness with the gateway's store wrapped (nil: not).
 func startWrapped(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, wrap func(sterad.Store) sterad.Store, tune ...func(*gateway.Config)) *harness {
 	t.Helper()
+	return startGateway(t, dir, host, host, term, wrap, tune...)
+}
+
+// startGateway starts a gateway whose acquirer is acq; host is the fake
+// that records what reached the host (acq itself, or wrapped by it).
+func startGateway(t *testing.T, dir string, acq sterad.Acquirer, host *fakeHost, term *fakeTerminal, wrap func(sterad.Store) sterad.Store, tune ...func(*gateway.Config)) *harness {
+	t.Helper()
 	clock := sterad.NewFakeClock(time.Date(2026, 11, 21, 10, 0, 0, 0, jst))
 	opts := offline.DefaultOptions()
 	opts.Clock = clock
@@ -161,7 +168,7 @@ func startWrapped(t *testing.T, dir string, host *fakeHost, term *fakeTerminal, 
 		store = wrap(db)
 	}
 	gw, err := gateway.New(cfg, gateway.Deps{
-		Store: store, Acquirer: host, Terminals: []sterad.Terminal{term}, Clock: clock, Logger: testLogger(),
+		Store: store, Acquirer: acq, Terminals: []sterad.Terminal{term}, Clock: clock, Logger: testLogger(),
 		NewID: func() string { return fmt.Sprintf("T%06d", n.Add(1)) },
 	})
 	if err != nil {
