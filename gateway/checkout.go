@@ -121,26 +121,19 @@ func (rq *requests) checkout(ctx context.Context, r sterad.CheckoutRequest) (*st
 	if err != nil {
 		return nil, false, err
 	}
-	var idem *sterad.IdempotencyRecord
-	if r.IdempotencyKey != "" {
-		if len(r.IdempotencyKey) > 255 {
-			return nil, false, sterad.Errorf(sterad.EInvalid, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
-		}
-		defer rq.j.lock("idem:" + r.IdempotencyKey)()
-		fp := rq.j.store.MAC(cp.fingerprint())
-		rec, err := rq.j.store.Idempotency(ctx, r.IdempotencyKey)
-		switch {
-		case err == nil:
-			if rec.Fingerprint != fp {
-				return nil, false, sterad.Errorf(sterad.EConflict, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
-			}
-			leave()
-			res, err := rq.checkoutResult(ctx, cp.vc.Reference, r.Wait)
-			return res, true, err
-		case !errors.Is(err, sterad.ErrNotFound):
-			return nil, false, err
-		}
-		idem = &sterad.IdempotencyRecord{Key: r.IdempotencyKey, Fingerprint: fp, CreatedAt: now, TxnID: "checkout:" + cp.vc.Reference}
+	replayed, idem, unlock, err := rq.idempotencyKey(ctx, r.IdempotencyKey, cp.fingerprint(), now)
+	defer unlock()
+	if err != nil {
+		return nil, false, err
+	}
+	if replayed != nil {
+		unlock()
+		leave()
+		res, err := rq.checkoutResult(ctx, cp.vc.Reference, r.Wait)
+		return res, true, err
+	}
+	if idem != nil {
+		idem.TxnID = "checkout:" + cp.vc.Reference
 	}
 	s, err := rq.beginCheckout(ctx, cp, now, idem)
 	if err != nil {

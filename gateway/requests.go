@@ -98,32 +98,20 @@ func (rq *requests) submit(ctx context.Context, r sterad.Request) (t *sterad.Tra
 		return nil, false, err
 	}
 
-	var idem *sterad.IdempotencyRecord
-	if r.IdempotencyKey != "" {
-		if len(r.IdempotencyKey) > 255 {
-			return nil, false, sterad.Errorf(sterad.EInvalid, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
+	replayed, idem, unlock, err := rq.idempotencyKey(ctx, r.IdempotencyKey, p.fingerprint(), now)
+	defer unlock()
+	if err != nil {
+		return nil, false, err
+	}
+	if replayed != nil {
+		unlock()
+		leave()
+		if r.Wait {
+			t, err = rq.wait(ctx, replayed.TxnID)
+		} else {
+			t, err = rq.j.transaction(ctx, replayed.TxnID)
 		}
-		unlock := rq.j.lock("idem:" + r.IdempotencyKey)
-		defer unlock()
-		fp := rq.j.store.MAC(p.fingerprint())
-		rec, err := rq.j.store.Idempotency(ctx, r.IdempotencyKey)
-		switch {
-		case err == nil:
-			if rec.Fingerprint != fp {
-				return nil, false, sterad.Errorf(sterad.EConflict, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
-			}
-			unlock()
-			leave()
-			if r.Wait {
-				t, err = rq.wait(ctx, rec.TxnID)
-			} else {
-				t, err = rq.j.transaction(ctx, rec.TxnID)
-			}
-			return t, true, err
-		case !errors.Is(err, sterad.ErrNotFound):
-			return nil, false, err
-		}
-		idem = &sterad.IdempotencyRecord{Key: r.IdempotencyKey, Fingerprint: fp, CreatedAt: now}
+		return t, true, err
 	}
 
 	var start *started
@@ -363,3 +351,32 @@ func (rq *requests) begin(ctx context.Context, p *plan, now time.Time, idem *ste
 // of the card: everything whose own later messages (reversal, batch
 // upload) carry DE 2. A void uses its original's card.
 func keepsOwnCard(op sterad.Op) bool { return op != sterad.OpVoid }
+
+// idempotencyKey checks a request's Idempotency-Key against the keyed MAC
+// of its fingerprint: a key already bound to the same request gives its
+// record (replayed: nothing new may start); a new key gives the record to
+// bind in the commit that creates the request (fresh); a key bound to
+// another request is a conflict. The key stays locked until unlock
+// (idempotent), so that two requests with one key never both start.
+func (rq *requests) idempotencyKey(ctx context.Context, key string, fingerprint []byte, now time.Time) (replayed, fresh *sterad.IdempotencyRecord, unlock func(), err error) {
+	unlock = func() {}
+	if key == "" {
+		return nil, nil, unlock, nil
+	}
+	if len(key) > 255 {
+		return nil, nil, unlock, sterad.Errorf(sterad.EInvalid, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
+	}
+	unlock = rq.j.lock("idem:" + key)
+	fp := rq.j.store.MAC(fingerprint)
+	rec, err := rq.j.store.Idempotency(ctx, key)
+	switch {
+	case err == nil:
+		if rec.Fingerprint != fp {
+			return nil, nil, unlock, sterad.Errorf(sterad.EConflict, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", key)
+		}
+		return rec, nil, unlock, nil
+	case !errors.Is(err, sterad.ErrNotFound):
+		return nil, nil, unlock, err
+	}
+	return nil, &sterad.IdempotencyRecord{Key: key, Fingerprint: fp, CreatedAt: now}, unlock, nil
+}
