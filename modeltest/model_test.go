@@ -297,6 +297,8 @@ func (m *machine) completion(p *mtxn, amount int64) *mtxn {
 	t, err := m.submit(sterad.Request{Op: "completion", Original: p.ID, Amount: fmt.Sprint(amount)})
 	if err != nil {
 		m.step("completion ¥%d of %s → refused: %s", amount, p.ID, sterad.ErrorCode(err))
+		m.refresh() // the forwarder may have settled the pre-authorization meanwhile
+		allowed = allowed && (p.Status == sterad.StatusApproved || p.Status == sterad.StatusStoodIn) && !m.beingVoided(p)
 		m.expect(!allowed, "a completion of ¥%d of %s (%s, authorized ¥%d) was refused: %v", amount, p.ID, p.Status, total, err)
 		return nil
 	}
@@ -360,6 +362,11 @@ func (m *machine) refund(d *mtxn, amount int64) *mtxn {
 	t, err := m.submit(sterad.Request{Op: "refund", Original: d.ID, Amount: fmt.Sprint(amount)})
 	if err != nil {
 		m.step("refund ¥%d of %s → refused: %s", amount, d.ID, sterad.ErrorCode(err))
+		// The forwarder runs meanwhile: an advice answered between the
+		// model's read and the request changes what is allowed.
+		m.refresh()
+		stillCharged := d.Status == sterad.StatusApproved || d.Status == sterad.StatusStoodIn
+		allowed = allowed && stillCharged && !m.beingVoided(d)
 		m.expect(!allowed, "a refund of ¥%d of %s (%s, ¥%d left) was refused: %v", amount, d.ID, d.Status, left, err)
 		return nil
 	}
