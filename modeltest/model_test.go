@@ -275,6 +275,8 @@ func (m *machine) incremental(p *mtxn, amount int64) *mtxn {
 	t, err := m.submit(sterad.Request{Op: "incremental", Original: p.ID, Amount: fmt.Sprint(amount)})
 	if err != nil {
 		m.step("incremental ¥%d of %s → refused: %s", amount, p.ID, sterad.ErrorCode(err))
+		m.refresh() // the forwarder may have settled the pre-authorization meanwhile
+		allowed = allowed && p.Status == sterad.StatusApproved && !m.beingVoided(p)
 		m.expect(!allowed || !healthy, "an incremental of approved, open pre-authorization %s was refused: %v", p.ID, err)
 		return nil
 	}
@@ -403,7 +405,8 @@ func (m *machine) void(o *mtxn) *mtxn {
 		m.step("void of %s → refused: %s", o.ID, sterad.ErrorCode(err))
 		// A void of a refunded charge may be refused: that is one way
 		// of keeping "a voided transaction has no live refund".
-		if voidable && m.left(o) == o.Amount && !m.linkedInProgress(o) {
+		m.refresh() // the forwarder may have settled o or its links meanwhile
+		if voidable && o.Status == sterad.StatusApproved && m.left(o) == o.Amount && !m.linkedInProgress(o) {
 			m.expect(!healthy, "a void of %s %s (approved, open batch) was refused on a healthy link: %v", o.Op, o.ID, err)
 		}
 		return nil
