@@ -182,20 +182,9 @@ var (
 func (m *machine) sale(card string, amount int64, atTerminal bool) *mtxn {
 	healthy := m.healthy()
 	r := sterad.Request{Op: "sale", Amount: fmt.Sprint(amount)}
-	how := "keyed"
-	if m.h.blind() {
-		atTerminal = true // card-data-blind: no card is keyed through sterad
-	}
-	if atTerminal {
-		how = "at " + frontTID
-		r.Terminal = frontTID
-		m.h.term.ClearCards() // a card pushed for a request refused before its read is not this one
-		if err := m.h.term.PushCard(terminal.Card{PAN: sterad.PAN(cardByName(card).PAN), Expiry: cardExpiry}); err != nil {
-			m.h.violate("HARNESS: push card: %v", err)
-			return nil
-		}
-	} else {
-		r.PAN, r.Expiry = cardByName(card).PAN, cardExpiry
+	how, ok := m.presentCard(&r, card, atTerminal)
+	if !ok {
+		return nil
 	}
 	t, err := m.submit(r)
 	if err != nil {
@@ -217,20 +206,9 @@ func (m *machine) preauth(card string, amount int64, atTerminal bool) *mtxn {
 	m.n++
 	ref := fmt.Sprintf("RES%04d", m.n)
 	r := sterad.Request{Op: "preauth", Amount: fmt.Sprint(amount), Reference: ref, CheckIn: m.today(), CheckOut: m.inDays(2)}
-	how := "keyed"
-	if m.h.blind() {
-		atTerminal = true // card-data-blind: no card is keyed through sterad
-	}
-	if atTerminal {
-		how = "at " + frontTID
-		r.Terminal = frontTID
-		m.h.term.ClearCards() // a card pushed for a request refused before its read is not this one
-		if err := m.h.term.PushCard(terminal.Card{PAN: sterad.PAN(cardByName(card).PAN), Expiry: cardExpiry}); err != nil {
-			m.h.violate("HARNESS: push card: %v", err)
-			return nil
-		}
-	} else {
-		r.PAN, r.Expiry = cardByName(card).PAN, cardExpiry
+	how, ok := m.presentCard(&r, card, atTerminal)
+	if !ok {
+		return nil
 	}
 	t, err := m.submit(r)
 	if err != nil {
@@ -349,6 +327,23 @@ func (m *machine) linkedInProgress(o *mtxn, ops ...sterad.Op) bool {
 		}
 	}
 	return false
+}
+
+// presentCard puts card into r: pushed to the terminal (always in
+// card-data-blind mode) or keyed. It says how, and false when the
+// harness could not push the card.
+func (m *machine) presentCard(r *sterad.Request, card string, atTerminal bool) (how string, ok bool) {
+	if !atTerminal && !m.h.blind() {
+		r.PAN, r.Expiry = cardByName(card).PAN, cardExpiry
+		return "keyed", true
+	}
+	r.Terminal = frontTID
+	m.h.term.ClearCards() // a card pushed for a request refused before its read is not this one
+	if err := m.h.term.PushCard(terminal.Card{PAN: sterad.PAN(cardByName(card).PAN), Expiry: cardExpiry}); err != nil {
+		m.h.violate("HARNESS: push card: %v", err)
+		return "", false
+	}
+	return "at " + frontTID, true
 }
 
 func isDebit(op sterad.Op) bool {
