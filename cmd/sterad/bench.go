@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type benchOptions struct {
 	rate        int
 	rateFor     time.Duration
 	rawDuration time.Duration
+	cpuProfile  string
 }
 
 func newBenchCommand(g *globalOptions) *cobra.Command {
@@ -59,6 +61,7 @@ it is answered.`,
 	f.IntVar(&o.rate, "rate", 20, "transactions per second of the latency run")
 	f.DurationVar(&o.rateFor, "rate-duration", 10*time.Second, "length of the latency run")
 	f.DurationVar(&o.rawDuration, "raw-duration", 5*time.Second, "length of the raw ISO 8583 run")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	return cmd
 }
 
@@ -111,11 +114,17 @@ func runBench(ctx context.Context, out io.Writer, dir string, o benchOptions) er
 		o.clients, o.rawDuration, raw.n, raw.rate(), raw.p(50), raw.p(99))
 
 	// 2. Throughput through the whole gateway.
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	a0 := m.DB.Stats().Applies
 	thr := benchThroughput(ctx, c, sale, o.clients, o.duration)
+	stopProfile()
 	fmt.Fprintf(out, "2. keyed sales through the API (%d clients, %s): %d approved, %d failed, %.0f transactions/s, p50 %s, p99 %s\n",
 		o.clients, o.duration, thr.n, thr.failed, thr.rate(), thr.p(50), thr.p(99))
-	fmt.Fprintf(out, "   gateway/raw ratio: %.2f of the raw ISO 8583 rate; store: %.2f commits per transaction\n",
-		thr.rate()/raw.rate(), commitsPer(m, thr.n))
+	fmt.Fprintf(out, "   gateway/raw ratio: %.2f of the raw ISO 8583 rate; store: %.2f commits, %.2f writes per transaction\n",
+		thr.rate()/raw.rate(), commitsPer(m, thr.n), float64(m.DB.Stats().Applies-a0)/float64(max(thr.n, 1)))
 
 	// 3. Latency added by the gateway at a steady rate.
 	lat := benchLatency(ctx, c, timed, sale, o.rate, o.rateFor)
@@ -133,6 +142,23 @@ func runBench(ctx context.Context, out io.Writer, dir string, o benchOptions) er
 	fmt.Fprintf(out, "goal ≥ 1,000 transactions/s with %d clients: %s (%.0f/s)\n", o.clients, verdict(thr.rate() >= 1000), thr.rate())
 	fmt.Fprintf(out, "goal p99 added latency ≤ 10ms at %d/s: %s (%s)\n", o.rate, verdict(lat.added.p(99) <= 10*time.Millisecond), lat.added.p(99))
 	return nil
+}
+
+// startCPUProfile starts a CPU profile to path ("" for none) and returns
+// what stops it.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func commitsPer(m *Main, n int) float64 {
