@@ -22,6 +22,7 @@ type journal struct {
 	env
 	store sterad.Store
 	locks keyedMutex // per transaction, reservation, idempotency key
+	held  heldRecords
 
 	// batchMu orders batch assignment against batch close: requests hold
 	// it shared from reading the open batch until their journal commit;
@@ -51,7 +52,36 @@ func (j *journal) holdBatch() func() {
 
 // apply commits a change that is not a transaction's (batches, queue
 // items, reservations, a new transaction): the caller holds its locks.
-func (j *journal) apply(ctx context.Context, c sterad.Change) error { return j.store.Apply(ctx, c) }
+func (j *journal) apply(ctx context.Context, c sterad.Change) error {
+	if err := j.store.Apply(ctx, c); err != nil {
+		j.held.forget(c.Put)
+		return err
+	}
+	j.held.keep(c.Put)
+	return nil
+}
+
+// load returns transaction id to be changed under its lock: the copy the
+// journal committed last when it holds one (no read, no decoding), the
+// stored record otherwise. A copy that someone else has written since is
+// refused by the store's version check (ErrStale), and modify then reads
+// the store.
+func (j *journal) load(ctx context.Context, id string) (*sterad.Transaction, error) {
+	if t := j.held.get(id); t != nil {
+		return t, nil
+	}
+	return j.store.Transaction(ctx, id)
+}
+
+// committed returns transaction id as its flow left it: the journal's last
+// committed copy, or the stored record. For the answer to the request that
+// started the flow, right after it ends.
+func (j *journal) committed(ctx context.Context, id string) (*sterad.Transaction, error) {
+	if t := j.held.get(id); t != nil {
+		return t, nil
+	}
+	return j.transaction(ctx, id)
+}
 
 // transaction returns a transaction by ID, as the API shows it.
 func (j *journal) transaction(ctx context.Context, id string) (*sterad.Transaction, error) {
@@ -72,7 +102,7 @@ func (j *journal) lockedOriginal(ctx context.Context, t *sterad.Transaction, c *
 	}
 	unlock := j.locks.lock("txn:" + t.Original)
 	c.unlocks = append(c.unlocks, unlock)
-	o, err := j.store.Transaction(ctx, t.Original)
+	o, err := j.load(ctx, t.Original)
 	if err != nil {
 		return nil, fmt.Errorf("load original %s: %w", t.Original, err)
 	}
@@ -103,6 +133,7 @@ func (j *journal) modify(ctx context.Context, id string, fn func(t *sterad.Trans
 		if !errors.Is(err, sterad.ErrStale) || attempt == maxStaleRetries {
 			return t, c, err
 		}
+		j.held.forget(c.Put)
 		j.log.Warn("record changed while it was being updated: reading it again", "txn", id, "attempt", attempt)
 	}
 }
@@ -112,7 +143,7 @@ func (j *journal) modify(ctx context.Context, id string, fn func(t *sterad.Trans
 const maxStaleRetries = 5
 
 func (j *journal) modifyOnce(ctx context.Context, id string, fn func(t *sterad.Transaction, c *txChange) error) (*sterad.Transaction, *txChange, error) {
-	t, err := j.store.Transaction(ctx, id)
+	t, err := j.load(ctx, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", id, err)
 	}
@@ -124,9 +155,12 @@ func (j *journal) modifyOnce(ctx context.Context, id string, fn func(t *sterad.T
 		c.unlocks = nil
 	}()
 	if err := fn(t, c); err != nil {
+		// fn may have changed the copies it was given: they are not the
+		// stored records.
+		j.held.forget(c.Put)
 		return t, c, err
 	}
-	if err := j.store.Apply(ctx, c.Change); err != nil {
+	if err := j.apply(ctx, c.Change); err != nil {
 		return t, c, err
 	}
 	return t, c, nil
@@ -208,7 +242,7 @@ func (k *keyedMutex) lock(key string) func() {
 // change once it is created, so they are read before its own lock, which
 // comes after the reservation's.
 func (j *journal) lockReservationOf(ctx context.Context, id string) func() {
-	t, err := j.store.Transaction(ctx, id)
+	t, err := j.load(ctx, id)
 	if err != nil || t.Reference == "" {
 		return func() {}
 	}

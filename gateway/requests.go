@@ -32,7 +32,7 @@ type requests struct {
 // returns the transaction as it is then.
 func (rq *requests) wait(ctx context.Context, id string) (*sterad.Transaction, error) {
 	rq.fl.wait(ctx, id)
-	return rq.j.transaction(context.WithoutCancel(ctx), id)
+	return rq.j.committed(context.WithoutCancel(ctx), id)
 }
 
 // finish ends a flow: the terminal is free and waiters wake up.
