@@ -32,6 +32,19 @@ func (h *heldRecords) get(id string) *sterad.Transaction {
 	return t.Clone()
 }
 
+// identity returns the op, reference and terminal of the held record of
+// id (which never change once a transaction is created); ok is false when
+// none is held.
+func (h *heldRecords) identity(id string) (op sterad.Op, reference, terminal string, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.m[id]
+	if t == nil {
+		return "", "", "", false
+	}
+	return t.Op, t.Reference, t.Terminal, true
+}
+
 // keep holds copies of ts, just committed.
 func (h *heldRecords) keep(ts []*sterad.Transaction) {
 	if len(ts) == 0 {

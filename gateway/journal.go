@@ -242,13 +242,20 @@ func (k *keyedMutex) lock(key string) func() {
 // change once it is created, so they are read before its own lock, which
 // comes after the reservation's.
 func (j *journal) lockReservationOf(ctx context.Context, id string) func() {
-	t, err := j.load(ctx, id)
-	if err != nil || t.Reference == "" {
+	op, ref, term, ok := j.held.identity(id)
+	if !ok {
+		t, err := j.store.Transaction(ctx, id)
+		if err != nil {
+			return func() {}
+		}
+		op, ref, term = t.Op, t.Reference, t.Terminal
+	}
+	if ref == "" {
 		return func() {}
 	}
 	switch {
-	case t.Op == sterad.OpCardCheck, t.Op == sterad.OpNoShow, (t.Op == sterad.OpPreauth || t.Op == sterad.OpSale) && t.Terminal != "":
-		return j.locks.lock("ref:" + t.Reference)
+	case op == sterad.OpCardCheck, op == sterad.OpNoShow, (op == sterad.OpPreauth || op == sterad.OpSale) && term != "":
+		return j.locks.lock("ref:" + ref)
 	}
 	return func() {}
 }
