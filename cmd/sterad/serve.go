@@ -59,6 +59,7 @@ first start, mode 0600). Client commands find it there with --data.`,
 			for _, w := range cfg.Warnings(o.simulate) {
 				logger.Warn(w)
 			}
+			tuneGC()
 			m := &Main{Config: cfg, Simulate: o.simulate, Logger: logger}
 			// SIGINT/SIGTERM end cmd.Context(): Serve then stops the
 			// daemon in order, letting payments in flight finish.
