@@ -56,7 +56,9 @@ func (fw *forwarder) exchange(ctx context.Context, id string, msg *sterad.HostMe
 			}
 		}
 	}
-	fw.wake()
+	if len(owed) > 0 {
+		fw.wake() // what is still owed goes with the queue
+	}
 	return t
 }
 
