@@ -863,8 +863,15 @@ func budget(t *testing.T) {
 func runModel(t *testing.T, allowed []string) {
 	budget(t)
 	var runs, steps int
+	// The first sequence that broke an invariant, as it ran: rapid shows
+	// only its last attempt, which for a failure that depends on timing
+	// may not fail again.
+	var first []string
 	start := time.Now()
 	t.Cleanup(func() {
+		if t.Failed() && len(first) > 0 {
+			t.Logf("the first failing sequence:\n%s", strings.Join(first, "\n"))
+		}
 		t.Logf("model: %d sequence(s), %d steps run in %s (reproduce with -rapid.seed=%s)", runs, steps, time.Since(start).Round(time.Millisecond), flag.Lookup("rapid.seed").Value)
 	})
 	rapid.Check(t, func(rt *rapid.T) {
@@ -878,7 +885,16 @@ func runModel(t *testing.T, allowed []string) {
 			rt.Fatalf("harness: %v", err)
 		}
 		defer h.close()
-		m := newMachine(h, rt.Logf)
+		var trace []string
+		m := newMachine(h, func(format string, args ...any) {
+			trace = append(trace, fmt.Sprintf(format, args...))
+			rt.Logf(format, args...)
+		})
+		defer func() {
+			if rt.Failed() && first == nil {
+				first = trace
+			}
+		}()
 		runs++
 		defer func() { steps += m.steps }()
 		actions := rapid.StateMachineActions(m)
