@@ -169,8 +169,8 @@ func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) e
 	fmt.Fprintf(out, "sterad bench: the daemon is its own process (pid %d: %s serve, card_data: clear, durable store in %s);\n",
 		d.pid, filepath.Base(d.cmd.Path), dataDir)
 	fmt.Fprintf(out, "acquirer: %s on %s (loopback); %d clients\n\n", host.what, host.addr, o.clients)
-	fmt.Fprintf(out, "1. raw ISO 8583 round trips, the bench's own acquirer client (%d senders, %s): %d exchanges, %d failed, %.0f/s, p50 %s, p99 %s\n",
-		o.clients, o.rawDuration, r.raw.n, r.raw.failed, r.raw.rate(), r.raw.p(50), r.raw.p(99))
+	fmt.Fprintf(out, "1. raw ISO 8583 round trips, the bench's own acquirer client (%d senders, %s): %d exchanges, %s, %.0f/s, p50 %s, p99 %s\n",
+		o.clients, o.rawDuration, r.raw.n, r.raw.failures(), r.raw.rate(), r.raw.p(50), r.raw.p(99))
 
 	expiry := time.Now().AddDate(2, 0, 0).Format("0601")
 	sale := api.TransactionRequest{Op: "sale", Amount: "12800", Card: &api.CardInput{PAN: "4111111111111111", Expiry: expiry}}
@@ -182,8 +182,8 @@ func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) e
 	host.timer.on.Store(true)
 	r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
 	host.timer.on.Store(false)
-	fmt.Fprintf(out, "3. at %d transactions/s for %s: %d approved, %d failed; API answer p50 %s p99 %s; the acquirer's own time p50 %s p99 %s\n",
-		o.rate, o.rateFor, r.lat.api.n, r.lat.api.failed, r.lat.api.p(50), r.lat.api.p(99), r.lat.host.p(50), r.lat.host.p(99))
+	fmt.Fprintf(out, "3. at %d transactions/s for %s: %d approved, %s; API answer p50 %s p99 %s; the acquirer's own time p50 %s p99 %s\n",
+		o.rate, o.rateFor, r.lat.api.n, r.lat.api.failures(), r.lat.api.p(50), r.lat.api.p(99), r.lat.host.p(50), r.lat.host.p(99))
 	fmt.Fprintf(out, "   added by the gateway (API answer − acquirer's time): p50 %s, p99 %s, max %s (loopback network time counts as added)\n",
 		r.lat.added.p(50), r.lat.added.p(99), r.lat.added.p(100))
 	if err := d.stop(time.Minute); err != nil {
@@ -249,8 +249,8 @@ func benchDaemonThroughput(ctx context.Context, out io.Writer, d *daemonProc, da
 	n := max(r.thr.n, 1)
 	r.cpuPerTxn = (cpu1 - cpu0) / time.Duration(n)
 	r.storePerTx = float64(used1-used0) / float64(n)
-	fmt.Fprintf(out, "2. keyed sales through the API (%d clients, %s after a %s warm-up): %d approved, %d failed, %.0f/s, p50 %s, p99 %s\n",
-		o.clients, o.duration, warm, r.thr.n, r.thr.failed, r.thr.rate(), r.thr.p(50), r.thr.p(99))
+	fmt.Fprintf(out, "2. keyed sales through the API (%d clients, %s after a %s warm-up): %d approved, %s, %.0f/s, p50 %s, p99 %s\n",
+		o.clients, o.duration, warm, r.thr.n, r.thr.failures(), r.thr.rate(), r.thr.p(50), r.thr.p(99))
 	fmt.Fprintf(out, "   ratio to the raw rate: %.2f\n", r.thr.rate()/max(r.raw.rate(), 1e-9))
 	fmt.Fprintf(out, "   daemon CPU: %.2f s for %d approved sales = %d µs per transaction (utime+stime, /proc/%d/stat)\n",
 		(cpu1 - cpu0).Seconds(), r.thr.n, r.cpuPerTxn.Microseconds(), d.pid)
@@ -297,11 +297,12 @@ func mbytes(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
 
 // samples are durations measured over a run.
 type samples struct {
-	mu     sync.Mutex
-	d      []time.Duration
-	n      int
-	failed int
-	span   time.Duration
+	mu       sync.Mutex
+	d        []time.Duration
+	n        int
+	failed   int
+	firstErr error
+	span     time.Duration
 }
 
 func (s *samples) add(d time.Duration) {
@@ -311,10 +312,23 @@ func (s *samples) add(d time.Duration) {
 	s.mu.Unlock()
 }
 
-func (s *samples) fail() {
+func (s *samples) fail(err error) {
 	s.mu.Lock()
 	s.failed++
+	if s.firstErr == nil {
+		s.firstErr = err
+	}
 	s.mu.Unlock()
+}
+
+// failures says how many calls failed, and the first one's error.
+func (s *samples) failures() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed == 0 {
+		return "0 failed"
+	}
+	return fmt.Sprintf("%d failed (the first: %v)", s.failed, s.firstErr)
 }
 
 func (s *samples) rate() float64 {
@@ -341,7 +355,6 @@ func (s *samples) p(q int) time.Duration {
 // times each call that succeeds.
 func closedLoop(ctx context.Context, clients int, d time.Duration, op func() error) *samples {
 	s := &samples{}
-	var failed atomic.Int64
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -352,7 +365,7 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, op func() err
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
 				if err := op(); err != nil {
-					failed.Add(1)
+					s.fail(err)
 					continue
 				}
 				s.add(time.Since(t0))
@@ -361,7 +374,6 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, op func() err
 	}
 	wg.Wait()
 	s.span = time.Since(start)
-	s.failed = int(failed.Load())
 	return s
 }
 
@@ -439,13 +451,16 @@ func benchLatency(ctx context.Context, c *api.Client, timer *hostTimer, sale api
 			t0 := time.Now()
 			tx, _, err := c.CreateTransaction(ctx, sale, api.CreateOptions{})
 			took := time.Since(t0)
-			if err != nil || tx.Status != "approved" {
-				r.api.fail()
+			if err == nil && tx.Status != "approved" {
+				err = fmt.Errorf("sale %s: %s", tx.Status, tx.Reason)
+			}
+			if err != nil {
+				r.api.fail(err)
 				return
 			}
 			host, ok := timer.exchange(tx.TerminalID, tx.STAN)
 			if !ok {
-				r.api.fail() // never seen at the acquirer: cannot be split
+				r.api.fail(fmt.Errorf("sale %s/%s not seen at the acquirer: its time cannot be split", tx.TerminalID, tx.STAN))
 				return
 			}
 			r.api.add(took)
