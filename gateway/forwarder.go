@@ -33,6 +33,15 @@ type forwarder struct {
 
 	mu         sync.Mutex
 	forwarding map[string]bool // transactions whose queued message is in flight
+
+	// While the link is down the queue is read only to park the items
+	// older than max_age. parkRead is when it was last read, parkDue when
+	// its oldest unparked item becomes old enough then (parkRead + max_age
+	// if none). An item queued later is younger, so until parkDue there is
+	// nothing to park and the offline pass does not read the queue: a long
+	// outage may queue 100,000 stand-ins, and decoding them all every
+	// retry interval kept the daemon's heap going. Guarded by drainMu.
+	parkRead, parkDue time.Time
 }
 
 func newForwarder(e env, j *journal, sd *sender, oc *outcomes, exch *exchanges) *forwarder {
@@ -131,13 +140,21 @@ func (fw *forwarder) drain(ctx context.Context, all bool) (sent int) {
 // drainPass forwards the items that are ready and returns how many were
 // sent and how many wait for their original.
 func (fw *forwarder) drainPass(ctx context.Context, all bool) (sent, waiting int) {
+	clock := fw.clock.Now()
+	// Offline with nothing to park: nothing to do (a clock that stepped
+	// back since the last read reads again).
+	if !all && !fw.sd.online() && !clock.Before(fw.parkRead) && clock.Before(fw.parkDue) {
+		return 0, 0
+	}
 	items, err := fw.j.store.Queue(ctx)
 	if err != nil {
 		fw.log.Error("read queue", "err", err)
 		return 0, 0
 	}
-	clock := fw.clock.Now()
-	fw.park(ctx, items, clock)
+	fw.parkRead, fw.parkDue = clock, time.Time{}
+	if fw.park(ctx, items, clock) {
+		fw.parkDue = fw.nextPark(items, clock)
+	}
 	if !fw.sd.online() {
 		return 0, 0
 	}
@@ -197,12 +214,14 @@ func (fw *forwarder) forwardAll(ctx context.Context, items []sterad.QueueItem) i
 	return int(sent.Load())
 }
 
-// park marks the items older than the offline max_age.
-func (fw *forwarder) park(ctx context.Context, items []sterad.QueueItem, now time.Time) {
+// park marks the items older than the offline max_age. It reports false
+// when one could not be marked.
+func (fw *forwarder) park(ctx context.Context, items []sterad.QueueItem, now time.Time) bool {
 	maxAge := fw.cfg.Offline.MaxAge
 	if maxAge <= 0 {
-		return
+		return true
 	}
+	ok := true
 	for i := range items {
 		if items[i].Parked || now.Sub(items[i].CreatedAt) <= maxAge {
 			continue
@@ -210,10 +229,28 @@ func (fw *forwarder) park(ctx context.Context, items []sterad.QueueItem, now tim
 		items[i].Parked = true
 		if err := fw.j.apply(ctx, sterad.Change{UpdateQueue: []sterad.QueueItem{items[i]}}); err != nil {
 			fw.log.Error("park queue item", "txn", items[i].TxnID, "err", err)
+			ok = false
 			continue
 		}
 		fw.log.Warn("queue item parked: older than offline max_age, an operator must flush it", "txn", items[i].TxnID, "kind", items[i].Kind, "since", items[i].CreatedAt)
 	}
+	return ok
+}
+
+// nextPark is when the first of items (read at now) not parked yet, or
+// one queued after now, becomes older than the offline max_age.
+func (fw *forwarder) nextPark(items []sterad.QueueItem, now time.Time) time.Time {
+	maxAge := fw.cfg.Offline.MaxAge
+	if maxAge <= 0 {
+		return now.AddDate(100, 0, 0) // never
+	}
+	due := now.Add(maxAge)
+	for _, it := range items {
+		if !it.Parked && it.CreatedAt.Add(maxAge).Before(due) {
+			due = it.CreatedAt.Add(maxAge)
+		}
+	}
+	return due
 }
 
 // flush forwards every queued item now, parked ones included, and returns

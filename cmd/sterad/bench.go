@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"runtime/pprof"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +21,8 @@ import (
 	"github.com/sterad/sterad"
 	"github.com/sterad/sterad/api"
 	"github.com/sterad/sterad/gateway"
+	"github.com/sterad/sterad/offline"
+	"github.com/sterad/sterad/protocol"
 )
 
 // benchOptions are the flags of sterad bench.
@@ -26,155 +32,277 @@ type benchOptions struct {
 	rate        int
 	rateFor     time.Duration
 	rawDuration time.Duration
+	queued      int
+	queuedRest  time.Duration
+	drain       bool
+	acquirer    string // host:port of an external acquirer; "" runs the test acquirer here
 	cpuProfile  string
+	memProfile  string
+	keep        bool // keep the temporary directory: stores, configurations, logs
 }
+
+// The goals of the performance issue, each printed met or NOT met.
+const (
+	goalRatio      = 0.35                   // keyed sales through the API / raw ISO 8583 rate
+	goalP99        = 20 * time.Millisecond  // keyed sales' p99 at --clients
+	goalAddedP99   = 2 * time.Millisecond   // latency the gateway adds, p99, at --rate
+	goalCPUPerTxn  = 150 * time.Microsecond // daemon CPU per transaction
+	goalStorePerTx = 1000                   // bytes of store growth per transaction
+	goalQueuedRSS  = 80_000_000             // bytes of RSS with --queued advices
+)
 
 func newBenchCommand(g *globalOptions) *cobra.Command {
 	o := &benchOptions{}
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure keyed sales through the API, the daemon and the test acquirer",
-		Long: `Start sterad in-process with the test acquirer on loopback and a durable
-store in a temporary directory, then measure:
+		Short: "Measure the daemon: keyed sales through the API against the test acquirer, its CPU, memory and store",
+		Long: `Run the daemon as its own process (this binary, as sterad serve, with a
+durable store in a temporary directory and card_data: clear) against the test
+acquirer, which the bench runs itself on loopback (or --acquirer), and measure:
 
-  1. the raw round-trip rate of the ISO 8583 connection alone (--clients senders);
-  2. keyed sales through the HTTP API with --clients concurrent clients;
+  1. the raw round-trip rate of the ISO 8583 connection alone (the bench's own
+     acquirer client, --clients senders);
+  2. keyed sales through the HTTP API with --clients concurrent clients: rate,
+     p50, p99, the ratio to the raw rate; the daemon's CPU time per
+     transaction, its memory, and the store's growth per transaction;
   3. at --rate transactions/s, the latency the gateway adds: the API's answer
-     time minus the acquirer exchange's own time, per transaction.
+     time minus the acquirer's own time for the same transaction (loopback
+     network time counts as added);
+  4. the daemon's memory with --queued stood-in sales waiting for the
+     acquirer, and how fast their advices drain when it is back.
 
-Every transaction is journaled durably (fsync) before it is sent and before
-it is answered.`,
+Then each goal of the performance issue, met or NOT met. docs/cli.md says
+what each figure means.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := os.MkdirTemp("", "sterad-bench-")
+			if o.clients < 1 || o.rate < 1 || o.duration <= 0 || o.rateFor <= 0 || o.rawDuration <= 0 || o.queuedRest <= 0 {
+				return errors.New("--clients and --rate must be at least 1, the durations more than zero")
+			}
+			if o.queued < 0 || o.queued > maxBenchQueued {
+				return fmt.Errorf("--queued must be between 0 and %d", maxBenchQueued)
+			}
+			for _, p := range []*string{&o.cpuProfile, &o.memProfile} {
+				if *p != "" {
+					abs, err := filepath.Abs(*p) // the daemon writes it
+					if err != nil {
+						return err
+					}
+					*p = abs
+				}
+			}
+			work, err := os.MkdirTemp("", "sterad-bench-")
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(dir)
-			defer os.Remove(simulateKEKPath(dir))
-			return runBench(cmd.Context(), cmd.OutOrStdout(), dir, *o)
+			if o.keep {
+				defer fmt.Fprintf(cmd.OutOrStdout(), "\nkept: %s (the daemons' stores, configurations and logs)\n", work)
+			} else {
+				defer os.RemoveAll(work)
+			}
+			return runBench(cmd.Context(), cmd.OutOrStdout(), work, *o)
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.clients, "clients", 32, "concurrent clients")
+	f.IntVar(&o.clients, "clients", 32, "concurrent API clients (and raw senders)")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "length of the throughput run")
 	f.IntVar(&o.rate, "rate", 20, "transactions per second of the latency run")
 	f.DurationVar(&o.rateFor, "rate-duration", 10*time.Second, "length of the latency run")
 	f.DurationVar(&o.rawDuration, "raw-duration", 5*time.Second, "length of the raw ISO 8583 run")
-	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
+	f.IntVar(&o.queued, "queued", 100_000, "stood-in sales queued for the memory run (0: skip it)")
+	f.DurationVar(&o.queuedRest, "queued-rest", 30*time.Second, "how long the daemon rests with its queue before its RSS is read")
+	f.BoolVar(&o.drain, "drain", true, "time the drain of the queued advices when the acquirer is back")
+	f.StringVar(&o.acquirer, "acquirer", "", "host:port of an external acquirer (plain TCP) instead of the test acquirer run by the bench")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon during the throughput run to this file")
+	f.StringVar(&o.memProfile, "memprofile", "", "write heap profiles of the daemon after the throughput run to this file, and with the queue loaded to FILE-queued")
+	f.BoolVar(&o.keep, "keep", false, "keep the temporary directory: the daemons' stores, configurations and logs")
 	return cmd
 }
 
-// timedAcquirer records how long each exchange took, by terminal and STAN.
-type timedAcquirer struct {
-	sterad.Acquirer
-	took sync.Map // "TID/STAN" → time.Duration
+// benchResults are the figures the goals are judged on.
+type benchResults struct {
+	raw, thr   *samples
+	lat        latencyRun
+	cpuPerTxn  time.Duration
+	storePerTx float64
+	queued     *queueRun // nil when skipped
 }
 
-func (a *timedAcquirer) Exchange(ctx context.Context, m *sterad.HostMessage) (*sterad.HostMessage, error) {
-	start := time.Now()
-	resp, err := a.Acquirer.Exchange(ctx, m)
-	a.took.Store(m.TerminalID+"/"+m.STAN.String(), time.Since(start))
-	return resp, err
-}
-
-func runBench(ctx context.Context, out io.Writer, dir string, o benchOptions) error {
-	cfg := DefaultConfig()
-	cfg.DataDir = dir
-	cfg.API.Listen = "127.0.0.1:0"
-	cfg.Acquirer.Address = "127.0.0.1:0"
-	// The benchmark measures keyed sales through the API: the gateway in
-	// card_data: clear (blind mode refuses keyed cards).
-	cfg.CardData = sterad.CardDataClear
-	timed := &timedAcquirer{}
-	m := &Main{Config: cfg, Simulate: true, SimHostMemory: true, WrapAcquirer: func(a sterad.Acquirer) sterad.Acquirer {
-		timed.Acquirer = a
-		return timed
-	}}
-	if err := m.Run(ctx); err != nil {
+func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) error {
+	kek := filepath.Join(work, "kek")
+	if _, err := offline.CreateKEKFile(kek, ""); err != nil {
 		return err
 	}
-	defer m.Close()
-	if err := m.Client.WaitOnline(ctx); err != nil {
+	var host *benchHost
+	var err error
+	if o.acquirer != "" {
+		host, err = startTimingProxy(o.acquirer)
+	} else {
+		host, err = startTestAcquirer()
+	}
+	if err != nil {
 		return err
 	}
-	c := api.NewClient(m.APIAddr, m.Token)
-	c.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.clients * 2, MaxConnsPerHost: o.clients * 2}}
-	expiry := time.Now().AddDate(2, 0, 0).Format("0601")
-	sale := api.TransactionRequest{Op: "sale", Amount: "12800", Card: &api.CardInput{PAN: "4111111111111111", Expiry: expiry}}
-
-	fmt.Fprintf(out, "sterad bench: %d clients, durable store in %s, test acquirer on %s (loopback)\n\n", o.clients, dir, m.Config.Acquirer.Address)
+	defer host.close()
+	var r benchResults
+	// Terminal IDs of this run only: an external acquirer keeps its
+	// ledger, and a STAN used again the same day is a duplicate there.
+	raw := make([]byte, 3)
+	rand.Read(raw)
+	runID := strings.ToUpper(hex.EncodeToString(raw))
 
 	// 1. The ISO 8583 connection alone.
-	raw, err := benchRaw(ctx, m, o.clients, o.rawDuration, expiry)
+	if r.raw, err = benchRaw(ctx, host.addr, "BR"+runID, o.clients, o.rawDuration); err != nil {
+		return err
+	}
+
+	// The daemon.
+	dataDir := filepath.Join(work, "data")
+	d, err := startDaemonProc(ctx, daemonSpec{name: "daemon", work: work, dataDir: dataDir, kekFile: kek, acquirer: host.addr, virtualTID: "BV" + runID,
+		within: time.Minute, cpuProfile: o.cpuProfile, memProfile: o.memProfile, clients: o.clients})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "1. ISO 8583 round trips alone (%d senders, %s): %d exchanges, %.0f/s, p50 %s, p99 %s\n",
-		o.clients, o.rawDuration, raw.n, raw.rate(), raw.p(50), raw.p(99))
+	defer d.kill()
+	if err := d.waitOnline(ctx, time.Minute); err != nil {
+		return fmt.Errorf("the daemon's acquirer link: %w\n%s", err, d.lastLines())
+	}
+	fmt.Fprintf(out, "sterad bench: the daemon is its own process (pid %d: %s serve, card_data: clear, durable store in %s);\n",
+		d.pid, filepath.Base(d.cmd.Path), dataDir)
+	fmt.Fprintf(out, "acquirer: %s on %s (loopback); %d clients\n\n", host.what, host.addr, o.clients)
+	fmt.Fprintf(out, "1. raw ISO 8583 round trips, the bench's own acquirer client (%d senders, %s): %d exchanges, %s, %.0f/s, p50 %s, p99 %s\n",
+		o.clients, o.rawDuration, r.raw.n, r.raw.failures(), r.raw.rate(), r.raw.p(50), r.raw.p(99))
 
-	// 2. Throughput through the whole gateway.
-	stopProfile, err := startCPUProfile(o.cpuProfile)
-	if err != nil {
+	expiry := time.Now().AddDate(2, 0, 0).Format("0601")
+	sale := api.TransactionRequest{Op: "sale", Amount: "12800", Card: &api.CardInput{PAN: "4111111111111111", Expiry: expiry}}
+	if err := benchDaemonThroughput(ctx, out, d, dataDir, sale, o, &r); err != nil {
 		return err
 	}
-	a0 := m.DB.Stats().Applies
-	thr := benchThroughput(ctx, c, sale, o.clients, o.duration)
-	stopProfile()
-	fmt.Fprintf(out, "2. keyed sales through the API (%d clients, %s): %d approved, %d failed, %.0f transactions/s, p50 %s, p99 %s\n",
-		o.clients, o.duration, thr.n, thr.failed, thr.rate(), thr.p(50), thr.p(99))
-	fmt.Fprintf(out, "   gateway/raw ratio: %.2f of the raw ISO 8583 rate; store: %.2f commits, %.2f writes per transaction\n",
-		thr.rate()/raw.rate(), commitsPer(m, thr.n), float64(m.DB.Stats().Applies-a0)/float64(max(thr.n, 1)))
 
-	// 3. Latency added by the gateway at a steady rate.
-	lat := benchLatency(ctx, c, timed, sale, o.rate, o.rateFor)
-	fmt.Fprintf(out, "3. at %d transactions/s for %s (%d sales): API answer p50 %s p99 %s; acquirer exchange p50 %s p99 %s\n",
-		o.rate, o.rateFor, lat.api.n, lat.api.p(50), lat.api.p(99), lat.host.p(50), lat.host.p(99))
-	fmt.Fprintf(out, "   added by the gateway (answer − exchange): p50 %s, p99 %s, max %s\n", lat.added.p(50), lat.added.p(99), lat.added.p(100))
+	// 3. Latency the gateway adds at a steady rate.
+	host.timer.on.Store(true)
+	r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
+	host.timer.on.Store(false)
+	fmt.Fprintf(out, "3. at %d transactions/s for %s: %d approved, %s; API answer p50 %s p99 %s; the acquirer's own time p50 %s p99 %s\n",
+		o.rate, o.rateFor, r.lat.api.n, r.lat.api.failures(), r.lat.api.p(50), r.lat.api.p(99), r.lat.host.p(50), r.lat.host.p(99))
+	fmt.Fprintf(out, "   added by the gateway (API answer − acquirer's time): p50 %s, p99 %s, max %s (loopback network time counts as added)\n",
+		r.lat.added.p(50), r.lat.added.p(99), r.lat.added.p(100))
+	if err := d.stop(time.Minute); err != nil {
+		return err
+	}
 
-	fmt.Fprintln(out)
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
+	// 4. Memory with the queue of an outage.
+	if o.queued > 0 {
+		memProfile := ""
+		if o.memProfile != "" {
+			ext := filepath.Ext(o.memProfile)
+			memProfile = strings.TrimSuffix(o.memProfile, ext) + "-queued" + ext
 		}
-		return "NOT met"
+		if r.queued, err = benchQueued(ctx, out, work, kek, o.queued, o.queuedRest, o.drain, memProfile); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(out, "goal ≥ 1,000 transactions/s with %d clients: %s (%.0f/s)\n", o.clients, verdict(thr.rate() >= 1000), thr.rate())
-	fmt.Fprintf(out, "goal p99 added latency ≤ 10ms at %d/s: %s (%s)\n", o.rate, verdict(lat.added.p(99) <= 10*time.Millisecond), lat.added.p(99))
+
+	printGoals(out, o, r)
 	return nil
 }
 
-// startCPUProfile starts a CPU profile to path ("" for none) and returns
-// what stops it.
-func startCPUProfile(path string) (func(), error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(path)
+// benchDaemonThroughput is part 2: keyed sales from o.clients clients
+// back to back for o.duration, after a short warm-up (connections opened,
+// the store's first pages grown), with the daemon's CPU time, memory and
+// store growth over the run.
+func benchDaemonThroughput(ctx context.Context, out io.Writer, d *daemonProc, dataDir string, sale api.TransactionRequest, o benchOptions, r *benchResults) error {
+	warm := min(time.Second, o.duration/10)
+	benchThroughput(ctx, d.c, sale, o.clients, warm)
+	used0, err := d.storeUsed(ctx) // before the CPU count: /metrics has its own cost
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
+	dir0 := dirBytes(dataDir)
+	if o.cpuProfile != "" {
+		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile started"); err != nil {
+			return err
+		}
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	cpu0, err := d.cpu()
+	if err != nil {
+		return err
+	}
+	r.thr = benchThroughput(ctx, d.c, sale, o.clients, o.duration)
+	cpu1, err := d.cpu()
+	if err != nil {
+		return err
+	}
+	if o.cpuProfile != "" {
+		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile written"); err != nil {
+			return err
+		}
+	}
+	used1, err := d.storeUsed(ctx)
+	if err != nil {
+		return err
+	}
+	dir1 := dirBytes(dataDir)
+	mem, err := d.memory()
+	if err != nil {
+		return err
+	}
+	n := max(r.thr.n, 1)
+	r.cpuPerTxn = (cpu1 - cpu0) / time.Duration(n)
+	r.storePerTx = float64(used1-used0) / float64(n)
+	fmt.Fprintf(out, "2. keyed sales through the API (%d clients, %s after a %s warm-up): %d approved, %s, %.0f/s, p50 %s, p99 %s\n",
+		o.clients, o.duration, warm, r.thr.n, r.thr.failures(), r.thr.rate(), r.thr.p(50), r.thr.p(99))
+	fmt.Fprintf(out, "   ratio to the raw rate: %.2f\n", r.thr.rate()/max(r.raw.rate(), 1e-9))
+	fmt.Fprintf(out, "   daemon CPU: %.2f s for %d approved sales = %d µs per transaction (utime+stime, /proc/%d/stat)\n",
+		(cpu1 - cpu0).Seconds(), r.thr.n, r.cpuPerTxn.Microseconds(), d.pid)
+	fmt.Fprintf(out, "   daemon memory: RSS %s (%s anonymous, %s file-backed), peak %s (VmHWM)\n", mbytes(mem.rss), mbytes(mem.anon), mbytes(mem.file), mbytes(mem.hwm))
+	fmt.Fprintf(out, "   store growth: %.0f B per transaction (database data, sterad_store_used_bytes %s → %s); data directory %s → %s (%.0f B per transaction: bbolt grows its file ahead in steps)\n",
+		r.storePerTx, mbytes(used0), mbytes(used1), mbytes(dir0), mbytes(dir1), float64(dir1-dir0)/float64(n))
+	if o.cpuProfile != "" {
+		fmt.Fprintf(out, "   CPU profile of the daemon: %s\n", o.cpuProfile)
+	}
+	if o.memProfile != "" {
+		if err := d.signalLogged(syscall.SIGUSR2, "heap profile written"); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "   heap profile of the daemon: %s\n", o.memProfile)
+	}
+	return nil
 }
 
-func commitsPer(m *Main, n int) float64 {
-	if n == 0 {
-		return 0
+func printGoals(out io.Writer, o benchOptions, r benchResults) {
+	fmt.Fprintln(out, "\ngoals of the performance issue:")
+	goal := func(label string, ok bool, figure string, args ...any) {
+		v := "NOT met"
+		if ok {
+			v = "met"
+		}
+		fmt.Fprintf(out, "  %-50s %-7s  (%s)\n", label+":", v, fmt.Sprintf(figure, args...))
 	}
-	return float64(m.DB.Stats().Commits) / float64(n)
+	ratio := r.thr.rate() / max(r.raw.rate(), 1e-9)
+	goal(fmt.Sprintf("keyed sales at %d clients ≥ 35%% of the raw rate", o.clients), ratio >= goalRatio,
+		"%.0f%%: %.0f/s of %.0f/s", ratio*100, r.thr.rate(), r.raw.rate())
+	goal(fmt.Sprintf("keyed sales at %d clients p99 ≤ 20ms", o.clients), r.thr.n > 0 && r.thr.p(99) <= goalP99, "%s", r.thr.p(99))
+	goal(fmt.Sprintf("latency the gateway adds at %d/s p99 ≤ 2ms", o.rate), r.lat.added.n > 0 && r.lat.added.p(99) <= goalAddedP99, "%s", r.lat.added.p(99))
+	goal("daemon CPU per transaction ≤ 150 µs", r.thr.n > 0 && r.cpuPerTxn <= goalCPUPerTxn, "%d µs", r.cpuPerTxn.Microseconds())
+	goal("store growth ≤ 1 KB per transaction", r.thr.n > 0 && r.storePerTx <= goalStorePerTx, "%.0f B", r.storePerTx)
+	if q := r.queued; q != nil {
+		goal(fmt.Sprintf("RSS ≤ 80 MB with %d queued advices", q.n), q.rss <= goalQueuedRSS, "%s at rest; peak %s", mbytes(q.rss), mbytes(q.hwm))
+	} else {
+		fmt.Fprintf(out, "  %-50s %s\n", "RSS ≤ 80 MB with queued advices:", "not measured (--queued 0)")
+	}
 }
+
+// mbytes prints a size in MB (10⁶ bytes).
+func mbytes(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
 
 // samples are durations measured over a run.
 type samples struct {
-	mu     sync.Mutex
-	d      []time.Duration
-	n      int
-	failed int
-	span   time.Duration
+	mu       sync.Mutex
+	d        []time.Duration
+	n        int
+	failed   int
+	firstErr error
+	span     time.Duration
 }
 
 func (s *samples) add(d time.Duration) {
@@ -182,6 +310,25 @@ func (s *samples) add(d time.Duration) {
 	s.d = append(s.d, d)
 	s.n++
 	s.mu.Unlock()
+}
+
+func (s *samples) fail(err error) {
+	s.mu.Lock()
+	s.failed++
+	if s.firstErr == nil {
+		s.firstErr = err
+	}
+	s.mu.Unlock()
+}
+
+// failures says how many calls failed, and the first one's error.
+func (s *samples) failures() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed == 0 {
+		return "0 failed"
+	}
+	return fmt.Sprintf("%d failed (the first: %v)", s.failed, s.firstErr)
 }
 
 func (s *samples) rate() float64 {
@@ -208,7 +355,6 @@ func (s *samples) p(q int) time.Duration {
 // times each call that succeeds.
 func closedLoop(ctx context.Context, clients int, d time.Duration, op func() error) *samples {
 	s := &samples{}
-	var failed atomic.Int64
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -219,7 +365,7 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, op func() err
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
 				if err := op(); err != nil {
-					failed.Add(1)
+					s.fail(err)
 					continue
 				}
 				s.add(time.Since(t0))
@@ -228,29 +374,47 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, op func() err
 	}
 	wg.Wait()
 	s.span = time.Since(start)
-	s.failed = int(failed.Load())
 	return s
 }
 
-// benchRaw sends keyed sales straight through the ISO 8583 client.
-func benchRaw(ctx context.Context, m *Main, senders int, d time.Duration, expiry string) (*samples, error) {
-	e, err := sterad.ParseExpiry(expiry)
+// benchRaw sends keyed sales straight through an acquirer client of the
+// bench's own (terminal ID tid) to addr, from senders goroutines.
+func benchRaw(ctx context.Context, addr, tid string, senders int, d time.Duration) (*samples, error) {
+	e, err := sterad.ParseExpiry(time.Now().AddDate(2, 0, 0).Format("0601"))
 	if err != nil {
 		return nil, err
 	}
+	var stan atomic.Int64
+	next := func(context.Context, string, time.Time) (sterad.STAN, error) {
+		return sterad.STAN(stan.Add(1)%999_999 + 1), nil
+	}
+	cfg := DefaultConfig()
+	c, err := protocol.NewClient(protocol.ClientOptions{Address: addr, TerminalID: tid, MerchantID: cfg.MerchantID, STAN: next, Location: cfg.Location()})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(runCtx)
+	}()
+	defer func() { stop(); <-done }()
+	online, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := c.WaitOnline(online); err != nil {
+		return nil, fmt.Errorf("raw run: the acquirer at %s: %w", addr, err)
+	}
 	return closedLoop(ctx, senders, d, func() error {
 		now := time.Now()
-		stan, err := m.DB.NextSTAN(ctx, "BENCHRAW", now)
-		if err != nil {
-			return err
-		}
+		s, _ := next(ctx, tid, now)
 		msg := &sterad.HostMessage{
 			MTI: sterad.MTIFinancial, PAN: "4111111111111111", Processing: sterad.ProcPurchase, HasAmount: true,
-			Amount: sterad.NewAmount(12800, sterad.JPY), Currency: sterad.JPY, Transmitted: now.UTC(), STAN: stan,
+			Amount: sterad.NewAmount(12800, sterad.JPY), Currency: sterad.JPY, Transmitted: now.UTC(), STAN: s,
 			LocalTime: now, Expiry: e, MCC: gateway.DefaultMCC, Entry: sterad.EntryKeyed, Condition: sterad.CondMailPhone,
-			TerminalID: "BENCHRAW", MerchantID: m.Config.MerchantID, Batch: 1,
+			TerminalID: tid, MerchantID: cfg.MerchantID, Batch: 1,
 		}
-		resp, err := m.Client.Exchange(ctx, msg)
+		resp, err := c.Exchange(ctx, msg)
 		if err == nil && resp.ResponseCode != "00" {
 			err = fmt.Errorf("response %s", resp.ResponseCode)
 		}
@@ -271,7 +435,9 @@ func benchThroughput(ctx context.Context, c *api.Client, sale api.TransactionReq
 
 type latencyRun struct{ api, host, added *samples }
 
-func benchLatency(ctx context.Context, c *api.Client, timed *timedAcquirer, sale api.TransactionRequest, rate int, d time.Duration) latencyRun {
+// benchLatency posts a keyed sale every 1/rate s for d, each in its own
+// goroutine, and takes from each answer the acquirer's own time.
+func benchLatency(ctx context.Context, c *api.Client, timer *hostTimer, sale api.TransactionRequest, rate int, d time.Duration) latencyRun {
 	r := latencyRun{api: &samples{}, host: &samples{}, added: &samples{}}
 	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
 	defer tick.Stop()
@@ -285,17 +451,18 @@ func benchLatency(ctx context.Context, c *api.Client, timed *timedAcquirer, sale
 			t0 := time.Now()
 			tx, _, err := c.CreateTransaction(ctx, sale, api.CreateOptions{})
 			took := time.Since(t0)
-			if err != nil || tx.Status != "approved" {
-				r.api.mu.Lock()
-				r.api.failed++
-				r.api.mu.Unlock()
+			if err == nil && tx.Status != "approved" {
+				err = fmt.Errorf("sale %s: %s", tx.Status, tx.Reason)
+			}
+			if err != nil {
+				r.api.fail(err)
 				return
 			}
-			v, ok := timed.took.Load(tx.TerminalID + "/" + tx.STAN)
+			host, ok := timer.exchange(tx.TerminalID, tx.STAN)
 			if !ok {
+				r.api.fail(fmt.Errorf("sale %s/%s not seen at the acquirer: its time cannot be split", tx.TerminalID, tx.STAN))
 				return
 			}
-			host := v.(time.Duration)
 			r.api.add(took)
 			r.host.add(host)
 			r.added.add(took - host)

@@ -61,6 +61,7 @@ first start, mode 0600). Client commands find it there with --data.`,
 			}
 			tuneGC()
 			m := &Main{Config: cfg, Simulate: o.simulate, Logger: logger}
+			defer startProfiling(logger)() // profile.go: only when the environment asks
 			// SIGINT/SIGTERM end cmd.Context(): Serve then stops the
 			// daemon in order, letting payments in flight finish.
 			ready := func() {

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// `sterad bench` in miniature: every figure it promises is printed, with
+// numbers, and nothing failed. The daemon it starts is this test binary
+// run as sterad (TestMain). Timings are not judged here: they are what
+// the bench reports.
+func TestBenchCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two daemons as child processes (~10 s)")
+	}
+	t.Setenv(asDaemon, "1") // inherited by the daemon the bench starts
+	dir := t.TempDir()
+	cpu, heap := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "heap.pprof")
+	code, out, errw := run15(t, "bench", "--clients", "4", "--duration", "300ms", "--rate-duration", "300ms", "--raw-duration", "200ms",
+		"--queued", "200", "--queued-rest", "500ms", "--cpuprofile", cpu, "--memprofile", heap)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errw)
+	}
+	const (
+		n   = `[1-9][0-9]*`      // a count that is not zero
+		d   = `[0-9.]+(µs|ms|s)` // a duration
+		mb  = `[0-9.]+ MB`
+		num = `[0-9.]+`
+	)
+	for _, want := range []string{
+		`1\. raw ISO 8583 round trips.*: ` + n + ` exchanges, 0 failed, ` + n + `/s, p50 ` + d + `, p99 ` + d,
+		`2\. keyed sales through the API \(4 clients, 300ms .*\): ` + n + ` approved, 0 failed, ` + n + `/s, p50 ` + d + `, p99 ` + d,
+		`ratio to the raw rate: ` + num,
+		`daemon CPU: ` + num + ` s for ` + n + ` approved sales = [0-9]+ µs per transaction`,
+		`daemon memory: RSS ` + mb + ` \(` + mb + ` anonymous, ` + mb + ` file-backed\), peak ` + mb,
+		`store growth: -?[0-9]+ B per transaction`,
+		`CPU profile of the daemon: ` + regexp.QuoteMeta(cpu),
+		`3\. at 20 transactions/s for 300ms: ` + n + ` approved, 0 failed; API answer p50 ` + d + ` p99 ` + d + `; the acquirer's own time p50 ` + d + ` p99 ` + d,
+		`added by the gateway \(API answer − acquirer's time\): p50 -?` + d + `, p99 -?` + d + `, max -?` + d,
+		`4\. 200 stood-in sales .*: the daemon was up in ` + d + ` and lists 200 queued`,
+		`daemon memory at rest with the queue: RSS ` + mb + ` \(` + mb + ` anonymous, ` + mb + ` file-backed.*peak ` + mb,
+		`drain when the acquirer was back: 200 advices in ` + d + `, ` + n + `/s`,
+		`keyed sales at 4 clients ≥ 35% of the raw rate: +(met|NOT met) +\(` + n + `%`,
+		`keyed sales at 4 clients p99 ≤ 20ms: +(met|NOT met) +\(` + d + `\)`,
+		`latency the gateway adds at 20/s p99 ≤ 2ms: +(met|NOT met) +\(-?` + d + `\)`,
+		`daemon CPU per transaction ≤ 150 µs: +(met|NOT met) +\([0-9]+ µs\)`,
+		`store growth ≤ 1 KB per transaction: +(met|NOT met) +\(-?[0-9]+ B\)`,
+		`RSS ≤ 80 MB with 200 queued advices: +(met|NOT met) +\(` + mb + ` at rest; peak ` + mb,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("no line matches %s", want)
+		}
+	}
+	if strings.Contains(out, "4111111111111111") {
+		t.Error("the output shows a card number")
+	}
+	for _, p := range []string{cpu, heap, filepath.Join(dir, "heap-queued.pprof")} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v", p, err)
+		}
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", out, errw)
+	}
+}
