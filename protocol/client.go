@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/moov-io/iso8583"
 	"github.com/sterad/sterad"
 )
 
@@ -527,7 +526,11 @@ func (c *Client) roundTrip(ctx context.Context, l *link, req *sterad.HostMessage
 	if req.MTI.IsResponse() || req.STAN == 0 || req.TerminalID == "" {
 		return nil, fmt.Errorf("%s: a request needs a request MTI, DE 11 and DE 41", what)
 	}
-	msg, packed, err := packISO(req)
+	msg, err := encode(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	packed, err := msg.pack()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -538,7 +541,7 @@ func (c *Client) roundTrip(ctx context.Context, l *link, req *sterad.HostMessage
 	if timeout <= 0 || ctx.Err() != nil {
 		return nil, fmt.Errorf("%s: %w: %w", what, sterad.ErrHostUnavailable, cmp.Or(ctx.Err(), context.DeadlineExceeded))
 	}
-	o := &outstanding{frame: frame(packed), resp: make(chan *iso8583.Message, 1)}
+	o := &outstanding{frame: frame(packed), resp: make(chan *wireMessage, 1)}
 	if err := l.send(key, o); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -546,7 +549,7 @@ func (c *Client) roundTrip(ctx context.Context, l *link, req *sterad.HostMessage
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	var answer *iso8583.Message
+	var answer *wireMessage
 	var why error
 	timedOut := false
 	select {
@@ -575,7 +578,7 @@ func (c *Client) roundTrip(ctx context.Context, l *link, req *sterad.HostMessage
 			return nil, fmt.Errorf("%s: %w: %w", what, sterad.ErrNoResponse, why)
 		}
 	}
-	resp, err := FromISO(answer, c.opts.Clock.Now())
+	resp, err := answer.decode(c.opts.Clock.Now())
 	if err == nil && resp.MTI != req.MTI.Response() {
 		err = formatErr(0, "%s does not answer %s", resp.MTI, req.MTI)
 	}
@@ -594,9 +597,9 @@ func (c *Client) roundTrip(ctx context.Context, l *link, req *sterad.HostMessage
 
 // late logs and counts a response that came after its request stopped
 // waiting, or that matches no request. It is never used.
-func (c *Client) late(msg *iso8583.Message) {
+func (c *Client) late(msg *wireMessage) {
 	c.stats.late.Add(1)
-	m, err := FromISO(msg, c.opts.Clock.Now())
+	m, err := msg.decode(c.opts.Clock.Now())
 	if m == nil {
 		c.stats.malformed.Add(1)
 		c.logFormatError("unreadable late response", err)
@@ -608,8 +611,8 @@ func (c *Client) late(msg *iso8583.Message) {
 
 // inbound handles a request from the host: an echo is answered, anything
 // else logged and ignored.
-func (c *Client) inbound(l *link, msg *iso8583.Message) {
-	m, err := FromISO(msg, c.opts.Clock.Now())
+func (c *Client) inbound(l *link, msg *wireMessage) {
+	m, err := msg.decode(c.opts.Clock.Now())
 	if err != nil {
 		c.stats.malformed.Add(1)
 		c.logFormatError("unreadable request from the acquirer", err)
@@ -727,11 +730,8 @@ func (c *Client) Stats() ClientStats {
 // requestKey is the spec's matching rule: MTI class, DE 11 and DE 41. STAN
 // alone would hand a reversal (which carries the STAN of the transaction it
 // reverses) the late response of that transaction.
-func requestKey(msg *iso8583.Message) string {
-	mti, _ := msg.GetMTI()
-	stan, _ := msg.GetString(11)
-	tid, _ := msg.GetString(41)
-	return sterad.MTI(mti).Class() + "|" + stan + "|" + strings.TrimRight(tid, " ")
+func requestKey(msg *wireMessage) string {
+	return sterad.MTI(msg.mti).Class() + "|" + msg.filled(11) + "|" + strings.TrimRight(msg.filled(41), " ")
 }
 
 // frame prefixes a packed message with its 2-byte big-endian length.

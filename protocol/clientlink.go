@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/moov-io/iso8583"
 	"github.com/sterad/sterad"
 )
 
@@ -46,9 +45,9 @@ type link struct {
 // abandoned it first.
 type outstanding struct {
 	frame     []byte
-	resp      chan *iso8583.Message // receives the first matching answer, once
-	written   bool                  // the host may have it
-	abandoned bool                  // the caller gave up before the writer took it: never write it
+	resp      chan *wireMessage // receives the first matching answer, once
+	written   bool              // the host may have it
+	abandoned bool              // the caller gave up before the writer took it: never write it
 }
 
 // queued is a frame waiting for the writer: a request (o set) or a reply.
@@ -213,13 +212,13 @@ func (l *link) readLoop() {
 			return
 		}
 		l.received()
-		msg, err := UnpackISO(b)
+		msg, err := parse(b)
 		if err != nil {
 			c.stats.malformed.Add(1)
 			c.logFormatError("acquirer sent a malformed message: skipped", err, "length", n)
 			continue
 		}
-		if mti, _ := msg.GetMTI(); !sterad.MTI(mti).IsResponse() {
+		if !sterad.MTI(msg.mti).IsResponse() {
 			c.inbound(l, msg)
 			continue
 		}
@@ -234,7 +233,7 @@ func (l *link) received() { l.lastRecv.Store(int64(time.Since(l.start))) }
 
 // deliver hands msg to the written request it answers, removing the
 // request in the same step: a second answer finds nothing and is late.
-func (l *link) deliver(msg *iso8583.Message) bool {
+func (l *link) deliver(msg *wireMessage) bool {
 	key := requestKey(msg)
 	l.mu.Lock()
 	defer l.mu.Unlock()

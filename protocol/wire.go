@@ -32,6 +32,17 @@ func (w *wireMessage) value(de int) (string, bool) {
 	return "", false
 }
 
+// filled returns the value of de as it is on the wire (with its fill), ""
+// when w has none.
+func (w *wireMessage) filled(de int) string {
+	for _, f := range w.fields {
+		if f.de == de {
+			return f.padded(f.v)
+		}
+	}
+	return ""
+}
+
 // pack writes w on the wire: MTI, bitmaps, fields.
 func (w *wireMessage) pack() ([]byte, error) {
 	var bitmap [16]byte
