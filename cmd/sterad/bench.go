@@ -38,7 +38,8 @@ type benchOptions struct {
 	acquirer    string // host:port of an external acquirer; "" runs the test acquirer here
 	cpuProfile  string
 	memProfile  string
-	keep        bool // keep the temporary directory: stores, configurations, logs
+	keep        bool   // keep the temporary directory: stores, configurations, logs
+	daemon      string // the sterad binary run as the daemon; "" for this one
 }
 
 // The goals of the performance issue, each printed met or NOT met.
@@ -114,6 +115,7 @@ what each figure means.`,
 	f.StringVar(&o.acquirer, "acquirer", "", "host:port of an external acquirer (plain TCP) instead of the test acquirer run by the bench")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon during the throughput run to this file")
 	f.StringVar(&o.memProfile, "memprofile", "", "write heap profiles of the daemon after the throughput run to this file, and with the queue loaded to FILE-queued")
+	f.StringVar(&o.daemon, "daemon", "", "the sterad binary to run as the daemon, to compare releases (default: this one)")
 	f.BoolVar(&o.keep, "keep", false, "keep the temporary directory: the daemons' stores, configurations and logs")
 	return cmd
 }
@@ -157,7 +159,7 @@ func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) e
 
 	// The daemon.
 	dataDir := filepath.Join(work, "data")
-	d, err := startDaemonProc(ctx, daemonSpec{name: "daemon", work: work, dataDir: dataDir, kekFile: kek, acquirer: host.addr, virtualTID: "BV" + runID,
+	d, err := startDaemonProc(ctx, daemonSpec{exe: o.daemon, name: "daemon", work: work, dataDir: dataDir, kekFile: kek, acquirer: host.addr, virtualTID: "BV" + runID,
 		within: time.Minute, cpuProfile: o.cpuProfile, memProfile: o.memProfile, clients: o.clients})
 	if err != nil {
 		return err
@@ -197,7 +199,7 @@ func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) e
 			ext := filepath.Ext(o.memProfile)
 			memProfile = strings.TrimSuffix(o.memProfile, ext) + "-queued" + ext
 		}
-		if r.queued, err = benchQueued(ctx, out, work, kek, o.queued, o.queuedRest, o.drain, memProfile); err != nil {
+		if r.queued, err = benchQueued(ctx, out, work, kek, o.daemon, o.queued, o.queuedRest, o.drain, memProfile); err != nil {
 			return err
 		}
 	}

@@ -30,6 +30,7 @@ import (
 
 // daemonSpec is one daemon the bench starts.
 type daemonSpec struct {
+	exe        string // the sterad binary; "" for this one
 	name       string // "daemon", "queued": names its files in work
 	work       string // the bench's temporary directory
 	dataDir    string
@@ -77,9 +78,12 @@ func childEnv(extra ...string) []string {
 // startDaemonProc writes the configuration and starts the daemon, and
 // returns once its API answers.
 func startDaemonProc(ctx context.Context, s daemonSpec) (*daemonProc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("the sterad binary: %w", err)
+	exe := s.exe
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("the sterad binary: %w", err)
+		}
 	}
 	cfgPath := filepath.Join(s.work, s.name+".yaml")
 	// API on a port the kernel picks: the daemon logs it when ready.

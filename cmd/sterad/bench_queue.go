@@ -37,7 +37,7 @@ type queueRun struct {
 // advices in the store-and-forward queue, starts the daemon on it with
 // the acquirer unreachable, checks that it lists them, measures its
 // memory and, with drain, times the drain when the acquirer is back.
-func benchQueued(ctx context.Context, out io.Writer, work, kek string, n int, rest time.Duration, drain bool, memProfile string) (*queueRun, error) {
+func benchQueued(ctx context.Context, out io.Writer, work, kek, daemon string, n int, rest time.Duration, drain bool, memProfile string) (*queueRun, error) {
 	dataDir := filepath.Join(work, "queued")
 	t0 := time.Now()
 	if err := prepareQueue(ctx, dataDir, kek, n); err != nil {
@@ -56,7 +56,7 @@ func benchQueued(ctx context.Context, out io.Writer, work, kek string, n int, re
 	go host.Serve(ln)
 
 	start := time.Now()
-	d, err := startDaemonProc(ctx, daemonSpec{name: "queued", work: work, dataDir: dataDir, kekFile: kek, acquirer: ln.Addr().String(),
+	d, err := startDaemonProc(ctx, daemonSpec{exe: daemon, name: "queued", work: work, dataDir: dataDir, kekFile: kek, acquirer: ln.Addr().String(),
 		within: 10 * time.Minute, memProfile: memProfile, clients: 2})
 	if err != nil {
 		return nil, err
