@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -91,10 +90,11 @@ func (w *writer) putTxn(t *sterad.Transaction, enc []byte) error {
 	id := []byte(t.ID)
 	var old *txnKeys
 	if v := w.b.txns.Get(id); v != nil {
-		old = new(txnKeys)
-		if err := json.Unmarshal(v, old); err != nil {
+		k, err := storedKeys(id, v)
+		if err != nil {
 			return fmt.Errorf("decode replaced record: %w", err)
 		}
+		old = &k
 	}
 	if err := w.b.txns.Put(id, enc); err != nil {
 		return err
@@ -125,7 +125,7 @@ func getTxn(b *bolt.Bucket, id []byte) (*sterad.Transaction, error) {
 		return nil, sterad.ErrNotFound
 	}
 	t := new(sterad.Transaction)
-	if err := json.Unmarshal(v, t); err != nil {
+	if err := decodeTxn(id, v, t); err != nil {
 		return nil, fmt.Errorf("decode transaction: %w", err)
 	}
 	return t, nil
