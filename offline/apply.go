@@ -472,7 +472,7 @@ func (w *writer) write(p *prepared) error {
 		}
 	}
 	if p.idem != nil {
-		if err := w.b.idem.Put([]byte(c.Idempotency.Key), p.idem); err != nil {
+		if err := putOrdered(w.b.idem, []byte(c.Idempotency.Key), p.idem); err != nil {
 			return fmt.Errorf("bind idempotency key: %w", err)
 		}
 	}

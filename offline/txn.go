@@ -108,15 +108,25 @@ func (w *writer) putTxn(t *sterad.Transaction, enc []byte) error {
 				if err := b.Delete(ok); err != nil {
 					return err
 				}
+			} else if ok != nil && hasKey(b, k) {
+				continue // unchanged: leave its page alone
 			}
 		}
 		if k != nil {
-			if err := b.Put(k, nil); err != nil {
+			if err := putOrdered(b, k, nil); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// hasKey reports whether b holds k. A read: it dirties no page, where a
+// Put of the same entry would copy its page (and the branches above it)
+// into the commit.
+func hasKey(b *bolt.Bucket, k []byte) bool {
+	got, _ := b.Cursor().Seek(k)
+	return bytes.Equal(got, k)
 }
 
 func getTxn(b *bolt.Bucket, id []byte) (*sterad.Transaction, error) {
