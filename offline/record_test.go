@@ -858,3 +858,69 @@ func diff(got, want reflect.Value, path string) []string {
 	}
 	return nil
 }
+
+// BenchmarkTxnRecord compares the binary encoding of a typical sale (its
+// final record: seven events) with the JSON that earlier releases
+// stored: encoding (each write), decoding (each read), and what
+// validate and putTxn read of the stored record at each write.
+func BenchmarkTxnRecord(b *testing.B) {
+	x := saleRecord()
+	id := []byte(x.ID)
+	enc := encodeTxn(x)
+	js, _ := json.Marshal(x)
+	b.Run("encode/binary", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			encodeTxn(x)
+		}
+		b.ReportMetric(float64(len(enc)), "record-B")
+	})
+	b.Run("encode/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			json.Marshal(x)
+		}
+		b.ReportMetric(float64(len(js)), "record-B")
+	})
+	b.Run("decode/binary", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var t sterad.Transaction
+			if err := decodeTxn(id, enc, &t); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var t sterad.Transaction
+			if err := json.Unmarshal(js, &t); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("header/binary", func(b *testing.B) { // validate's version and putTxn's index keys
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := storedTxnVersion(enc); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := storedKeys(id, enc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("header/json", func(b *testing.B) { // what validate and putTxn decoded before
+		b.ReportAllocs()
+		for b.Loop() {
+			var k1, k2 txnKeys
+			if err := json.Unmarshal(js, &k1); err != nil {
+				b.Fatal(err)
+			}
+			if err := json.Unmarshal(js, &k2); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
