@@ -21,7 +21,7 @@ var layers = map[string]struct {
 	"":                      {nil, []string{"github.com/shopspring/decimal"}},
 	"protocol":              {[]string{""}, []string{"github.com/moov-io/iso8583", "github.com/shopspring/decimal"}},
 	"device":                {[]string{"", "protocol"}, []string{"go.bug.st/serial", "github.com/google/gousb"}},
-	"offline":               {[]string{""}, []string{"go.etcd.io/bbolt", "golang.org/x/crypto", "filippo.io/age"}},
+	"offline":               {[]string{""}, []string{"go.etcd.io/bbolt", "golang.org/x/crypto", "filippo.io/age", "google.golang.org/protobuf/encoding/protowire", "github.com/shopspring/decimal"}},
 	"settlement":            {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"gateway":               {[]string{""}, []string{"github.com/shopspring/decimal"}},
 	"api":                   {[]string{""}, nil},

@@ -56,7 +56,7 @@ func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
 	// Everything that does not depend on the stored state (checks,
 	// encoding, card encryption) runs here, in the caller's goroutine,
 	// so that the one committer does only what must be serial.
-	p, err := prepare(&c)
+	p, err := prepare(&c, db.legacyJSON)
 	if err != nil {
 		return err
 	}
@@ -301,8 +301,9 @@ func checkKey(what, s string, required bool) error {
 }
 
 // prepare checks what can be checked without the stored state, encodes
-// the records and encrypts the cards.
-func prepare(c *sterad.Change) (_ *prepared, err error) {
+// the records and encrypts the cards. legacy encodes the records as JSON,
+// as releases before the binary encoding did (tests of such stores).
+func prepare(c *sterad.Change, legacy bool) (_ *prepared, err error) {
 	p := &prepared{c: c}
 	defer func() {
 		if err != nil {
@@ -325,23 +326,21 @@ func prepare(c *sterad.Change) (_ *prepared, err error) {
 		if t.Batch < 0 || t.Batch > maxBatch {
 			return nil, invalid("transaction %s: batch %d is not 0–%d", t.ID, t.Batch, maxBatch)
 		}
+		if !txnTimesOK(t) {
+			return nil, invalid("transaction %s cannot be encoded: a time is outside the years 0–9999 or its zone offset is a day or more", t.ID)
+		}
 		x := *t
 		x.Version++ // stored as the next version: see sterad.Transaction.Version
-		enc, err := json.Marshal(&x)
-		if err != nil {
-			return nil, invalid("transaction %s cannot be encoded", t.ID)
-		}
-		p.txns = append(p.txns, enc)
+		p.txns = append(p.txns, encodeTxnAs(&x, legacy))
 	}
 	if r := c.Idempotency; r != nil {
 		if err := checkKey("idempotency key", r.Key, true); err != nil {
 			return nil, err
 		}
-		enc, err := json.Marshal(r)
-		if err != nil {
-			return nil, invalid("idempotency record cannot be encoded")
+		if !jsonTime(r.CreatedAt) {
+			return nil, invalid("idempotency record cannot be encoded: its time is outside the years 0–9999 or its zone offset is a day or more")
 		}
-		p.idem = enc
+		p.idem = encodeIdemAs(r, legacy)
 	}
 	for _, s := range c.SealCards {
 		if err := checkKey("card owner", s.Owner, true); err != nil {
@@ -362,11 +361,15 @@ func prepare(c *sterad.Change) (_ *prepared, err error) {
 		}
 	}
 	for _, it := range c.UpdateQueue {
-		enc, err := json.Marshal(it)
-		if err != nil {
-			return nil, invalid("queue item %d cannot be encoded", it.Seq)
+		if !jsonTime(it.CreatedAt) || !jsonTime(it.LastAttempt) {
+			return nil, invalid("queue item %d cannot be encoded: a time is outside the years 0–9999 or its zone offset is a day or more", it.Seq)
 		}
-		p.queue = append(p.queue, enc)
+		p.queue = append(p.queue, encodeQueueItemAs(&it, legacy))
+	}
+	for _, it := range c.Enqueue {
+		if !jsonTime(it.CreatedAt) || !jsonTime(it.LastAttempt) {
+			return nil, invalid("queued item cannot be encoded: a time is outside the years 0–9999 or its zone offset is a day or more")
+		}
 	}
 	for _, b := range c.PutBatches {
 		enc, err := encodeBatch(b)
@@ -421,11 +424,10 @@ func (w *writer) validate(p *prepared) error {
 		seen[t.ID] = true
 		var stored uint64
 		if v := w.b.txns.Get([]byte(t.ID)); v != nil {
-			var k txnKeys
-			if err := json.Unmarshal(v, &k); err != nil {
+			var err error
+			if stored, err = storedTxnVersion(v); err != nil {
 				return fmt.Errorf("decode stored transaction %s: %w", t.ID, err)
 			}
-			stored = k.Version
 		}
 		if t.Version != stored {
 			return sterad.ErrStale
@@ -470,7 +472,7 @@ func (w *writer) write(p *prepared) error {
 		}
 	}
 	if p.idem != nil {
-		if err := w.b.idem.Put([]byte(c.Idempotency.Key), p.idem); err != nil {
+		if err := putOrdered(w.b.idem, []byte(c.Idempotency.Key), p.idem); err != nil {
 			return fmt.Errorf("bind idempotency key: %w", err)
 		}
 	}
@@ -492,12 +494,7 @@ func (w *writer) write(p *prepared) error {
 		// Written in place: the caller's slice shares this array, so the
 		// caller sees the Seq of what it queued (sterad.Change.Enqueue).
 		c.Enqueue[i].Seq = seq
-		it := c.Enqueue[i]
-		enc, err := json.Marshal(it)
-		if err != nil {
-			return fmt.Errorf("enqueue: %w", err)
-		}
-		if err := w.b.queue.Put(be64(seq), enc); err != nil {
+		if err := w.b.queue.Put(be64(seq), encodeQueueItemAs(&c.Enqueue[i], w.db.legacyJSON)); err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
 	}

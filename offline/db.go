@@ -45,15 +45,15 @@ const maxKeyLen = 512
 
 // Buckets. All are top-level buckets created on first open.
 var (
-	bktTxns       = []byte("txns")        // transaction ID → JSON Transaction
+	bktTxns       = []byte("txns")        // transaction ID → transaction record (txnrec.go; JSON from earlier releases)
 	bktByRef      = []byte("idx_ref")     // reference 0x00 ID → ""
 	bktByOrig     = []byte("idx_orig")    // original ID 0x00 ID → ""
 	bktByBatch    = []byte("idx_batch")   // be32 batch, ID → ""
 	bktByCreated  = []byte("idx_created") // be64 unix seconds (sign flipped), be32 nanos, ID → ""
 	bktUnfinished = []byte("unfinished")  // ID → "" while Step != done
-	bktIdem       = []byte("idem")        // idempotency key → JSON IdempotencyRecord
+	bktIdem       = []byte("idem")        // idempotency key → idempotency record (smallrec.go; or JSON)
 	bktCards      = []byte("cards")       // owner → sealed card record (no key material)
-	bktQueue      = []byte("queue")       // be64 seq → JSON QueueItem
+	bktQueue      = []byte("queue")       // be64 seq → queue item (smallrec.go; or JSON)
 	bktBatches    = []byte("batches")     // be64 internal seq → JSON Batch
 	bktBatchNo    = []byte("batchno")     // be32 batch number → be64 seq of its newest record
 	bktVault      = []byte("vault")       // reference → JSON VaultEntry
@@ -154,6 +154,7 @@ type DB struct {
 	applies, commits, slotSyncs atomic.Uint64
 
 	beforeCommit func() // test hook: runs in the committer before each group
+	legacyJSON   bool   // test hook: write records as JSON, as releases before the binary encoding did
 
 	ident   identity
 	lostMu  sync.Mutex
@@ -329,12 +330,22 @@ func getJSON(tx *bolt.Tx, bucket, key []byte, v any) error {
 
 // Idempotency returns the record bound to key; ErrNotFound when none is.
 func (db *DB) Idempotency(ctx context.Context, key string) (*sterad.IdempotencyRecord, error) {
-	var r sterad.IdempotencyRecord
-	err := db.view(ctx, func(tx *bolt.Tx) error { return getJSON(tx, bktIdem, []byte(key), &r) })
+	var r *sterad.IdempotencyRecord
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bktIdem).Get([]byte(key))
+		if v == nil {
+			return sterad.ErrNotFound
+		}
+		var err error
+		if r, err = decodeIdem([]byte(key), v); err != nil {
+			return fmt.Errorf("decode idempotency record: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, wrapRead("read idempotency key", err)
 	}
-	return &r, nil
+	return r, nil
 }
 
 // Queue returns the store-and-forward queue in Seq (FIFO) order.
@@ -342,8 +353,8 @@ func (db *DB) Queue(ctx context.Context) ([]sterad.QueueItem, error) {
 	var items []sterad.QueueItem
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bktQueue).ForEach(func(_, v []byte) error {
-			var it sterad.QueueItem
-			if err := json.Unmarshal(v, &it); err != nil {
+			it, err := decodeQueueItem(v)
+			if err != nil {
 				return fmt.Errorf("decode queue item: %w", err)
 			}
 			items = append(items, it)

@@ -88,3 +88,21 @@ func Decrypts(record []byte, owner string, key []byte) bool {
 	_, err = aead.Open(nil, r.nonce, r.ct, []byte(owner))
 	return err == nil
 }
+
+// WriteJSONRecords makes db write transaction, idempotency and queue
+// records as JSON, as releases before the binary encoding did. Call it
+// right after Open, before any Apply.
+func WriteJSONRecords(db *DB, on bool) { db.legacyJSON = on }
+
+// RecordFormat returns the first byte of the record under key in bucket
+// ("txns", "idem", "queue"), 0 when there is none.
+func RecordFormat(db *DB, bucket string, key []byte) byte {
+	var f byte
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket([]byte(bucket)).Get(key); len(v) > 0 {
+			f = v[0]
+		}
+		return nil
+	})
+	return f
+}

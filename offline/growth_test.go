@@ -3,6 +3,7 @@ package offline_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -17,11 +18,40 @@ import (
 // answered, the outcome at the terminal, done. Each write puts the whole
 // record again with one more event.
 func saleWrites(ctx context.Context, db *offline.DB, at time.Time, batch int) error {
+	return saleWritesStyled(ctx, db, at, batch, saleStyle{})
+}
+
+// saleStyle says how a sale's keys and times are made.
+type saleStyle struct {
+	// rng, when set, makes the idempotency key a random UUID and the
+	// reference a random reservation number (what many a PMS sends:
+	// keys in no order), and gives every time a clock's nanoseconds.
+	rng *rand.Rand
+	// zone is the zone of the times (the clock's local zone); nil: as given.
+	zone *time.Location
+}
+
+func saleWritesStyled(ctx context.Context, db *offline.DB, at time.Time, batch int, st saleStyle) error {
 	id := ulid.MustNew(ulid.Timestamp(at), ulid.DefaultEntropy()).String()
+	key, ref := "pms-"+id, fmt.Sprintf("RSV-%d", at.Unix()%100000)
+	jitter := func() time.Duration { return 0 }
+	if st.rng != nil {
+		u := make([]byte, 16)
+		for i := range u {
+			u[i] = byte(st.rng.Uint32())
+		}
+		key = fmt.Sprintf("%x-%x-%x-%x-%x", u[:4], u[4:6], u[6:8], u[8:10], u[10:])
+		ref = fmt.Sprintf("RSV-%07d", st.rng.IntN(10_000_000))
+		jitter = func() time.Duration { return time.Duration(st.rng.Int64N(int64(time.Second))) }
+		at = at.Add(jitter())
+	}
+	if st.zone != nil {
+		at = at.In(st.zone)
+	}
 	t := &sterad.Transaction{
 		ID: id, Op: sterad.OpSale, Status: sterad.StatusPending, Step: sterad.StepCreated,
 		Amount: sterad.NewAmount(12800, sterad.JPY), Currency: "JPY", Terminal: "FRONT001", TerminalID: "FRONT001",
-		Reference: fmt.Sprintf("RSV-%d", at.Unix()%100000), CreatedAt: at, UpdatedAt: at, IdempotencyKey: "pms-" + id,
+		Reference: ref, CreatedAt: at, UpdatedAt: at, IdempotencyKey: key,
 	}
 	t.Events = append(t.Events, sterad.Event{At: at, Status: t.Status, Step: t.Step})
 	if err := db.Apply(ctx, sterad.Change{Put: []*sterad.Transaction{t},
@@ -29,7 +59,7 @@ func saleWrites(ctx context.Context, db *offline.DB, at time.Time, batch int) er
 		return err
 	}
 	step := func(st sterad.Status, s sterad.Step, note string, edit func()) error {
-		at = at.Add(700 * time.Millisecond)
+		at = at.Add(700*time.Millisecond + jitter())
 		if edit != nil {
 			edit()
 		}
@@ -69,7 +99,20 @@ func saleWrites(ctx context.Context, db *offline.DB, at time.Time, batch int) er
 // commits each, fsync on) and reports the store's growth per sale: the
 // database's data (its high-water mark) and its file, which bbolt grows
 // ahead in steps.
-func BenchmarkStoreGrowth(b *testing.B) {
+func BenchmarkStoreGrowth(b *testing.B) { benchmarkGrowth(b, func() saleStyle { return saleStyle{} }) }
+
+// BenchmarkStoreGrowthRandomKeys is BenchmarkStoreGrowth with idempotency
+// keys and references in no order (a UUID, a reservation number) and
+// times as the clock gives them (nanoseconds, the hotel's zone): the
+// idempotency keys' and references' pages are then filled the way of
+// random inserts, about 70%, rather than filled up.
+func BenchmarkStoreGrowthRandomKeys(b *testing.B) {
+	benchmarkGrowth(b, func() saleStyle {
+		return saleStyle{rng: rand.New(rand.NewPCG(1, 2)), zone: time.FixedZone("JST", 9*3600)}
+	})
+}
+
+func benchmarkGrowth(b *testing.B, style func() saleStyle) {
 	const n = 5000
 	ctx := context.Background()
 	noSync := testing.Short()
@@ -85,9 +128,9 @@ func BenchmarkStoreGrowth(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		at := t0
+		at, st := t0, style()
 		for range n {
-			if err := saleWrites(ctx, db, at, batch.Number); err != nil {
+			if err := saleWritesStyled(ctx, db, at, batch.Number, st); err != nil {
 				b.Fatal(err)
 			}
 			at = at.Add(47 * time.Second)

@@ -37,7 +37,8 @@ import (
 //
 // The archive is data_dir/archive/YYYY-MM.jsonl.gz (the month of the
 // transaction's creation): gzip members of JSON lines, each the stored
-// record as it was. A month's file is written whole to a temporary file,
+// record as encoding/json writes a sterad.Transaction (a record an
+// earlier release stored as JSON is copied as it was). A month's file is written whole to a temporary file,
 // fsynced and renamed over the old one (so a crash never leaves a torn
 // archive), before the transactions in it are removed. A crash after the
 // archive is written and before the removal commits leaves the lines in
@@ -150,10 +151,8 @@ func readRetState(tx *bolt.Tx, before time.Time, withTxns bool) (*retState, erro
 		return nil, err
 	}
 	if err := tx.Bucket(bktQueue).ForEach(func(_, v []byte) error {
-		var it struct {
-			TxnID string `json:"txn_id"`
-		}
-		if err := json.Unmarshal(v, &it); err != nil {
+		it, err := decodeQueueItem(v)
+		if err != nil {
 			return fmt.Errorf("decode queue item: %w", err)
 		}
 		pin(it.TxnID, KeptQueued)
@@ -210,9 +209,9 @@ func readRetState(tx *bolt.Tx, before time.Time, withTxns bool) (*retState, erro
 		return st, nil
 	}
 	if err := tx.Bucket(bktTxns).ForEach(func(k, v []byte) error {
-		t := new(retTxn)
-		if err := json.Unmarshal(v, t); err != nil {
-			return fmt.Errorf("decode transaction %s: %w", k, err)
+		t, err := decodeRetTxn(k, v)
+		if err != nil {
+			return err
 		}
 		st.txns[t.ID] = t
 		return nil
@@ -220,6 +219,34 @@ func readRetState(tx *bolt.Tx, before time.Time, withTxns bool) (*retState, erro
 		return nil, err
 	}
 	return st, nil
+}
+
+// decodeRetTxn decodes what retention reads of a stored transaction.
+func decodeRetTxn(id, v []byte) (*retTxn, error) {
+	var t sterad.Transaction
+	if err := decodeTxn(id, v, &t); err != nil {
+		return nil, fmt.Errorf("decode transaction %s: %w", id, err)
+	}
+	return &retTxn{ID: t.ID, Op: t.Op, Status: t.Status, Step: t.Step, Batch: t.Batch, Original: t.Original,
+		CompletedBy: t.CompletedBy, VoidedBy: t.VoidedBy, Linked: t.Linked, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		IdempotencyKey: t.IdempotencyKey, Version: t.Version, Reference: t.Reference}, nil
+}
+
+// archiveLine returns a stored transaction as the archive keeps it: JSON,
+// as an earlier release stored it (a JSON record is kept as it is).
+func archiveLine(id, v []byte) ([]byte, error) {
+	if len(v) > 0 && v[0] == fmtJSON {
+		return bytes.Clone(v), nil
+	}
+	var t sterad.Transaction
+	if err := decodeTxn(id, v, &t); err != nil {
+		return nil, fmt.Errorf("decode transaction %s: %w", id, err)
+	}
+	line, err := json.Marshal(&t)
+	if err != nil {
+		return nil, fmt.Errorf("archive transaction %s: %w", id, err)
+	}
+	return line, nil
 }
 
 // old reports whether t was created and last changed before the cut-off.
@@ -416,14 +443,18 @@ func (db *DB) removeChunk(groups [][]*retTxn, before time.Time, loc *time.Locati
 				if raw == nil {
 					continue group // removed meanwhile
 				}
-				cur := new(retTxn)
-				if err := json.Unmarshal(raw, cur); err != nil {
-					return fmt.Errorf("decode transaction %s: %w", t.ID, err)
+				cur, err := decodeRetTxn([]byte(t.ID), raw)
+				if err != nil {
+					return err
 				}
 				if cur.Version != t.Version || !cur.old(before) || now.ownReason(cur) != "" {
 					continue group
 				}
-				gl = append(gl, line{cur, bytes.Clone(raw)})
+				js, err := archiveLine([]byte(t.ID), raw)
+				if err != nil {
+					return err
+				}
+				gl = append(gl, line{cur, js})
 			}
 			lines = append(lines, gl...)
 		}
@@ -469,8 +500,7 @@ func deleteTxn(b *buckets, t *retTxn) error {
 	}
 	if t.IdempotencyKey != "" {
 		if v := b.idem.Get([]byte(t.IdempotencyKey)); v != nil {
-			var r sterad.IdempotencyRecord
-			if json.Unmarshal(v, &r) == nil && r.TxnID == t.ID {
+			if r, err := decodeIdem([]byte(t.IdempotencyKey), v); err == nil && r.TxnID == t.ID {
 				if err := b.idem.Delete([]byte(t.IdempotencyKey)); err != nil {
 					return err
 				}

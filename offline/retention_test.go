@@ -43,9 +43,19 @@ func put(t *testing.T, db *offline.DB, txns ...*sterad.Transaction) {
 	}
 }
 
+// TestRetentionRemovesOnlyWhatMayGo runs on a store of binary records,
+// and on one whose records of the closed batch an earlier release wrote
+// as JSON (the archive holds those as they were).
 func TestRetentionRemovesOnlyWhatMayGo(t *testing.T) {
+	for _, enc := range []string{"binary", "json"} {
+		t.Run(enc, func(t *testing.T) { retentionRemovesOnlyWhatMayGo(t, enc == "json") })
+	}
+}
+
+func retentionRemovesOnlyWhatMayGo(t *testing.T, jsonFirst bool) {
 	ctx := context.Background()
 	db, dir := open(t, testOptions())
+	offline.WriteJSONRecords(db, jsonFirst)
 	old := time.Date(2024, 1, 10, 12, 0, 0, 0, time.UTC)
 	recent := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	cutoff := time.Date(2024, 2, 14, 0, 0, 0, 0, time.UTC)
@@ -73,6 +83,7 @@ func TestRetentionRemovesOnlyWhatMayGo(t *testing.T) {
 	apply(t, db, sterad.Change{PutReservations: []*sterad.Reservation{{Reference: "RSV-1", State: sterad.ReservationGuaranteed,
 		CheckTxn: "01CHECK", CreatedAt: old, UpdatedAt: old}}})
 	closeBatch(t, db)
+	offline.WriteJSONRecords(db, false) // this release from here on
 	// Batch 2 (open): an old sale (a batch left open that long) and the
 	// recent refund.
 	inOpen := done("01INOPEN", sterad.OpSale, sterad.StatusApproved, 2, old)
@@ -151,6 +162,9 @@ func TestRetentionRemovesOnlyWhatMayGo(t *testing.T) {
 	for _, x := range arch {
 		if x.ID == "01PRE" && (x.CompletedBy != "01COMP" || x.Version != 1 || x.Amount.String() != pre.Amount.String()) {
 			t.Errorf("archived pre-authorization = %+v", x)
+		}
+		if x.ID == "01SALE" {
+			jsonEqual(t, x, sale) // as stored (Apply advanced sale to the stored version)
 		}
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "archive", "2024-01.jsonl.gz")); err != nil || fi.Mode().Perm() != 0o600 {

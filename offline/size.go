@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 
@@ -56,27 +57,56 @@ func (db *DB) Size() (Size, error) {
 // half of a split at most all but three of them, so with records of
 // about a kilobyte (a sale's journal) and 4 KiB pages every page of the
 // transactions ended up holding two: 2 KiB on disk per sale for the
-// record alone. With 16 KiB pages and appendFill a page holds eleven
-// (BenchmarkStoreGrowth: docs/operations.md has the figures).
+// record alone. With 16 KiB pages and appendFill a page held eleven JSON
+// records, and holds about forty-five binary ones (BenchmarkStoreGrowth:
+// docs/storage.md has the figures).
 const pageSize = 16 << 10
 
-// appendFill is the fill percent of the buckets whose new keys sort after
-// every existing one (ULID transaction IDs, creation times, sequences).
-// bbolt splits a full page in two halves by default (FillPercent 0.5),
-// which is right for random inserts but leaves every page of an
-// append-only bucket half empty for ever: a store of sales took twice the
-// room its records need. Filled to 90%, a page still has room for the
-// records of its right edge to grow as their flows go on (each step
-// writes the record again with one more event).
-const appendFill = 0.9
+// Fill percents. bbolt splits a full page in two halves by default
+// (FillPercent 0.5), which is right for keys put in random order (a page
+// then fills to about 70% on average) but leaves every page of a bucket
+// whose keys come in order half empty for ever: a store of sales took
+// twice the room its records need.
+const (
+	// appendFill is for the records whose keys come in order (ULID
+	// transaction IDs, queue and batch sequences) and that are written
+	// again as their flows go on: a page keeps room for the records of
+	// its right edge to grow (each step of a sale writes the record again
+	// with one more event, some 15 bytes).
+	appendFill = 0.95
+	// indexFill is for the entries whose keys come in order and that
+	// never change (creation times, batch numbers): pages are filled.
+	indexFill = 1.0
+)
 
-// fillAppendOnly sets the fill percent of the append-only buckets of one
-// read-write transaction (FillPercent is not stored: each transaction
-// sets it).
+// fillAppendOnly sets the fill percent of the buckets of one read-write
+// transaction (FillPercent is not stored: each transaction sets it).
+// The buckets whose keys may come in order or not (idempotency keys,
+// references: whatever the PMS sends) start at indexFill, and putOrdered
+// sets bbolt's default as soon as a key lands among the existing ones.
 func fillAppendOnly(b *buckets) {
-	for _, bk := range []*bolt.Bucket{b.txns, b.byCreated, b.byBatch, b.queue, b.batches} {
+	for _, bk := range []*bolt.Bucket{b.txns, b.queue, b.batches} {
 		bk.FillPercent = appendFill
 	}
+	for _, bk := range []*bolt.Bucket{b.byCreated, b.byBatch, b.idem, b.byRef, b.byOrig, b.unfinished} {
+		bk.FillPercent = indexFill
+	}
+}
+
+// putOrdered puts k into b, a bucket whose keys may or may not come in
+// order. While every key put in this transaction sorts after the keys
+// already there, the bucket is being appended to and its pages are
+// filled (fillAppendOnly); a key among them means random order, and the
+// bucket gets bbolt's default split for this transaction (filling pages
+// under random inserts would split them again and again into small
+// ones).
+func putOrdered(b *bolt.Bucket, k, v []byte) error {
+	if b.FillPercent != bolt.DefaultFillPercent {
+		if last, _ := b.Cursor().Last(); last != nil && bytes.Compare(k, last) <= 0 {
+			b.FillPercent = bolt.DefaultFillPercent
+		}
+	}
+	return b.Put(k, v)
 }
 
 // allocSize is how far ahead of its data bbolt grows sterad.db (bbolt's

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -91,10 +90,11 @@ func (w *writer) putTxn(t *sterad.Transaction, enc []byte) error {
 	id := []byte(t.ID)
 	var old *txnKeys
 	if v := w.b.txns.Get(id); v != nil {
-		old = new(txnKeys)
-		if err := json.Unmarshal(v, old); err != nil {
+		k, err := storedKeys(id, v)
+		if err != nil {
 			return fmt.Errorf("decode replaced record: %w", err)
 		}
+		old = &k
 	}
 	if err := w.b.txns.Put(id, enc); err != nil {
 		return err
@@ -108,15 +108,25 @@ func (w *writer) putTxn(t *sterad.Transaction, enc []byte) error {
 				if err := b.Delete(ok); err != nil {
 					return err
 				}
+			} else if ok != nil && hasKey(b, k) {
+				continue // unchanged: leave its page alone
 			}
 		}
 		if k != nil {
-			if err := b.Put(k, nil); err != nil {
+			if err := putOrdered(b, k, nil); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// hasKey reports whether b holds k. A read: it dirties no page, where a
+// Put of the same entry would copy its page (and the branches above it)
+// into the commit.
+func hasKey(b *bolt.Bucket, k []byte) bool {
+	got, _ := b.Cursor().Seek(k)
+	return bytes.Equal(got, k)
 }
 
 func getTxn(b *bolt.Bucket, id []byte) (*sterad.Transaction, error) {
@@ -125,7 +135,7 @@ func getTxn(b *bolt.Bucket, id []byte) (*sterad.Transaction, error) {
 		return nil, sterad.ErrNotFound
 	}
 	t := new(sterad.Transaction)
-	if err := json.Unmarshal(v, t); err != nil {
+	if err := decodeTxn(id, v, t); err != nil {
 		return nil, fmt.Errorf("decode transaction: %w", err)
 	}
 	return t, nil
