@@ -299,7 +299,7 @@ func boltOptions(o Options) *bolt.Options {
 		// The freelist is rebuilt at open instead of written by every
 		// commit (as etcd runs bbolt): fewer pages per commit.
 		NoFreelistSync: true,
-		// A new store gets 16 KiB pages (an existing one keeps its own
+		// A new store gets 4 KiB pages (an existing one keeps its own
 		// until sterad store compact rewrites it): see pageSize.
 		PageSize: pageSize,
 	}

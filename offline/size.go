@@ -53,14 +53,14 @@ func (db *DB) Size() (Size, error) {
 }
 
 // pageSize is the page size of a new store (and of a compacted one).
-// bbolt never splits a page of four records or fewer and gives the first
-// half of a split at most all but three of them, so with records of
-// about a kilobyte (a sale's journal) and 4 KiB pages every page of the
-// transactions ended up holding two: 2 KiB on disk per sale for the
-// record alone. With 16 KiB pages and appendFill a page held eleven JSON
-// records, and holds about forty-five binary ones (BenchmarkStoreGrowth:
-// docs/storage.md has the figures).
-const pageSize = 16 << 10
+// With JSON records of about a kilobyte, 4 KiB pages held two records
+// each (bbolt never splits a page of four records or fewer), so stores
+// were given 16 KiB pages. Binary records are about 300 bytes: 4 KiB pages
+// hold a dozen, the store grows about as much as with 16 KiB (748 and 701
+// bytes per sale, BenchmarkStoreGrowth), and every commit writes and
+// fsyncs a quarter of the bytes, which halved a lone commit's time
+// (docs/storage.md, Page size).
+const pageSize = 4 << 10
 
 // Fill percents. bbolt splits a full page in two halves by default
 // (FillPercent 0.5), which is right for keys put in random order (a page
