@@ -156,7 +156,9 @@ func appendMessage(b []byte, num protowire.Number, always bool, fill func([]byte
 		return b
 	}
 	w := protowire.SizeVarint(uint64(n))
-	b = append(b, make([]byte, w-1)...)
+	for range w - 1 {
+		b = append(b, 0)
+	}
 	copy(b[lenAt+w:], b[lenAt+1:lenAt+1+n])
 	protowire.AppendVarint(b[lenAt:lenAt], uint64(n))
 	return b
@@ -232,7 +234,7 @@ func unixTime(sec int64, nsec uint64) (time.Time, error) {
 	const unixToInternal = (1969*365 + 1969/4 - 1969/100 + 1969/400) * 86400
 	switch {
 	case nsec >= 1e9:
-		return time.Time{}, fmt.Errorf("nanoseconds %d out of range", nsec)
+		return time.Time{}, errors.New("nanoseconds out of range")
 	case sec > math.MaxInt64-unixToInternal:
 		return time.Time{}, errors.New("time out of range")
 	}
@@ -351,7 +353,7 @@ func (r *reader) int64() int64 { return protowire.DecodeZigZag(r.uint()) }
 func (r *reader) int() int {
 	v := r.int64()
 	if int64(int(v)) != v {
-		r.failf("%d out of range", v)
+		r.failf("value out of range")
 		return 0
 	}
 	return int(v)
@@ -360,7 +362,7 @@ func (r *reader) int() int {
 func (r *reader) int32() int32 {
 	v := r.int64()
 	if int64(int32(v)) != v {
-		r.failf("%d out of range", v)
+		r.failf("value out of range")
 		return 0
 	}
 	return int32(v)

@@ -578,6 +578,23 @@ func TestTxnRecordMalformed(t *testing.T) {
 	}
 }
 
+// Messages and a header longer than a one-byte length.
+func TestTxnRecordLongMessages(t *testing.T) {
+	for _, n := range []int{127, 128, 300, 20000} {
+		long := strings.Repeat("x", n)
+		x := saleRecord()
+		x.Reference, x.Events[1].Note = long, long
+		x.Policy = &sterad.PolicySnapshot{Policy: sterad.CancellationPolicy{Version: long, NoShow: &sterad.NoShowFee{Of: sterad.FeeBasis(long)}}}
+		for range 30 {
+			x.Policy.Policy.Rows = append(x.Policy.Policy.Rows, sterad.FeeRow{DaysBefore: n, Percent: decimal.New(int64(n), -1), Of: "first_night"})
+		}
+		got := roundTrip(t, x)
+		if d := diff(reflect.ValueOf(got).Elem(), reflect.ValueOf(x).Elem(), "Transaction"); len(d) > 0 {
+			t.Errorf("%d bytes: %s", n, strings.Join(d, "\n"))
+		}
+	}
+}
+
 // An unknown field (a newer release's) is skipped.
 func TestTxnRecordSkipsUnknownFields(t *testing.T) {
 	x := saleRecord()

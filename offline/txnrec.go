@@ -96,7 +96,9 @@ func encodeTxn(t *sterad.Transaction) []byte {
 		b[hdr-1] = byte(n)
 	} else { // long references: move the header up
 		w := protowire.SizeVarint(uint64(n))
-		b = append(b, make([]byte, w-1)...)
+		for range w - 1 {
+			b = append(b, 0)
+		}
 		copy(b[hdr-1+w:], b[hdr:hdr+n])
 		protowire.AppendVarint(b[hdr-1:hdr-1], uint64(n))
 	}
@@ -337,11 +339,14 @@ func storedTxnVersion(v []byte) (uint64, error) {
 	if len(v) == 0 || v[0] != fmtTxn {
 		return 0, badFormat("transaction", v)
 	}
-	_, m := protowire.ConsumeVarint(v[1:])
+	hl, m := protowire.ConsumeVarint(v[1:])
 	if m < 0 {
 		return 0, malformed("transaction", "header length: %v", wireError(m))
 	}
-	ver, n := protowire.ConsumeVarint(v[1+m:])
+	if hl > uint64(len(v)-1-m) {
+		return 0, malformed("transaction", "header longer than the record")
+	}
+	ver, n := protowire.ConsumeVarint(v[1+m : 1+m+int(hl)])
 	if n < 0 {
 		return 0, malformed("transaction", "header version: %v", wireError(n))
 	}
@@ -375,6 +380,7 @@ func storedKeys(id, v []byte) (txnKeys, error) {
 // undefined: callers decode into a new Transaction.
 func decodeTxn(id, v []byte, t *sterad.Transaction) error {
 	if len(v) > 0 && v[0] == fmtJSON {
+		*t = sterad.Transaction{}
 		return json.Unmarshal(v, t)
 	}
 	h, err := readTxnHeader(v)
