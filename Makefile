@@ -59,9 +59,13 @@ bench: build ## benchmarks: codec and store (go test -bench), then the gateway e
 	$(BIN) bench
 
 .PHONY: fuzz
-fuzz: deps ## fuzz the decoders (ISO 8583 unpacker, SFL/1 decoder) for FUZZTIME each
+fuzz: deps ## fuzz the decoders (ISO 8583 unpacker, SFL/1 decoder, store records, the API's key check) for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME) ./protocol/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./protocol/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTransaction$$' -fuzztime $(FUZZTIME) ./offline/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeIdempotency$$' -fuzztime $(FUZZTIME) ./offline/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeQueueItem$$' -fuzztime $(FUZZTIME) ./offline/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckKeys$$' -fuzztime $(FUZZTIME) ./api/
 
 .PHONY: crashtest
 crashtest: deps ## the long crash test and model run: SIGKILLs, outages, lost answers, unplugged terminal, random action sequences (make test runs short ones)
