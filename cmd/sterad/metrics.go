@@ -80,11 +80,11 @@ func (d *daemonMetrics) register(reg *prometheus.Registry) {
 
 // seed notes the transactions whose flow was not done at the start, so
 // that their end is counted.
-func (d *daemonMetrics) seed(unfinished []*sterad.Transaction) {
+func (d *daemonMetrics) seed(unfinished []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, t := range unfinished {
-		d.inFlight[t.ID] = true
+	for _, id := range unfinished {
+		d.inFlight[id] = true
 	}
 }
 
@@ -303,15 +303,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descTermUp, v, t.ID, st)
 			}
 		}
-		if items, err := m.Gateway.Queue(ctx); err == nil {
-			parked := 0
-			for _, it := range items {
-				if it.Parked {
-					parked++
-				}
-			}
-			gauge(descQueueDepth, float64(len(items)))
-			gauge(descQueueParked, float64(parked))
+		// Counts kept by the gateway: nothing here reads the whole
+		// queue or the whole store.
+		if qc, err := m.Gateway.QueueCounts(ctx); err == nil {
+			gauge(descQueueDepth, float64(qc.Depth))
+			gauge(descQueueParked, float64(qc.Parked))
 		}
 		if alerts, err := m.Gateway.Alerts(ctx); err == nil {
 			gauge(descAlerts, float64(len(alerts)))
@@ -364,7 +360,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // start are counted when they end.
 func (m *Main) meterStore(s sterad.Store) sterad.Store {
 	d := m.meters()
-	if un, err := s.Unfinished(context.Background()); err == nil {
+	if un, err := s.UnfinishedIDs(context.Background()); err == nil {
 		d.seed(un)
 	}
 	return meteredStore{Store: s, d: d}
