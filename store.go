@@ -250,9 +250,9 @@ type Store interface {
 	Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, error)
 	// Unfinished returns transactions whose step is not done, for recovery.
 	Unfinished(ctx context.Context) ([]*Transaction, error)
-	// UnfinishedIDs returns the IDs of the transactions whose step is not
-	// done, without reading them.
-	UnfinishedIDs(ctx context.Context) ([]string, error)
+	// IsUnfinished reports whether transaction id is stored with a step
+	// other than done, without reading it.
+	IsUnfinished(ctx context.Context, id string) (bool, error)
 	// ScanTransactions calls fn with every transaction, one at a time:
 	// a walk over the whole store that never holds it all. It stops at
 	// fn's first error and returns it.

@@ -93,20 +93,19 @@ func (db *DB) ScanQueue(ctx context.Context, fn func(sterad.QueueItem) error) er
 	}
 }
 
-// UnfinishedIDs returns the IDs of the transactions whose step is not
-// done, in ID order, from their index alone: no record is read.
-func (db *DB) UnfinishedIDs(ctx context.Context) ([]string, error) {
-	var ids []string
+// IsUnfinished reports whether transaction id is stored with a step other
+// than done, from the unfinished index alone: the record is not read. An
+// unknown ID is not unfinished.
+func (db *DB) IsUnfinished(ctx context.Context, id string) (bool, error) {
+	var open bool
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bktUnfinished).ForEach(func(id, _ []byte) error {
-			ids = append(ids, string(id))
-			return nil
-		})
+		open = tx.Bucket(bktUnfinished).Get([]byte(id)) != nil
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list unfinished transactions: %w", err)
+		return false, fmt.Errorf("read unfinished index: %w", err)
 	}
-	return ids, nil
+	return open, nil
 }
 
 // seekAfter positions c on the first key after after (on the first key

@@ -47,9 +47,21 @@ func TestScans(t *testing.T) {
 	if err != nil || !slices.Equal(got, wantIDs) {
 		t.Fatalf("ScanTransactions: %d of %d IDs, in order: %v; %v", len(got), len(wantIDs), slices.Equal(got, wantIDs), err)
 	}
-	un, err := db.UnfinishedIDs(ctx)
-	if err != nil || !slices.Equal(un, wantUnfinished) {
-		t.Fatalf("UnfinishedIDs: %d of %d: %v", len(un), len(wantUnfinished), err)
+	var un []string
+	for _, id := range wantIDs {
+		open, err := db.IsUnfinished(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if open {
+			un = append(un, id)
+		}
+	}
+	if !slices.Equal(un, wantUnfinished) {
+		t.Fatalf("IsUnfinished: %d of %d", len(un), len(wantUnfinished))
+	}
+	if open, err := db.IsUnfinished(ctx, "NOPE"); open || err != nil {
+		t.Fatalf("IsUnfinished of an unknown ID: %v %v", open, err)
 	}
 
 	var seqs []uint64
@@ -102,7 +114,7 @@ func TestScanWhileWriting(t *testing.T) {
 	if err != nil || n != 300 {
 		t.Fatalf("walked %d: %v", n, err)
 	}
-	if un, err := db.UnfinishedIDs(ctx); err != nil || len(un) != 0 {
-		t.Fatalf("unfinished after the walk: %v %v", un, err)
+	if un, err := db.Unfinished(ctx); err != nil || len(un) != 0 {
+		t.Fatalf("unfinished after the walk: %v %v", ids(un), err)
 	}
 }
