@@ -142,9 +142,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if _, err := g.j.store.CurrentBatch(ctx); err != nil {
 		return fmt.Errorf("open batch: %w", err)
 	}
-	if err := g.rc.recover(fctx); err != nil {
+	oldest, err := g.rc.recover(fctx)
+	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
+	g.fw.primePark(g.rc.clock.Now(), oldest)
 	// The batch loop also runs without a nightly close: it runs and
 	// retries the closes asked for by the API.
 	for _, loop := range []func(context.Context){g.fw.loop, g.vt.loop, g.cl.loop} {

@@ -37,16 +37,20 @@ type recovery struct {
 // (the watch is built from the same walk): a store may hold 100,000
 // advices queued during an outage, and none of them needs anything but
 // the forwarder. Only the transactions it acts on are kept, by ID, then
-// read again one at a time, oldest first.
-func (rc *recovery) recover(ctx context.Context) error {
+// read again one at a time, oldest first. It returns when the oldest
+// queue item not parked was queued (zero: none), for the forwarder.
+func (rc *recovery) recover(ctx context.Context) (oldestUnparked time.Time, err error) {
 	queued := map[string]bool{}
-	err := rc.j.store.ScanQueue(ctx, func(it sterad.QueueItem) error {
+	err = rc.j.store.ScanQueue(ctx, func(it sterad.QueueItem) error {
 		queued[it.TxnID] = true
 		rc.wt.noteItem(it)
+		if !it.Parked && (oldestUnparked.IsZero() || it.CreatedAt.Before(oldestUnparked)) {
+			oldestUnparked = it.CreatedAt
+		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	type pending struct {
 		id      string
@@ -71,7 +75,7 @@ func (rc *recovery) recover(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	slices.SortFunc(act, func(a, b pending) int {
 		if c := a.created.Compare(b.created); c != 0 {
@@ -82,17 +86,17 @@ func (rc *recovery) recover(ctx context.Context) error {
 	for _, p := range act {
 		t, err := rc.j.store.Transaction(ctx, p.id)
 		if err != nil {
-			return fmt.Errorf("transaction %s: %w", p.id, err)
+			return time.Time{}, fmt.Errorf("transaction %s: %w", p.id, err)
 		}
 		if err := rc.recoverOne(ctx, t, queued[t.ID]); err != nil {
-			return fmt.Errorf("transaction %s: %w", t.ID, err)
+			return time.Time{}, fmt.Errorf("transaction %s: %w", t.ID, err)
 		}
 	}
 	if n := waiting + reversals + len(act); n > 0 {
 		rc.log.Info(fmt.Sprintf("recovered %d unfinished transactions: %d queued for the acquirer, %d reversals owed to it (the forwarder sends them), %d finished, reversed or handed to their terminal",
 			n, waiting, reversals, len(act)), "queued", waiting, "reversals", reversals, "acted", len(act))
 	}
-	return nil
+	return oldestUnparked, nil
 }
 
 // waitsInQueue reports whether the recovery leaves unfinished t as it is:
