@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/sterad/sterad"
@@ -21,14 +22,25 @@ import (
 // scanChunk is how many records one read transaction of a walk takes.
 const scanChunk = 256
 
+// scanRelease is how many chunks a walk reads between two releases of
+// the store's mapped pages (ReleaseMapped): the pages a walk has read
+// stay resident otherwise, up to the whole store's. (A variable for the
+// tests.)
+var scanRelease = 64
+
 // ScanTransactions calls fn with every stored transaction, in ID order,
 // decoded one at a time and never all held at once. A transaction written
 // while the walk goes on is seen as it was before or after that write, or
 // not at all when it is created behind the walk's position. It stops at
-// the first error of fn (and returns it) or when ctx ends.
+// the first error of fn (and returns it) or when ctx ends. The store's
+// pages it maps are released as it goes (ReleaseMapped).
 func (db *DB) ScanTransactions(ctx context.Context, fn func(*sterad.Transaction) error) error {
 	var after []byte
-	for {
+	defer db.releaseWalked()
+	for n := 1; ; n++ {
+		if n%scanRelease == 0 {
+			db.releaseWalked()
+		}
 		var chunk []*sterad.Transaction
 		err := db.view(ctx, func(tx *bolt.Tx) error {
 			txns := tx.Bucket(bktTxns)
@@ -61,10 +73,15 @@ func (db *DB) ScanTransactions(ctx context.Context, fn func(*sterad.Transaction)
 
 // ScanQueue calls fn with every item of the store-and-forward queue, in
 // Seq (FIFO) order, without holding them all. Items written meanwhile are
-// seen as ScanTransactions sees transactions.
+// seen as ScanTransactions sees transactions, and its pages are released
+// as ScanTransactions releases them.
 func (db *DB) ScanQueue(ctx context.Context, fn func(sterad.QueueItem) error) error {
 	var after []byte
-	for {
+	defer db.releaseWalked()
+	for n := 1; ; n++ {
+		if n%scanRelease == 0 {
+			db.releaseWalked()
+		}
 		var chunk []sterad.QueueItem
 		err := db.view(ctx, func(tx *bolt.Tx) error {
 			c := tx.Bucket(bktQueue).Cursor()
@@ -106,6 +123,14 @@ func (db *DB) IsUnfinished(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("read unfinished index: %w", err)
 	}
 	return open, nil
+}
+
+// releaseWalked releases the pages a walk mapped; a failure only leaves
+// them resident, and is logged.
+func (db *DB) releaseWalked() {
+	if err := db.ReleaseMapped(); err != nil && !errors.Is(err, ErrClosed) {
+		db.log.Warn("the store's pages read by a walk stay in memory", "err", err)
+	}
 }
 
 // seekAfter positions c on the first key after after (on the first key

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/offline"
 )
 
 // The walks see every record once, in key order, across the read
@@ -16,6 +17,7 @@ import (
 func TestScans(t *testing.T) {
 	ctx := context.Background()
 	db, _ := open(t, testOptions())
+	defer offline.SetScanRelease(1)() // and release the pages after each chunk
 	const n = 600
 	var wantIDs, wantUnfinished []string
 	for start := 0; start < n; start += 200 {
@@ -100,6 +102,7 @@ func TestScans(t *testing.T) {
 func TestScanWhileWriting(t *testing.T) {
 	ctx := context.Background()
 	db, _ := open(t, testOptions())
+	defer offline.SetScanRelease(1)()
 	var c sterad.Change
 	for i := range 300 {
 		c.Put = append(c.Put, txn(newID(), t0.Add(time.Duration(i)*time.Second)))
