@@ -235,6 +235,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.Gateway.Start(ctx); err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
+	m.afterStart() // gc.go
 	statuses := m.Client.Subscribe()
 	m.goRun(func() {
 		for {
