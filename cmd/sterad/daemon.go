@@ -166,6 +166,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return storeRefusal(err)
 	}
 	m.closers = append(m.closers, func() { m.DB.Close() })
+	// Opening walked the store (its free pages, its kept cards): none of
+	// that need stay resident.
+	if err := m.DB.ReleaseMapped(); err != nil {
+		m.Logger.Warn("the store's pages read at its opening stay in memory", "err", err)
+	}
 
 	if err := m.startClient(ctx); err != nil {
 		return err
