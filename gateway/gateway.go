@@ -142,6 +142,15 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if _, err := g.j.store.CurrentBatch(ctx); err != nil {
 		return fmt.Errorf("open batch: %w", err)
 	}
+	entries, err := g.j.store.Vault(ctx)
+	if err != nil {
+		return fmt.Errorf("read vault: %w", err)
+	}
+	rs, err := g.j.store.Reservations(ctx)
+	if err != nil {
+		return fmt.Errorf("read reservations: %w", err)
+	}
+	g.wt.noteVault(entries, rs)
 	oldest, err := g.rc.recover(fctx)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
@@ -308,6 +317,9 @@ func (g *Gateway) Vault(ctx context.Context) ([]*sterad.VaultEntry, error) {
 	}
 	return entries, nil
 }
+
+// VaultCount counts what Vault lists, without reading it.
+func (g *Gateway) VaultCount(ctx context.Context) (int, error) { return g.wt.vaultCount(), nil }
 
 // Reservations lists the reservations stored.
 func (g *Gateway) Reservations(ctx context.Context) ([]*sterad.Reservation, error) {

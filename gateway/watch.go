@@ -14,8 +14,8 @@ import (
 // watch keeps in memory what the status, the metrics and the holds show,
 // so that none of them reads the whole store or the whole queue: the IDs
 // of the transactions each list shows (alerts, open pre-authorizations,
-// the unfinished transactions a terminal's reconnection reconciles) and
-// the queue's counts. It is built once at the start by one walk over the
+// the unfinished transactions a terminal's reconnection reconciles), the
+// queue's counts and the references the vault lists. It is built once at the start by one walk over the
 // store (Gateway.Start) and then kept by every commit the journal makes
 // (watchedStore). A list loads only its own records, and drops an ID
 // whose record is gone (retention removes old ones).
@@ -29,11 +29,13 @@ type watch struct {
 	awaiting map[string]string    // awaitsTerminal: ID → terminal
 	depth    int                  // queue items
 	parked   map[uint64]struct{}  // parked queue items by Seq
+	vault    map[string]struct{}  // references with a vault entry
+	tokens   map[string]struct{}  // references guaranteed, with a host token
 }
 
 func newWatch() *watch {
 	return &watch{declined: map[string]struct{}{}, flagged: map[string]struct{}{}, holds: map[string]time.Time{},
-		awaiting: map[string]string{}, parked: map[uint64]struct{}{}}
+		awaiting: map[string]string{}, parked: map[uint64]struct{}{}, vault: map[string]struct{}{}, tokens: map[string]struct{}{}}
 }
 
 // declinedAlert: an offline approval the issuer later declined, or a
@@ -82,6 +84,39 @@ func (w *watch) note(t *sterad.Transaction) {
 	}
 }
 
+// guaranteedByToken: a reservation the vault lists for its host token
+// (Gateway.Vault).
+func guaranteedByToken(r *sterad.Reservation) bool {
+	return r.State == sterad.ReservationGuaranteed && r.Token != ""
+}
+
+// noteVault files the vault entries and the reservations read at the
+// start.
+func (w *watch) noteVault(entries []*sterad.VaultEntry, rs []*sterad.Reservation) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range entries {
+		w.vault[e.Reference] = struct{}{}
+	}
+	for _, r := range rs {
+		setMember(w.tokens, r.Reference, guaranteedByToken(r))
+	}
+}
+
+// vaultCount counts what Gateway.Vault lists: the vault's entries, and
+// the reservations guaranteed by a token alone.
+func (w *watch) vaultCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(w.vault)
+	for ref := range w.tokens {
+		if _, kept := w.vault[ref]; !kept {
+			n++
+		}
+	}
+	return n
+}
+
 // noteItem counts a queue item found by the start's walk.
 func (w *watch) noteItem(it sterad.QueueItem) {
 	w.mu.Lock()
@@ -103,7 +138,8 @@ func (w *watch) noteTxn(t *sterad.Transaction) {
 // commits a transaction under its lock, so the changes of one
 // transaction come here in the order they were committed.
 func (w *watch) committed(c *sterad.Change) {
-	if len(c.Put) == 0 && len(c.Enqueue) == 0 && len(c.UpdateQueue) == 0 && len(c.Dequeue) == 0 {
+	if len(c.Put) == 0 && len(c.Enqueue) == 0 && len(c.UpdateQueue) == 0 && len(c.Dequeue) == 0 &&
+		len(c.PutVault) == 0 && len(c.DeleteVault) == 0 && len(c.PutReservations) == 0 {
 		return
 	}
 	w.mu.Lock()
@@ -126,6 +162,16 @@ func (w *watch) committed(c *sterad.Change) {
 	}
 	for _, seq := range c.Dequeue {
 		delete(w.parked, seq)
+	}
+	// In the order the store applies them.
+	for _, e := range c.PutVault {
+		w.vault[e.Reference] = struct{}{}
+	}
+	for _, ref := range c.DeleteVault {
+		delete(w.vault, ref)
+	}
+	for _, r := range c.PutReservations {
+		setMember(w.tokens, r.Reference, guaranteedByToken(r))
 	}
 }
 

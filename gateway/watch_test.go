@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sterad/sterad"
+	"github.com/sterad/sterad/gateway"
 	"github.com/sterad/sterad/internal/testutil"
 )
 
@@ -317,4 +318,68 @@ func TestStatusReadsOnlyWhatItShows(t *testing.T) {
 	if ids, bulk := rc.read(); len(ids) != 0 || len(bulk) != 0 {
 		t.Fatalf("the holds older than a day read %v and %v", ids, bulk)
 	}
+}
+
+// The vault's count (for the metrics) is what Vault lists: cards kept and
+// reservations guaranteed by a token alone, across guarantees, releases
+// and a restart.
+func TestVaultCountFollowsCommits(t *testing.T) {
+	ctx := context.Background()
+	check := func(h *harness, want int) {
+		t.Helper()
+		v, err := h.gw.Vault(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := h.gw.VaultCount(ctx)
+		if err != nil || n != len(v) || n != want {
+			t.Fatalf("vault count %d (%v); the vault lists %d, want %d", n, err, len(v), want)
+		}
+	}
+	t.Run("cards", func(t *testing.T) {
+		h := newHarness(t)
+		check(h, 0)
+		if cc := h.mustSubmit(guarantee("RSV-1", "4111111111111111")); cc.Status != sterad.StatusApproved {
+			t.Fatalf("guarantee: %s %q", cc.Status, cc.Reason)
+		}
+		if cc := h.mustSubmit(guarantee("RSV-2", "5555555555554444")); cc.Status != sterad.StatusApproved {
+			t.Fatalf("guarantee: %s %q", cc.Status, cc.Reason)
+		}
+		check(h, 2)
+		if _, err := h.gw.ReleaseVault(ctx, "RSV-1"); err != nil {
+			t.Fatal(err)
+		}
+		check(h, 1)
+		h = h.restart(newFakeHost())
+		check(h, 1)
+		if _, err := h.gw.ReleaseVault(ctx, "RSV-2"); err != nil {
+			t.Fatal(err)
+		}
+		check(h, 0)
+	})
+	t.Run("tokens", func(t *testing.T) {
+		h := newBlindHarness(t).harness
+		h.term.present(p2peCard("353011******0000", sterad.BrandJCB, sterad.EntryKeyed, 9))
+		if cc := h.mustSubmit(sterad.Request{Op: "cardcheck", Terminal: "FRONT001", Reference: "RSV-1", CheckIn: "2026-11-21", CheckOut: "2026-11-22"}); cc.Token == "" {
+			t.Fatalf("card check: %s %q, no token", cc.Status, cc.Reason)
+		}
+		if cc := h.mustSubmit(sterad.Request{Op: "cardcheck", Token: "TK99999999999999", Reference: "RSV-2", CheckIn: "2026-11-21", CheckOut: "2026-11-22"}); cc.Status != sterad.StatusApproved {
+			t.Fatalf("guarantee by token: %s %q", cc.Status, cc.Reason)
+		}
+		check(h, 2)
+		if _, err := h.gw.ReleaseVault(ctx, "RSV-1"); err != nil {
+			t.Fatal(err)
+		}
+		check(h, 1)
+		// The next start, on a copy of the store (the blind harness checks
+		// its own at the end).
+		again := t.TempDir()
+		copyDir(t, h.dir, again)
+		h = startHarness(t, again, newFakeHost(), newFakeTerminal("FRONT001"), func(c *gateway.Config) { c.CardData = sterad.CardDataBlind })
+		check(h, 1)
+		if _, err := h.gw.ReleaseVault(ctx, "RSV-2"); err != nil {
+			t.Fatal(err)
+		}
+		check(h, 0)
+	})
 }

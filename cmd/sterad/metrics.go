@@ -331,8 +331,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if alerts, err := m.Gateway.Alerts(ctx); err == nil {
 			gauge(descAlerts, float64(len(alerts)))
 		}
-		if v, err := m.Gateway.Vault(ctx); err == nil {
-			gauge(descVault, float64(len(v)))
+		if n, err := m.Gateway.VaultCount(ctx); err == nil {
+			gauge(descVault, float64(n))
 		}
 		if hs, err := m.Gateway.Holds(ctx, 0); err == nil {
 			old := 0
