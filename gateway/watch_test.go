@@ -383,3 +383,49 @@ func TestVaultCountFollowsCommits(t *testing.T) {
 		check(h, 0)
 	})
 }
+
+// A stand-in decided while many wait in the queue reads no more of it
+// than the count limit needs.
+func TestStandInCountStopsAtTheLimit(t *testing.T) {
+	rc := &readCounter{reads: map[string]int{}}
+	h := startWrapped(t, t.TempDir(), newFakeHost(), newFakeTerminal("FRONT001"), func(s sterad.Store) sterad.Store {
+		rc.Store = s
+		return rc
+	}, func(c *gateway.Config) {
+		c.Offline = sterad.DefaultOfflineLimits()
+		c.Offline.MaxCount = 2
+	})
+	h.host.online.Store(false)
+	for range 2 {
+		if s := presentSale(h, "1000"); s.Status != sterad.StatusStoodIn {
+			t.Fatalf("stand-in: %s %q", s.Status, s.Reason)
+		}
+	}
+	over := presentSale(h, "1000")
+	if over.Status != sterad.StatusDeclined || !strings.Contains(over.Reason, "2 offline approvals already wait for the acquirer (the limit is 2)") {
+		t.Fatalf("the third: %s %q", over.Status, over.Reason)
+	}
+	// More than the limit waiting (left by a run with a higher limit):
+	// the count stops at the limit.
+	ctx := context.Background()
+	var c sterad.Change
+	for _, id := range []string{"X1", "X2", "X3", "X4"} {
+		at := h.clock.Now()
+		c.Put = append(c.Put, &sterad.Transaction{ID: id, Op: sterad.OpSale, Status: sterad.StatusStoodIn, Step: sterad.StepQueued,
+			LocalCode: "SABCDE", Offline: true, Amount: sterad.NewAmount(1000, sterad.JPY), CreatedAt: at})
+		c.Enqueue = append(c.Enqueue, sterad.QueueItem{TxnID: id, Kind: sterad.QueueAdvice, CreatedAt: at})
+	}
+	if err := h.db.Apply(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	rc.reset()
+	over = presentSale(h, "1000")
+	if over.Status != sterad.StatusDeclined || !strings.Contains(over.Reason, "more than 2 offline approvals already wait for the acquirer (the limit is 2)") {
+		t.Fatalf("over the limit: %s %q", over.Status, over.Reason)
+	}
+	// The two it counts and the one past the limit; not the others.
+	ids, bulk := rc.read()
+	if slices.ContainsFunc(ids, func(id string) bool { return id == "X2" || id == "X3" || id == "X4" }) || !slices.Contains(ids, "X1") || !slices.Equal(bulk, []string{"ScanQueue"}) {
+		t.Fatalf("the stand-in decision read %v and %v", ids, bulk)
+	}
+}
