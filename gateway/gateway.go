@@ -132,10 +132,10 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Start walks the store once (building what the status and the holds
-// list, and finding what a crash interrupted), recovers the transactions
-// a crash interrupted and starts the store-and-forward, purge and batch
-// loops. Flows run until ctx ends or
+// Start walks the store once, one record at a time (noting what the
+// status, the holds and the metrics list, and what a crash interrupted),
+// recovers the transactions a crash interrupted and starts the
+// store-and-forward, purge and batch loops. Flows run until ctx ends or
 // Stop; Stop waits for them.
 func (g *Gateway) Start(ctx context.Context) error {
 	fctx := g.fl.start(ctx)
