@@ -37,6 +37,8 @@ type TerminalService interface {
 // acquirer.
 type QueueService interface {
 	Queue(ctx context.Context) ([]QueueItem, error)
+	// QueueCounts counts the queue without reading its items.
+	QueueCounts(ctx context.Context) (QueueCounts, error)
 	// Flush forwards the queue now and returns how many were sent.
 	Flush(ctx context.Context) (int, error)
 }

@@ -50,6 +50,12 @@ type QueueItem struct {
 	Block *EncryptedBlock `json:"block,omitempty"`
 }
 
+// QueueCounts count the store-and-forward queue.
+type QueueCounts struct {
+	Depth  int // items owed to the acquirer
+	Parked int // of them, items parked (older than max_age): left for an operator
+}
+
 // Batch states.
 const (
 	BatchOpen    = "open"
@@ -244,6 +250,13 @@ type Store interface {
 	Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, error)
 	// Unfinished returns transactions whose step is not done, for recovery.
 	Unfinished(ctx context.Context) ([]*Transaction, error)
+	// IsUnfinished reports whether transaction id is stored with a step
+	// other than done, without reading it.
+	IsUnfinished(ctx context.Context, id string) (bool, error)
+	// ScanTransactions calls fn with every transaction, one at a time:
+	// a walk over the whole store that never holds it all. It stops at
+	// fn's first error and returns it.
+	ScanTransactions(ctx context.Context, fn func(*Transaction) error) error
 
 	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
 	// MAC returns a keyed hash of data: fingerprints that must not reveal
@@ -259,6 +272,9 @@ type Store interface {
 	NextSTAN(ctx context.Context, terminalID string, now time.Time) (STAN, error)
 
 	Queue(ctx context.Context) ([]QueueItem, error)
+	// ScanQueue calls fn with every queue item in Seq order, without
+	// holding them all. It stops at fn's first error and returns it.
+	ScanQueue(ctx context.Context, fn func(QueueItem) error) error
 
 	// CurrentBatch returns the open batch, creating the next one (batch 1
 	// in a new store) when none is open. Batch(n) returns the newest batch

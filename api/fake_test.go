@@ -25,6 +25,7 @@ type fake struct {
 	TransactionsFn     func(context.Context, sterad.TransactionFilter) ([]*sterad.Transaction, error)
 	TerminalsFn        func() []sterad.TerminalInfo
 	QueueFn            func(context.Context) ([]sterad.QueueItem, error)
+	QueueCountsFn      func(context.Context) (sterad.QueueCounts, error) // default: counts QueueFn's items
 	FlushFn            func(context.Context) (int, error)
 	BatchesFn          func(context.Context) ([]*sterad.Batch, error)
 	BatchFn            func(context.Context, int) (*sterad.Batch, error)
@@ -95,6 +96,23 @@ func (f *fake) Queue(ctx context.Context) ([]sterad.QueueItem, error) {
 		return nil, errUnexpected
 	}
 	return f.QueueFn(ctx)
+}
+
+func (f *fake) QueueCounts(ctx context.Context) (sterad.QueueCounts, error) {
+	if f.QueueCountsFn != nil {
+		return f.QueueCountsFn(ctx)
+	}
+	items, err := f.Queue(ctx)
+	if err != nil {
+		return sterad.QueueCounts{}, err
+	}
+	qc := sterad.QueueCounts{Depth: len(items)}
+	for _, it := range items {
+		if it.Parked {
+			qc.Parked++
+		}
+	}
+	return qc, nil
 }
 
 func (f *fake) Flush(ctx context.Context) (int, error) {

@@ -303,12 +303,12 @@ func (s *Server) handleFlush(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	items, err := s.Queue.Queue(r.Context())
+	qc, err := s.Queue.QueueCounts(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, FlushResult{Sent: n, Depth: len(items)})
+	writeJSON(w, http.StatusOK, FlushResult{Sent: n, Depth: qc.Depth})
 }
 
 func (s *Server) handleBatches(w http.ResponseWriter, r *http.Request) {
@@ -422,12 +422,13 @@ func (s *Server) handleReservation(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st := Status{Acquirer: s.Status.Acquirer(), Terminals: s.terminals(), Version: s.Version}
-	items, err := s.Queue.Queue(r.Context())
+	// The queue's counts, not its items: a long outage may queue 100,000.
+	qc, err := s.Queue.QueueCounts(r.Context())
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	st.Queue = summarize(items)
+	st.Queue = QueueSummary{Depth: qc.Depth, Parked: qc.Parked}
 	if b, err := s.Batches.OpenBatch(r.Context()); err == nil {
 		st.Batch = b
 	}

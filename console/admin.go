@@ -71,12 +71,12 @@ func (s *Server) adminPage(w http.ResponseWriter, r *request) {
 		s.failErr(w, r, err)
 		return
 	}
-	q, err := s.Queue.Queue(r.Context())
+	q, err := s.Queue.QueueCounts(r.Context())
 	if err != nil {
 		s.failErr(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "admin", map[string]any{"Users": users, "Link": s.Status.Acquirer(), "Queue": len(q),
+	s.render(w, r, http.StatusOK, "admin", map[string]any{"Users": users, "Link": s.Status.Acquirer(), "Queue": q.Depth,
 		"Terminals": s.Terminals.Terminals(), "Now": s.now(), "Roles": sterad.Roles, "Done": r.URL.Query().Get("done")})
 }
 

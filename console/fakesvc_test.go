@@ -201,6 +201,16 @@ func (f *fakeServices) Alerts(context.Context) ([]*sterad.Transaction, error) { 
 
 func (f *fakeServices) Queue(context.Context) ([]sterad.QueueItem, error) { return f.queue, nil }
 
+func (f *fakeServices) QueueCounts(context.Context) (sterad.QueueCounts, error) {
+	qc := sterad.QueueCounts{Depth: len(f.queue)}
+	for _, it := range f.queue {
+		if it.Parked {
+			qc.Parked++
+		}
+	}
+	return qc, nil
+}
+
 func (f *fakeServices) Flush(context.Context) (int, error) { return 0, nil }
 
 func (f *fakeServices) SettlementReport(_ context.Context, from, to string) (sterad.SettlementReport, error) {

@@ -399,13 +399,15 @@ func (rq *requests) beginCheckout(ctx context.Context, cp *checkoutPlan, now tim
 	return s, nil
 }
 
-// holds lists the open pre-authorizations at least olderThan old.
+// holds lists the open pre-authorizations at least olderThan old. It
+// reads only those: the watch knows which they are and their age.
 func (g *Gateway) holds(ctx context.Context, olderThan time.Duration) ([]sterad.Hold, error) {
-	txns, err := g.j.store.Transactions(ctx, sterad.TransactionFilter{Op: sterad.OpPreauth})
+	now := g.rq.clock.Now()
+	txns, err := g.wt.load(ctx, g.j.store, g.wt.holdsOlder(now, olderThan), sterad.IsOpenHold)
 	if err != nil {
 		return nil, err
 	}
-	h := sterad.OpenHolds(txns, sterad.HoldOptions{Now: g.rq.clock.Now(), Location: g.cfg.Location, Limit: g.cfg.HoldAlert, OlderThan: olderThan})
+	h := sterad.OpenHolds(txns, sterad.HoldOptions{Now: now, Location: g.cfg.Location, Limit: g.cfg.HoldAlert, OlderThan: olderThan})
 	if h == nil {
 		h = []sterad.Hold{}
 	}

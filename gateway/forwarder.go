@@ -237,6 +237,23 @@ func (fw *forwarder) park(ctx context.Context, items []sterad.QueueItem, now tim
 	return ok
 }
 
+// primePark tells the forwarder what the start's walk over the queue
+// found at now: the oldest item not parked (zero: none). Unless one is
+// due to be parked already, the offline passes then read the queue only
+// once one is: not at once, as the start has just walked it.
+func (fw *forwarder) primePark(now, oldestUnparked time.Time) {
+	var items []sterad.QueueItem
+	if !oldestUnparked.IsZero() {
+		if maxAge := fw.cfg.Offline.MaxAge; maxAge > 0 && now.Sub(oldestUnparked) > maxAge {
+			return
+		}
+		items = []sterad.QueueItem{{CreatedAt: oldestUnparked}}
+	}
+	fw.drainMu.Lock()
+	defer fw.drainMu.Unlock()
+	fw.parkRead, fw.parkDue = now, fw.nextPark(items, now)
+}
+
 // nextPark is when the first of items (read at now) not parked yet, or
 // one queued after now, becomes older than the offline max_age.
 func (fw *forwarder) nextPark(items []sterad.QueueItem, now time.Time) time.Time {

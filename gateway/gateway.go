@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/sterad/sterad"
@@ -28,6 +27,7 @@ import (
 //	sender     builds and sends host messages, checks the answers  → journal
 //	journal    the store, the keyed locks, modify: the one writer
 //	flights    the flows in flight, the daemon's context, stopping
+//	watch      what the status and the holds list, kept from every commit
 type Gateway struct {
 	cfg Config
 	j   *journal
@@ -40,6 +40,7 @@ type Gateway struct {
 	cl  *closer
 	rc  *recovery
 	fl  *flights
+	wt  *watch
 }
 
 // New checks the configuration and returns a gateway. Call Start
@@ -114,7 +115,8 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	e := env{cfg: &g.cfg, clock: d.Clock, log: d.Logger}
 	// Built from the bottom up: each part gets the parts it may call.
 	g.fl = newFlights(e)
-	g.j = newJournal(e, d.Store)
+	g.wt = newWatch()
+	g.j = newJournal(e, watchedStore{Store: d.Store, w: g.wt})
 	g.sd = &sender{env: e, acquirer: d.Acquirer, j: g.j}
 	g.vt = &vault{env: e, j: g.j}
 	g.oc = &outcomes{env: e, j: g.j, vt: g.vt}
@@ -126,11 +128,13 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	g.tm = tm
 	g.rq = &requests{env: e, newID: d.NewID, j: g.j, sd: g.sd, vt: g.vt, fw: g.fw, tm: g.tm, fl: g.fl}
 	g.cl = newCloser(e, g.j, g.sd, g.fw, g.fl)
-	g.rc = &recovery{env: e, j: g.j, oc: g.oc, tm: g.tm, fl: g.fl}
+	g.rc = &recovery{env: e, j: g.j, oc: g.oc, tm: g.tm, fl: g.fl, wt: g.wt}
 	return g, nil
 }
 
-// Start recovers the transactions a crash interrupted and starts the
+// Start walks the store once, one record at a time (noting what the
+// status, the holds and the metrics list, and what a crash interrupted),
+// recovers the transactions a crash interrupted and starts the
 // store-and-forward, purge and batch loops. Flows run until ctx ends or
 // Stop; Stop waits for them.
 func (g *Gateway) Start(ctx context.Context) error {
@@ -138,9 +142,20 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if _, err := g.j.store.CurrentBatch(ctx); err != nil {
 		return fmt.Errorf("open batch: %w", err)
 	}
-	if err := g.rc.recover(fctx); err != nil {
+	entries, err := g.j.store.Vault(ctx)
+	if err != nil {
+		return fmt.Errorf("read vault: %w", err)
+	}
+	rs, err := g.j.store.Reservations(ctx)
+	if err != nil {
+		return fmt.Errorf("read reservations: %w", err)
+	}
+	g.wt.noteVault(entries, rs)
+	oldest, err := g.rc.recover(fctx)
+	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
+	g.fw.primePark(g.rc.clock.Now(), oldest)
 	// The batch loop also runs without a nightly close: it runs and
 	// retries the closes asked for by the API.
 	for _, loop := range []func(context.Context){g.fw.loop, g.vt.loop, g.cl.loop} {
@@ -187,28 +202,20 @@ func (g *Gateway) Acquirer() sterad.LinkStatus { return g.sd.status() }
 // the issuer later declined, completions withdrawn because their offline
 // pre-authorization was declined (collect another way), and messages owed
 // to the acquirer whose kept card cannot be read (a lost key).
+//
+// It reads only those transactions: the watch knows which they are.
 func (g *Gateway) Alerts(ctx context.Context) ([]*sterad.Transaction, error) {
-	declined, err := g.j.store.Transactions(ctx, sterad.TransactionFilter{Status: sterad.StatusDeclined})
+	out, err := g.wt.load(ctx, g.j.store, g.wt.ids(declinedSet), declinedAlert)
 	if err != nil {
 		return nil, err
-	}
-	var out []*sterad.Transaction
-	for _, t := range declined {
-		if t.Offline && t.LocalCode != "" || strings.HasPrefix(t.Reason, "ALERT:") {
-			out = append(out, t)
-		}
 	}
 	// Transactions still owed to the acquirer that cannot go on alone
 	// (a kept card that cannot be read).
-	open, err := g.j.store.Unfinished(ctx)
+	open, err := g.wt.load(ctx, g.j.store, g.wt.ids(flaggedSet), flaggedAlert)
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range open {
-		if strings.HasPrefix(t.Reason, "ALERT:") {
-			out = append(out, t)
-		}
-	}
+	out = append(out, open...)
 	// Pre-authorizations held longer than reservations.hold_alert.
 	old, err := g.holdAlerts(ctx)
 	if err != nil {
@@ -245,6 +252,12 @@ func (g *Gateway) LinkChanged(s sterad.LinkStatus) { g.fw.linkChanged(s) }
 
 // Queue lists the store-and-forward queue.
 func (g *Gateway) Queue(ctx context.Context) ([]sterad.QueueItem, error) { return g.j.store.Queue(ctx) }
+
+// QueueCounts counts the store-and-forward queue and its parked items
+// without reading it.
+func (g *Gateway) QueueCounts(ctx context.Context) (sterad.QueueCounts, error) {
+	return g.wt.queueCounts(), nil
+}
 
 // Flush forwards every queued item now, parked ones included, and returns
 // how many were sent.
@@ -304,6 +317,9 @@ func (g *Gateway) Vault(ctx context.Context) ([]*sterad.VaultEntry, error) {
 	}
 	return entries, nil
 }
+
+// VaultCount counts what Vault lists, without reading it.
+func (g *Gateway) VaultCount(ctx context.Context) (int, error) { return g.wt.vaultCount(), nil }
 
 // Reservations lists the reservations stored.
 func (g *Gateway) Reservations(ctx context.Context) ([]*sterad.Reservation, error) {

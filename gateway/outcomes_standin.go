@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,12 +59,16 @@ func (oc *outcomes) standIn(ctx context.Context, t *sterad.Transaction, c *txCha
 	if t.Amount.Cmp(lim.FloorLimit) > 0 {
 		return decline(fmt.Sprintf("%s is above the offline floor limit of %s", t.Amount.Display(), lim.FloorLimit.Display()))
 	}
-	count, total, err := oc.queuedStandIns(ctx)
+	count, total, more, err := oc.queuedStandIns(ctx, lim.MaxCount)
 	if err != nil {
 		return err
 	}
 	if count+1 > lim.MaxCount {
-		return decline(fmt.Sprintf("%d offline approvals already wait for the acquirer (the limit is %d)", count, lim.MaxCount))
+		n := fmt.Sprint(count)
+		if more {
+			n = "more than " + n
+		}
+		return decline(fmt.Sprintf("%s offline approvals already wait for the acquirer (the limit is %d)", n, lim.MaxCount))
 	}
 	if total.Add(t.Amount).Cmp(lim.TotalLimit) > 0 {
 		return decline(fmt.Sprintf("offline approvals waiting for the acquirer would exceed %s", lim.TotalLimit.Display()))
@@ -82,28 +87,36 @@ func (oc *outcomes) standIn(ctx context.Context, t *sterad.Transaction, c *txCha
 	return t.Transition(sterad.StatusStoodIn, sterad.StepQueued, now, "approved offline, local code "+t.LocalCode)
 }
 
-// queuedStandIns counts the stand-ins waiting in the queue and their total.
-func (oc *outcomes) queuedStandIns(ctx context.Context) (int, sterad.Amount, error) {
-	total := sterad.Amount{Currency: oc.cfg.Currency}
-	items, err := oc.j.store.Queue(ctx)
-	if err != nil {
-		return 0, total, err
-	}
-	n := 0
-	for _, it := range items {
+// queuedStandIns counts the stand-ins waiting in the queue and their
+// total. It walks the queue one item at a time and stops once it has
+// counted upTo of them (more then says whether others follow): a long
+// outage may have queued 100,000, and the limit is known to be reached.
+func (oc *outcomes) queuedStandIns(ctx context.Context, upTo int) (n int, total sterad.Amount, more bool, err error) {
+	total = sterad.Amount{Currency: oc.cfg.Currency}
+	errEnough := errors.New("enough")
+	err = oc.j.store.ScanQueue(ctx, func(it sterad.QueueItem) error {
 		if it.Kind != sterad.QueueAdvice && it.Kind != sterad.QueueRequest {
-			continue
+			return nil
 		}
 		t, err := oc.j.store.Transaction(ctx, it.TxnID)
 		if err != nil {
-			return 0, total, err
+			return err
 		}
-		if t.StandIn() {
-			n++
-			total = total.Add(t.Amount)
+		if !t.StandIn() {
+			return nil
 		}
+		if n >= upTo {
+			more = true
+			return errEnough
+		}
+		n++
+		total = total.Add(t.Amount)
+		return nil
+	})
+	if err != nil && err != errEnough {
+		return 0, total, false, err
 	}
-	return n, total, nil
+	return n, total, more, nil
 }
 
 // localCode returns a stand-in authorization code: "S" and five letters or

@@ -68,8 +68,8 @@ func benchQueued(ctx context.Context, out io.Writer, work, kek, daemon string, n
 	// forwarder looks at the queue every retry interval on its own). The
 	// figure is the highest VmRSS over the last seconds of that, which
 	// span one retry interval. Then one status read checks that it lists
-	// every advice as queued: GET /v1/status reads the whole queue (and
-	// more), which has a cost of its own, shown after.
+	// every advice as queued: GET /v1/status counts the queue from memory
+	// and reads only the alerts; its time and cost are shown after.
 	r := &queueRun{n: n}
 	type sample struct {
 		at time.Time

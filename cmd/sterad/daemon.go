@@ -166,6 +166,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return storeRefusal(err)
 	}
 	m.closers = append(m.closers, func() { m.DB.Close() })
+	// Opening walked the store (its free pages, its kept cards): none of
+	// that need stay resident.
+	if err := m.DB.ReleaseMapped(); err != nil {
+		m.Logger.Warn("the store's pages read at its opening stay in memory", "err", err)
+	}
 
 	if err := m.startClient(ctx); err != nil {
 		return err
@@ -235,6 +240,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.Gateway.Start(ctx); err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
+	m.afterStart() // gc.go
 	statuses := m.Client.Subscribe()
 	m.goRun(func() {
 		for {

@@ -16,6 +16,18 @@ const (
 	daemonMemoryLimit = 64 << 20
 )
 
+// afterStart returns what the start used and no longer needs: the pages
+// of the store its walk mapped (see offline.DB.ReleaseMapped) and the
+// heap its garbage grew (with 100,000 queued advices, the decoded records
+// it walked past), which the collector would otherwise keep until its
+// next cycle, and the runtime's scavenger later still.
+func (m *Main) afterStart() {
+	if err := m.DB.ReleaseMapped(); err != nil {
+		m.Logger.Warn("the store's pages read at the start stay in memory", "err", err)
+	}
+	debug.FreeOSMemory()
+}
+
 // tuneGC applies the daemon's collector settings that the environment
 // leaves unset.
 func tuneGC() {

@@ -40,7 +40,7 @@ type daemonMetrics struct {
 	lastRet   prometheus.Gauge
 
 	mu       sync.Mutex
-	inFlight map[string]bool // transactions whose flow is not done
+	inFlight map[string]bool // transactions seen unfinished since the start
 }
 
 // meters returns the daemon's metrics, made on first use.
@@ -78,21 +78,39 @@ func (d *daemonMetrics) register(reg *prometheus.Registry) {
 	reg.MustRegister(d.txns, d.api, d.acquirer, d.terminal, d.retention, d.lastRet)
 }
 
-// seed notes the transactions whose flow was not done at the start, so
-// that their end is counted.
-func (d *daemonMetrics) seed(unfinished []*sterad.Transaction) {
+// ending returns the transactions that puts would finish that were
+// unfinished before the start (the metrics have not seen them in flight):
+// those stored unfinished, which the store's index says without reading
+// them. Asked before the commit; nothing else is kept of them, so a
+// start with 100,000 queued advices costs the metrics no memory.
+func (d *daemonMetrics) ending(ctx context.Context, s sterad.Store, puts []*sterad.Transaction) map[string]bool {
+	var out map[string]bool
+	for _, t := range puts {
+		// Version 0: created by this change.
+		if t.Step != sterad.StepDone || t.Version == 0 || d.flying(t.ID) {
+			continue
+		}
+		if open, err := s.IsUnfinished(ctx, t.ID); err == nil && open {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[t.ID] = true
+		}
+	}
+	return out
+}
+
+func (d *daemonMetrics) flying(id string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, t := range unfinished {
-		d.inFlight[t.ID] = true
-	}
+	return d.inFlight[id]
 }
 
 // applied counts the transactions of a committed change whose flow ended:
-// new ones already done, and ones seen unfinished that are now done.
-// Later writes of a finished transaction (a refund recorded on its sale)
-// are not counted again.
-func (d *daemonMetrics) applied(c *sterad.Change) {
+// new ones already done, ones seen unfinished that are now done, and the
+// ones ending says were unfinished before. Later writes of a finished
+// transaction (a refund recorded on its sale) are not counted again.
+func (d *daemonMetrics) applied(c *sterad.Change, ending map[string]bool) {
 	if len(c.Put) == 0 {
 		return
 	}
@@ -104,7 +122,7 @@ func (d *daemonMetrics) applied(c *sterad.Change) {
 			d.inFlight[t.ID] = true
 			continue
 		}
-		if d.inFlight[t.ID] || t.Version == 1 {
+		if d.inFlight[t.ID] || t.Version == 1 || ending[t.ID] {
 			delete(d.inFlight, t.ID)
 			d.txns.WithLabelValues(string(t.Op), string(t.Status)).Inc()
 		}
@@ -118,9 +136,10 @@ type meteredStore struct {
 }
 
 func (s meteredStore) Apply(ctx context.Context, c sterad.Change) error {
+	ending := s.d.ending(ctx, s.Store, c.Put)
 	err := s.Store.Apply(ctx, c)
 	if err == nil {
-		s.d.applied(&c)
+		s.d.applied(&c, ending)
 	}
 	return err
 }
@@ -303,21 +322,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descTermUp, v, t.ID, st)
 			}
 		}
-		if items, err := m.Gateway.Queue(ctx); err == nil {
-			parked := 0
-			for _, it := range items {
-				if it.Parked {
-					parked++
-				}
-			}
-			gauge(descQueueDepth, float64(len(items)))
-			gauge(descQueueParked, float64(parked))
+		// Counts kept by the gateway: nothing here reads the whole
+		// queue or the whole store.
+		if qc, err := m.Gateway.QueueCounts(ctx); err == nil {
+			gauge(descQueueDepth, float64(qc.Depth))
+			gauge(descQueueParked, float64(qc.Parked))
 		}
 		if alerts, err := m.Gateway.Alerts(ctx); err == nil {
 			gauge(descAlerts, float64(len(alerts)))
 		}
-		if v, err := m.Gateway.Vault(ctx); err == nil {
-			gauge(descVault, float64(len(v)))
+		if n, err := m.Gateway.VaultCount(ctx); err == nil {
+			gauge(descVault, float64(n))
 		}
 		if hs, err := m.Gateway.Holds(ctx, 0); err == nil {
 			old := 0
@@ -363,11 +378,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // transactions' outcomes are counted; the transactions unfinished at the
 // start are counted when they end.
 func (m *Main) meterStore(s sterad.Store) sterad.Store {
-	d := m.meters()
-	if un, err := s.Unfinished(context.Background()); err == nil {
-		d.seed(un)
-	}
-	return meteredStore{Store: s, d: d}
+	return meteredStore{Store: s, d: m.meters()}
 }
 
 func (m *Main) meterAcquirer(a sterad.Acquirer) sterad.Acquirer {
