@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -87,8 +86,8 @@ func (db *DB) ScanQueue(ctx context.Context, fn func(sterad.QueueItem) error) er
 			c := tx.Bucket(bktQueue).Cursor()
 			k, v := seekAfter(c, after)
 			for ; k != nil && len(chunk) < scanChunk; k, v = c.Next() {
-				var it sterad.QueueItem
-				if err := json.Unmarshal(v, &it); err != nil {
+				it, err := decodeQueueItem(v)
+				if err != nil {
 					return fmt.Errorf("decode queue item %d: %w", binary.BigEndian.Uint64(k), err)
 				}
 				chunk = append(chunk, it)
