@@ -116,7 +116,10 @@ func (w *writer) putCard(sc *sealedCard) error {
 	if err := w.releaseCard(sc.owner); err != nil {
 		return fmt.Errorf("replace card: %w", err)
 	}
-	slot := w.db.keys.alloc()
+	slot, err := w.db.keys.alloc()
+	if err != nil {
+		return err
+	}
 	w.slots.written = append(w.slots.written, slot)
 	if err := w.db.keys.write(slot, sc.id, sc.key); err != nil {
 		return err

@@ -11,10 +11,11 @@ import (
 // its queue, to build a group deterministically.
 
 // SlotSize is the size of one key slot in keys/dek.slots, after a header
-// of SlotsHeader bytes.
+// of SlotsHeader bytes; the file grows by SlotGrow slots at a time.
 const (
 	SlotSize    = slotSize
 	SlotsHeader = slotsHdr
+	SlotGrow    = slotGrow
 )
 
 // UnwrapSlots returns every data key in dir/keys/dek.slots that kek

@@ -42,6 +42,7 @@ const (
 	wrappedLen = nonceSize + dekSize + 16
 	slotSize   = keyIDSize + wrappedLen // 76
 	slotsHdr   = 64
+	slotGrow   = 1024 // slots the file grows by when none is free
 	macHdr     = 8 + storeIDSize + kekIDSize
 	macFileLen = macHdr + nonceSize + macSize + 16
 
@@ -358,17 +359,35 @@ func (k *keyring) lost(live map[uint32]keyID) []uint32 {
 }
 
 // alloc takes a free slot, or a new one at the end of the file.
-func (k *keyring) alloc() uint32 {
+func (k *keyring) alloc() (uint32, error) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	if n := len(k.free); n > 0 {
 		i := k.free[n-1]
 		k.free = k.free[:n-1]
-		return i
+		k.mu.Unlock()
+		return i, nil
 	}
-	i := k.n
-	k.n++
-	return i
+	from := k.n
+	k.mu.Unlock()
+	// No free slot: the file grows by slotGrow zeroed slots at once. A
+	// slot written inside the file changes no file size, so the sync
+	// before each commit flushes the slot's data alone (a journal commit
+	// of the file system per new card took half a millisecond). Only the
+	// committer allocates: no other slot is handed out meanwhile.
+	zero := make([]byte, slotGrow*slotSize)
+	k.io.Lock()
+	_, err := k.f.WriteAt(zero, slotsHdr+int64(from)*slotSize)
+	k.io.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("grow key slots: %w", err)
+	}
+	k.mu.Lock()
+	k.n = from + slotGrow
+	for i := k.n - 1; i > from; i-- { // descending: the lowest free index ends on top
+		k.free = append(k.free, i)
+	}
+	k.mu.Unlock()
+	return from, nil
 }
 
 // release returns wiped slots to the free list.
