@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/sterad/sterad"
 )
@@ -151,18 +152,8 @@ func (s *keyScanner) value(depth int) error {
 			if err := s.value(depth + 1); err != nil {
 				return err
 			}
-			s.space()
-			if s.i >= len(s.b) {
-				return errNotJSON
-			}
-			c := s.b[s.i]
-			s.i++
-			switch c {
-			case ',':
-			case ']':
-				return nil
-			default:
-				return errNotJSON
+			if end, err := s.next(']'); end || err != nil {
+				return err
 			}
 		}
 	case '"':
@@ -218,20 +209,28 @@ func (s *keyScanner) object(depth int) error {
 		if err := s.value(depth + 1); err != nil {
 			return err
 		}
-		s.space()
-		if s.i >= len(s.b) {
-			return errNotJSON
-		}
-		c := s.b[s.i]
-		s.i++
-		switch c {
-		case ',':
-		case '}':
-			return nil
-		default:
-			return errNotJSON
+		if end, err := s.next('}'); end || err != nil {
+			return err
 		}
 	}
+}
+
+// next reads what follows a member of an array or object: a comma (more
+// follow) or close (end is true).
+func (s *keyScanner) next(close byte) (end bool, err error) {
+	s.space()
+	if s.i >= len(s.b) {
+		return false, errNotJSON
+	}
+	c := s.b[s.i]
+	s.i++
+	switch c {
+	case ',':
+		return false, nil
+	case close:
+		return true, nil
+	}
+	return false, errNotJSON
 }
 
 // str reads a string and returns its value (escapes decoded).
@@ -248,9 +247,11 @@ func (s *keyScanner) str() (string, error) {
 		case '"':
 			s.i++
 			raw := s.b[start:s.i]
-			if !escaped {
+			if !escaped && utf8.Valid(raw) {
 				return string(raw[1 : len(raw)-1]), nil
 			}
+			// Escapes, and bytes that are not UTF-8 (each read as
+			// U+FFFD), decode as the decoder decodes them.
 			var v string
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return "", errNotJSON

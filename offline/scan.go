@@ -34,40 +34,13 @@ var scanRelease = 64
 // the first error of fn (and returns it) or when ctx ends. The store's
 // pages it maps are released as it goes (ReleaseMapped).
 func (db *DB) ScanTransactions(ctx context.Context, fn func(*sterad.Transaction) error) error {
-	var after []byte
-	defer db.releaseWalked()
-	for n := 1; ; n++ {
-		if n%scanRelease == 0 {
-			db.releaseWalked()
-		}
-		var chunk []*sterad.Transaction
-		err := db.view(ctx, func(tx *bolt.Tx) error {
-			txns := tx.Bucket(bktTxns)
-			c := txns.Cursor()
-			k, _ := seekAfter(c, after)
-			for ; k != nil && len(chunk) < scanChunk; k, _ = c.Next() {
-				t, err := getTxn(txns, k)
-				if err != nil {
-					return fmt.Errorf("transaction %q: %w", k, err)
-				}
-				chunk = append(chunk, t)
-				after = append(after[:0], k...)
-			}
-			return nil
-		})
+	return walk(db, ctx, "transactions", bktTxns, func(b *bolt.Bucket, k, _ []byte) (*sterad.Transaction, error) {
+		t, err := getTxn(b, k)
 		if err != nil {
-			return fmt.Errorf("walk transactions: %w", err)
+			return nil, fmt.Errorf("transaction %q: %w", k, err)
 		}
-		for i, t := range chunk {
-			chunk[i] = nil // fn's to keep or to drop
-			if err := fn(t); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < scanChunk {
-			return nil
-		}
-	}
+		return t, nil
+	}, fn)
 }
 
 // ScanQueue calls fn with every item of the store-and-forward queue, in
@@ -75,31 +48,47 @@ func (db *DB) ScanTransactions(ctx context.Context, fn func(*sterad.Transaction)
 // seen as ScanTransactions sees transactions, and its pages are released
 // as ScanTransactions releases them.
 func (db *DB) ScanQueue(ctx context.Context, fn func(sterad.QueueItem) error) error {
+	return walk(db, ctx, "queue", bktQueue, func(_ *bolt.Bucket, k, v []byte) (sterad.QueueItem, error) {
+		it, err := decodeQueueItem(v)
+		if err != nil {
+			return it, fmt.Errorf("decode queue item %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		return it, nil
+	}, fn)
+}
+
+// walk reads bucket's records scanChunk at a time, each chunk in its own
+// read transaction, decodes them and hands them to fn outside it. It
+// returns fn's first error as it is, and the store's as "walk what: …".
+func walk[T any](db *DB, ctx context.Context, what string, bucket []byte, decode func(b *bolt.Bucket, k, v []byte) (T, error), fn func(T) error) error {
 	var after []byte
 	defer db.releaseWalked()
 	for n := 1; ; n++ {
 		if n%scanRelease == 0 {
 			db.releaseWalked()
 		}
-		var chunk []sterad.QueueItem
+		var chunk []T
 		err := db.view(ctx, func(tx *bolt.Tx) error {
-			c := tx.Bucket(bktQueue).Cursor()
+			b := tx.Bucket(bucket)
+			c := b.Cursor()
 			k, v := seekAfter(c, after)
 			for ; k != nil && len(chunk) < scanChunk; k, v = c.Next() {
-				it, err := decodeQueueItem(v)
+				x, err := decode(b, k, v)
 				if err != nil {
-					return fmt.Errorf("decode queue item %d: %w", binary.BigEndian.Uint64(k), err)
+					return err
 				}
-				chunk = append(chunk, it)
+				chunk = append(chunk, x)
 				after = append(after[:0], k...)
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("walk queue: %w", err)
+			return fmt.Errorf("walk %s: %w", what, err)
 		}
-		for _, it := range chunk {
-			if err := fn(it); err != nil {
+		for i, x := range chunk {
+			var zero T
+			chunk[i] = zero // fn's to keep or to drop
+			if err := fn(x); err != nil {
 				return err
 			}
 		}
