@@ -74,26 +74,32 @@ a terminal). Roles: clerk, reservations, auditor, admin.`,
 		}
 		return db, nil
 	}
+	// withNewPassword asks for a new password, then runs fn on the store.
+	withNewPassword := func(cmd *cobra.Command, fn func(db *offline.DB, pw string) error) error {
+		pw, err := readNewPassword(cmd.InOrStdin(), cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		db, err := openStore()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return fn(db, pw)
+	}
 	var role string
 	add := &cobra.Command{
 		Use:   "add --role ROLE NAME",
 		Short: "Create a console user; the password is asked for (or read from stdin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readNewPassword(cmd.InOrStdin(), cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			db, err := openStore()
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := console.AddUser(cmd.Context(), db, args[0], role, pw, time.Now()); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user %s (%s) created\n", args[0], role)
-			return nil
+			return withNewPassword(cmd, func(db *offline.DB, pw string) error {
+				if err := console.AddUser(cmd.Context(), db, args[0], role, pw, time.Now()); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "user %s (%s) created\n", args[0], role)
+				return nil
+			})
 		},
 	}
 	add.Flags().StringVar(&role, "role", "", "clerk, reservations, auditor or admin")
@@ -103,20 +109,13 @@ a terminal). Roles: clerk, reservations, auditor, admin.`,
 		Short: "Set a console user's password (and lift a lock)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readNewPassword(cmd.InOrStdin(), cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			db, err := openStore()
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := console.SetPassword(cmd.Context(), db, args[0], pw, time.Now(), "cli"); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "password of %s set\n", args[0])
-			return nil
+			return withNewPassword(cmd, func(db *offline.DB, pw string) error {
+				if err := console.SetPassword(cmd.Context(), db, args[0], pw, time.Now(), "cli"); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "password of %s set\n", args[0])
+				return nil
+			})
 		},
 	}
 	list := &cobra.Command{
