@@ -74,7 +74,7 @@ func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
 			return ctx.Err()
 		}
 		defer func() { <-db.writer }()
-		return db.commitGroup([]*request{{p: p}})[0]
+		return db.commit([]*request{{p: p}})[0]
 	}
 	r := &request{p: p, done: make(chan error, 1)}
 	select {
@@ -102,18 +102,41 @@ func isEmpty(c *sterad.Change) bool {
 		len(c.PutReservations) == 0 && len(c.PutVouchers) == 0
 }
 
-// committer takes every request waiting when it is free and commits them
-// together. There is no delay: a lone request commits at once, and the
-// requests that arrive during a commit make up the next group.
+// committer takes every request waiting when it is free, writes the
+// group's card keys and syncs them (once for the group), then hands the
+// group to the bbolt stage, which commits it. The two stages overlap:
+// while one group commits, the next one's keys are written and synced, so
+// the key file's sync is not on the commit's path under load. A record
+// still never references a key that is not durable: a group's keys are
+// synced before the group is handed on. There is no delay: a lone request
+// commits at once, and the requests that arrive meanwhile make up the next
+// group.
 func (db *DB) committer() {
 	defer close(db.committerDone)
-	group := make([]*request, 0, maxGroup)
+	keyed := make(chan []*request) // unbuffered: one group commits, the next waits keyed
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for group := range keyed {
+			if db.beforeBolt != nil {
+				db.beforeBolt()
+			}
+			for i, err := range db.commitGroup(group) {
+				group[i].done <- err
+			}
+		}
+	}()
+	defer func() {
+		close(keyed)
+		<-committed
+	}()
 	for {
 		r, ok := <-db.reqs
 		if !ok {
 			return
 		}
-		group = append(group[:0], r)
+		group := make([]*request, 1, 8)
+		group[0] = r
 	drain:
 		for len(group) < maxGroup {
 			select {
@@ -141,18 +164,74 @@ func (db *DB) committer() {
 		if db.beforeCommit != nil {
 			db.beforeCommit()
 		}
-		for i, err := range db.commitGroup(group) {
-			group[i].done <- err
+		if err := db.writeKeys(group); err != nil {
+			for _, r := range group {
+				r.done <- err
+			}
+			continue
 		}
-		clear(group)
+		keyed <- group
 	}
+}
+
+// commit writes group's card keys and commits it: the two stages of the
+// committer in sequence, for Apply without group commit.
+func (db *DB) commit(group []*request) []error {
+	if err := db.writeKeys(group); err != nil {
+		errs := make([]error, len(group))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	return db.commitGroup(group)
+}
+
+// writeKeys gives every card sealed by group a free key slot, writes its
+// key there and syncs the key file once. Only the committer allocates
+// slots. When it fails, the slots it wrote are wiped and the group fails
+// as a whole, like a failed commit.
+func (db *DB) writeKeys(group []*request) error {
+	var written []uint32
+	err := func() error {
+		for _, r := range group {
+			for _, sc := range r.p.cards {
+				slot, err := db.keys.alloc()
+				if err != nil {
+					return err
+				}
+				written = append(written, slot)
+				if err := db.keys.write(slot, sc.id, sc.key); err != nil {
+					return err
+				}
+				sc.slot, sc.hasSlot = slot, true
+				binary.BigEndian.PutUint32(sc.rec[1:5], slot)
+			}
+		}
+		if len(written) == 0 {
+			return nil
+		}
+		if err := db.keys.sync(); err != nil {
+			return err
+		}
+		db.slotSyncs.Add(1)
+		return nil
+	}()
+	if err != nil {
+		db.wipeSlots(written)
+		db.log.Error("commit failed: writing card keys", slog.Int("changes", len(group)), slog.Any("err", err))
+		return fmt.Errorf("apply: %w", err)
+	}
+	return nil
 }
 
 // commitGroup applies the Changes of group in one read-write transaction
 // and returns each one's outcome. Each Change is validated against the
 // transaction's state (which includes the Changes before it) before any of
 // it is written, so a Change that fails validation fails alone. A failure
-// to write fails the whole group.
+// to write fails the whole group. The group's card keys are already
+// written and durable (writeKeys); the slots of a Change that is not
+// committed are wiped.
 func (db *DB) commitGroup(group []*request) []error {
 	errs := make([]error, len(group))
 	var slots slotLog
@@ -172,16 +251,21 @@ func (db *DB) commitGroup(group []*request) []error {
 		if applied == 0 {
 			return errNothing
 		}
-		// Keys first: the commit must never reference a slot that a
-		// crash could leave unwritten.
-		if len(slots.written) > 0 {
-			if err := db.keys.sync(); err != nil {
-				return err
-			}
-			db.slotSyncs.Add(1)
-		}
 		return nil
 	})
+	// Slots written for Changes that were not committed hold keys that no
+	// record references.
+	var unused []uint32
+	for i, r := range group {
+		if err == nil && errs[i] == nil {
+			continue
+		}
+		for _, sc := range r.p.cards {
+			if sc.hasSlot {
+				unused = append(unused, sc.slot)
+			}
+		}
+	}
 	switch {
 	case err == nil:
 		db.commits.Add(1)
@@ -203,10 +287,11 @@ func (db *DB) commitGroup(group []*request) []error {
 				}
 			}
 		}
-		db.wipeSlots(slots.released)
+		db.wipeSlots(append(slots.released, unused...))
 	case errors.Is(err, errNothing):
+		db.wipeSlots(unused)
 	default:
-		db.wipeSlots(slots.written)
+		db.wipeSlots(unused)
 		db.log.Error("commit failed", slog.Int("changes", len(group)), slog.Any("err", err))
 		err = fmt.Errorf("apply: %w", err)
 		for i := range errs {

@@ -60,11 +60,9 @@ func parseCardRecord(b []byte) (cardRecord, error) {
 	return r, nil
 }
 
-// slotLog is what one write transaction did to the key slots: slots it
-// wrote keys into (wiped if the transaction fails) and slots whose records
-// it deleted (wiped once it has committed).
+// slotLog is what one write transaction did to the key slots: the slots
+// whose records it deleted (wiped once it has committed).
 type slotLog struct {
-	written  []uint32
 	released []uint32
 }
 
@@ -73,7 +71,10 @@ type sealedCard struct {
 	owner string
 	id    keyID
 	key   []byte
-	rec   []byte // the record; its slot field is set by putCard
+	rec   []byte // the record; its slot field is set by writeKeys
+
+	slot    uint32 // set by writeKeys, which writes the key there
+	hasSlot bool
 }
 
 // sealCard encrypts card under a fresh random key. It needs no state, so
@@ -109,22 +110,15 @@ func sealCard(owner string, card *sterad.Card) (*sealedCard, error) {
 	return sc, nil
 }
 
-// putCard gives a sealed card a slot, writes its key there (not synced:
-// the caller syncs before committing) and stores its record, destroying
-// the card it replaces.
+// putCard stores the record of a sealed card whose key writeKeys has
+// written and synced, destroying the card it replaces.
 func (w *writer) putCard(sc *sealedCard) error {
+	if !sc.hasSlot {
+		return errors.New("put card: the card's key has no slot")
+	}
 	if err := w.releaseCard(sc.owner); err != nil {
 		return fmt.Errorf("replace card: %w", err)
 	}
-	slot, err := w.db.keys.alloc()
-	if err != nil {
-		return err
-	}
-	w.slots.written = append(w.slots.written, slot)
-	if err := w.db.keys.write(slot, sc.id, sc.key); err != nil {
-		return err
-	}
-	binary.BigEndian.PutUint32(sc.rec[1:5], slot)
 	if err := w.b.cards.Put([]byte(sc.owner), sc.rec); err != nil {
 		return fmt.Errorf("put card: %w", err)
 	}

@@ -154,6 +154,7 @@ type DB struct {
 	applies, commits, slotSyncs atomic.Uint64
 
 	beforeCommit func() // test hook: runs in the committer before each group
+	beforeBolt   func() // test hook: runs in the committer's bbolt stage before each group
 	legacyJSON   bool   // test hook: write records as JSON, as releases before the binary encoding did
 
 	ident   identity

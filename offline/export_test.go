@@ -50,6 +50,10 @@ func UnwrapMAC(dir string, kek *KEK) []byte {
 // commit. Call it right after Open, before any Apply.
 func SetBeforeCommit(db *DB, fn func()) { db.beforeCommit = fn }
 
+// SetBeforeBolt sets a function the committer's bbolt stage runs before
+// each group it commits.
+func SetBeforeBolt(db *DB, fn func()) { db.beforeBolt = fn }
+
 // Pending returns how many Changes wait for the committer.
 func Pending(db *DB) int { return len(db.reqs) }
 
