@@ -56,12 +56,13 @@ func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
 	// Everything that does not depend on the stored state (checks,
 	// encoding, card encryption) runs here, in the caller's goroutine,
 	// so that the one committer does only what must be serial.
-	p, err := prepare(&c, db.legacyJSON)
+	p, err := prepare(&c, db.legacyJSON, db.pool)
 	if err != nil {
 		return err
 	}
 	defer p.wipe()
 	if err := db.enter(); err != nil {
+		p.release(db.pool)
 		return err
 	}
 	if !db.opts.GroupCommit {
@@ -71,6 +72,7 @@ func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
 		select {
 		case db.writer <- struct{}{}:
 		case <-ctx.Done():
+			p.release(db.pool)
 			return ctx.Err()
 		}
 		defer func() { <-db.writer }()
@@ -82,6 +84,7 @@ func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
 		db.leave()
 	case <-ctx.Done():
 		db.leave()
+		p.release(db.pool)
 		return ctx.Err()
 	}
 	select {
@@ -89,6 +92,7 @@ func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
 		return err
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(reqWaiting, reqCancelled) {
+			p.release(db.pool)
 			return ctx.Err()
 		}
 		return <-r.done
@@ -102,41 +106,18 @@ func isEmpty(c *sterad.Change) bool {
 		len(c.PutReservations) == 0 && len(c.PutVouchers) == 0
 }
 
-// committer takes every request waiting when it is free, writes the
-// group's card keys and syncs them (once for the group), then hands the
-// group to the bbolt stage, which commits it. The two stages overlap:
-// while one group commits, the next one's keys are written and synced, so
-// the key file's sync is not on the commit's path under load. A record
-// still never references a key that is not durable: a group's keys are
-// synced before the group is handed on. There is no delay: a lone request
-// commits at once, and the requests that arrive meanwhile make up the next
-// group.
+// committer takes every request waiting when it is free and commits them
+// together. There is no delay: a lone request commits at once, and the
+// requests that arrive during a commit make up the next group.
 func (db *DB) committer() {
 	defer close(db.committerDone)
-	keyed := make(chan []*request) // unbuffered: one group commits, the next waits keyed
-	committed := make(chan struct{})
-	go func() {
-		defer close(committed)
-		for group := range keyed {
-			if db.beforeBolt != nil {
-				db.beforeBolt()
-			}
-			for i, err := range db.commitGroup(group) {
-				group[i].done <- err
-			}
-		}
-	}()
-	defer func() {
-		close(keyed)
-		<-committed
-	}()
+	group := make([]*request, 0, maxGroup)
 	for {
 		r, ok := <-db.reqs
 		if !ok {
 			return
 		}
-		group := make([]*request, 1, 8)
-		group[0] = r
+		group = append(group[:0], r)
 	drain:
 		for len(group) < maxGroup {
 			select {
@@ -164,18 +145,15 @@ func (db *DB) committer() {
 		if db.beforeCommit != nil {
 			db.beforeCommit()
 		}
-		if err := db.writeKeys(group); err != nil {
-			for _, r := range group {
-				r.done <- err
-			}
-			continue
+		for i, err := range db.commit(group) {
+			group[i].done <- err
 		}
-		keyed <- group
+		clear(group)
 	}
 }
 
-// commit writes group's card keys and commits it: the two stages of the
-// committer in sequence, for Apply without group commit.
+// commit writes the card keys of group that were not written ahead, then
+// commits group.
 func (db *DB) commit(group []*request) []error {
 	if err := db.writeKeys(group); err != nil {
 		errs := make([]error, len(group))
@@ -188,14 +166,17 @@ func (db *DB) commit(group []*request) []error {
 }
 
 // writeKeys gives every card sealed by group a free key slot, writes its
-// key there and syncs the key file once. Only the committer allocates
-// slots. When it fails, the slots it wrote are wiped and the group fails
+// key there and syncs the key file once; cards sealed under a key from
+// the pool need neither. When it fails, the slots it wrote are wiped and the group fails
 // as a whole, like a failed commit.
 func (db *DB) writeKeys(group []*request) error {
 	var written []uint32
 	err := func() error {
 		for _, r := range group {
 			for _, sc := range r.p.cards {
+				if sc.pooled {
+					continue // written and synced ahead
+				}
 				slot, err := db.keys.alloc()
 				if err != nil {
 					return err
@@ -218,6 +199,13 @@ func (db *DB) writeKeys(group []*request) error {
 		return nil
 	}()
 	if err != nil {
+		for _, r := range group {
+			for _, sc := range r.p.cards {
+				if sc.pooled {
+					written = append(written, sc.slot)
+				}
+			}
+		}
 		db.wipeSlots(written)
 		db.log.Error("commit failed: writing card keys", slog.Int("changes", len(group)), slog.Any("err", err))
 		return fmt.Errorf("apply: %w", err)
@@ -368,6 +356,22 @@ func (p *prepared) wipe() {
 	}
 }
 
+// release gives the keys p took from pool back to it, unused, and clears
+// the others: for a Change the committer never claimed.
+func (p *prepared) release(pool *keyPool) {
+	var back []pooledKey
+	for _, c := range p.cards {
+		if c.pooled {
+			back = append(back, pooledKey{slot: c.slot, id: c.id, key: c.key})
+			c.key, c.pooled, c.hasSlot = nil, false, false
+		}
+	}
+	if len(back) > 0 {
+		pool.giveBack(back)
+	}
+	p.wipe()
+}
+
 func invalid(format string, args ...any) error {
 	return sterad.Errorf(sterad.EInvalid, "invalid_change", format, args...)
 }
@@ -388,11 +392,11 @@ func checkKey(what, s string, required bool) error {
 // prepare checks what can be checked without the stored state, encodes
 // the records and encrypts the cards. legacy encodes the records as JSON,
 // as releases before the binary encoding did (tests of such stores).
-func prepare(c *sterad.Change, legacy bool) (_ *prepared, err error) {
+func prepare(c *sterad.Change, legacy bool, pool *keyPool) (_ *prepared, err error) {
 	p := &prepared{c: c}
 	defer func() {
 		if err != nil {
-			p.wipe()
+			p.release(pool)
 		}
 	}()
 	for _, t := range c.Put {
@@ -434,8 +438,17 @@ func prepare(c *sterad.Change, legacy bool) (_ *prepared, err error) {
 		if s.Card == nil || s.Card.PAN == "" {
 			return nil, invalid("card for %s has no card number", s.Owner)
 		}
-		sc, err := sealCard(s.Owner, s.Card)
+		var pk *pooledKey
+		if pool != nil {
+			if k, ok := pool.take(); ok {
+				pk = &k
+			}
+		}
+		sc, err := sealCard(s.Owner, s.Card, pk)
 		if err != nil {
+			if pk != nil {
+				pool.giveBack([]pooledKey{*pk})
+			}
 			return nil, err
 		}
 		p.cards = append(p.cards, sc)

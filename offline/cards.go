@@ -73,23 +73,31 @@ type sealedCard struct {
 	key   []byte
 	rec   []byte // the record; its slot field is set by writeKeys
 
-	slot    uint32 // set by writeKeys, which writes the key there
+	slot    uint32 // set by writeKeys, which writes the key there, or taken from the key pool
 	hasSlot bool
+	pooled  bool // the key was written and synced ahead (keyPool)
 }
 
-// sealCard encrypts card under a fresh random key. It needs no state, so
-// it runs in the caller's goroutine.
-func sealCard(owner string, card *sterad.Card) (*sealedCard, error) {
-	sc := &sealedCard{owner: owner, key: make([]byte, dekSize)}
-	for sc.id == (keyID{}) { // all zeros marks a free slot
-		if _, err := rand.Read(sc.id[:]); err != nil {
+// sealCard encrypts card under pk, a key written and synced ahead, or
+// under a fresh random key when pk is nil (the committer then writes and
+// syncs it: writeKeys). It needs no state, so it runs in the caller's
+// goroutine.
+func sealCard(owner string, card *sterad.Card, pk *pooledKey) (*sealedCard, error) {
+	sc := &sealedCard{owner: owner}
+	if pk != nil {
+		sc.id, sc.key, sc.slot, sc.hasSlot, sc.pooled = pk.id, pk.key, pk.slot, true, true
+	} else {
+		sc.key = make([]byte, dekSize)
+		for sc.id == (keyID{}) { // all zeros marks a free slot
+			if _, err := rand.Read(sc.id[:]); err != nil {
+				return nil, fmt.Errorf("seal card: %w", err)
+			}
+		}
+		if _, err := rand.Read(sc.key); err != nil {
 			return nil, fmt.Errorf("seal card: %w", err)
 		}
 	}
 	nonce := make([]byte, nonceSize)
-	if _, err := rand.Read(sc.key); err != nil {
-		return nil, fmt.Errorf("seal card: %w", err)
-	}
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("seal card: %w", err)
 	}
@@ -104,6 +112,7 @@ func sealCard(owner string, card *sterad.Card) (*sealedCard, error) {
 	}
 	rec := make([]byte, cardHeader, cardHeader+len(pt)+aead.Overhead())
 	rec[0] = cardVersion
+	binary.BigEndian.PutUint32(rec[1:5], sc.slot)
 	copy(rec[5:], sc.id[:])
 	copy(rec[5+keyIDSize:], nonce)
 	sc.rec = aead.Seal(rec, nonce, pt, []byte(owner))

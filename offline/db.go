@@ -104,6 +104,12 @@ type Options struct {
 	// (RotateKEK). The first wraps a new store. Required.
 	KEKs []*KEK
 
+	// KeyPool is how many card keys are written to the key file and
+	// synced ahead of the cards they will seal, so that sealing a card
+	// adds no sync of the key file to its commit. 0 writes each card's
+	// key at its commit. DefaultOptions: DefaultKeyPool.
+	KeyPool int
+
 	// ForgetLostCardKeys lets Open start a store whose card key file
 	// (keys/dek.slots) is missing: an empty one is written and every kept
 	// card is reported lost (LostCardKeys, OpenCard's ErrCardKeyLost).
@@ -119,6 +125,7 @@ func DefaultOptions() Options {
 		Logger:      slog.New(slog.DiscardHandler),
 		GroupCommit: true,
 		STANBlock:   DefaultSTANBlock,
+		KeyPool:     DefaultKeyPool,
 	}
 }
 
@@ -138,6 +145,7 @@ type DB struct {
 	log   *slog.Logger
 	bolt  *bolt.DB
 	keys  *keyring
+	pool  *keyPool // nil without Options.KeyPool
 
 	// closeMu is held for reading by every operation that touches the
 	// files and for writing by Close.
@@ -154,7 +162,6 @@ type DB struct {
 	applies, commits, slotSyncs atomic.Uint64
 
 	beforeCommit func() // test hook: runs in the committer before each group
-	beforeBolt   func() // test hook: runs in the committer's bbolt stage before each group
 	legacyJSON   bool   // test hook: write records as JSON, as releases before the binary encoding did
 
 	ident   identity
@@ -237,6 +244,9 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 	}
 
 	db.writer = make(chan struct{}, 1)
+	if opts.KeyPool > 0 {
+		db.pool = newKeyPool(db, opts.KeyPool)
+	}
 	if opts.GroupCommit {
 		db.reqs = make(chan *request, 4*maxGroup)
 		db.committerDone = make(chan struct{})
@@ -263,6 +273,9 @@ func (db *DB) Close() error {
 	db.closeMu.Unlock()
 	if db.committerDone != nil {
 		<-db.committerDone
+	}
+	if db.pool != nil {
+		db.pool.close()
 	}
 	kerr := db.keys.close()
 	if err := db.bolt.Close(); err != nil {

@@ -50,9 +50,15 @@ func UnwrapMAC(dir string, kek *KEK) []byte {
 // commit. Call it right after Open, before any Apply.
 func SetBeforeCommit(db *DB, fn func()) { db.beforeCommit = fn }
 
-// SetBeforeBolt sets a function the committer's bbolt stage runs before
-// each group it commits.
-func SetBeforeBolt(db *DB, fn func()) { db.beforeBolt = fn }
+// PoolReady returns how many card keys are written and synced ahead.
+func PoolReady(db *DB) int {
+	if db.pool == nil {
+		return 0
+	}
+	db.pool.mu.Lock()
+	defer db.pool.mu.Unlock()
+	return len(db.pool.ready)
+}
 
 // Pending returns how many Changes wait for the committer.
 func Pending(db *DB) int { return len(db.reqs) }

@@ -114,57 +114,6 @@ func TestGroupConflictFailsAlone(t *testing.T) {
 	}
 }
 
-// TestKeysSyncWhileAGroupCommits: the committer writes and syncs the
-// card keys of the next group while the previous group is being
-// committed, and commits a group only once its keys are durable.
-func TestKeysSyncWhileAGroupCommits(t *testing.T) {
-	ctx := context.Background()
-	db, dir := open(t, testOptions())
-	in, hold := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	offline.SetBeforeBolt(db, func() {
-		if first.CompareAndSwap(false, true) {
-			close(in)
-			<-hold
-		}
-	})
-	var once sync.Once
-	release := func() { once.Do(func() { close(hold) }) }
-	defer release()
-
-	blocked := make(chan error, 1)
-	go func() {
-		blocked <- db.Apply(ctx, sterad.Change{Put: []*sterad.Transaction{txn(newID(), t0)}})
-	}()
-	<-in // the first group is in the bbolt stage, held before its commit
-	id := newID()
-	done := make(chan error, 1)
-	go func() {
-		done <- db.Apply(ctx, sterad.Change{Put: []*sterad.Transaction{txn(id, t0)}, SealCards: []sterad.SealCard{{Owner: id, Card: testCard(testPAN())}}})
-	}()
-	testutil.Eventually(t, "the next group's card key to be synced while the first group commits", func() bool { return db.Stats().SlotSyncs == 1 })
-	if st := db.Stats(); st.Commits != 0 {
-		t.Fatalf("Stats = %+v before the first group was released, want no commit", st)
-	}
-	release()
-	if err := <-blocked; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if st := db.Stats(); st.Commits != 2 || st.SlotSyncs != 1 {
-		t.Errorf("Stats = %+v, want 2 commits and 1 sync of the key file", st)
-	}
-	if _, err := db.OpenCard(ctx, id); err != nil {
-		t.Errorf("OpenCard: %v", err)
-	}
-	db.Close()
-	if n := liveSlots(t, dir); n != 1 {
-		t.Errorf("%d key slots hold keys, want 1", n)
-	}
-}
-
 // TestGroupIOErrorFailsAll: when writing fails (here, a card key), every
 // Change of the group fails and none of them is written.
 func TestGroupIOErrorFailsAll(t *testing.T) {

@@ -77,9 +77,10 @@ type keyring struct {
 	noSync  bool
 	mac     []byte
 
-	mu   sync.Mutex
-	n    uint32   // slots in the file (a partial last slot counts)
-	free []uint32 // free slots, lowest index on top
+	mu     sync.Mutex
+	n      uint32     // slots in the file (a partial last slot counts)
+	free   []uint32   // free slots, lowest index on top
+	growMu sync.Mutex // held by the allocator that grows the file
 
 	io  sync.RWMutex
 	f   *os.File
@@ -360,34 +361,47 @@ func (k *keyring) lost(live map[uint32]keyID) []uint32 {
 
 // alloc takes a free slot, or a new one at the end of the file.
 func (k *keyring) alloc() (uint32, error) {
-	k.mu.Lock()
-	if n := len(k.free); n > 0 {
-		i := k.free[n-1]
-		k.free = k.free[:n-1]
+	for {
+		k.mu.Lock()
+		if n := len(k.free); n > 0 {
+			i := k.free[n-1]
+			k.free = k.free[:n-1]
+			k.mu.Unlock()
+			return i, nil
+		}
 		k.mu.Unlock()
-		return i, nil
+		k.growMu.Lock()
+		k.mu.Lock()
+		if len(k.free) > 0 { // another allocator grew the file meanwhile
+			k.mu.Unlock()
+			k.growMu.Unlock()
+			continue
+		}
+		from := k.n
+		k.mu.Unlock()
+		// No free slot: the file grows by slotGrow zeroed slots at once. A
+		// slot written inside the file changes no file size, so the sync
+		// before each commit flushes the slot's data alone (a journal
+		// commit of the file system per new card took half a
+		// millisecond). growMu keeps a second allocator from growing the
+		// file from the same end.
+		zero := make([]byte, slotGrow*slotSize)
+		k.io.Lock()
+		_, err := k.f.WriteAt(zero, slotsHdr+int64(from)*slotSize)
+		k.io.Unlock()
+		if err != nil {
+			k.growMu.Unlock()
+			return 0, fmt.Errorf("grow key slots: %w", err)
+		}
+		k.mu.Lock()
+		k.n = from + slotGrow
+		for i := k.n - 1; i > from; i-- { // descending: the lowest free index ends on top
+			k.free = append(k.free, i)
+		}
+		k.mu.Unlock()
+		k.growMu.Unlock()
+		return from, nil
 	}
-	from := k.n
-	k.mu.Unlock()
-	// No free slot: the file grows by slotGrow zeroed slots at once. A
-	// slot written inside the file changes no file size, so the sync
-	// before each commit flushes the slot's data alone (a journal commit
-	// of the file system per new card took half a millisecond). Only the
-	// committer allocates: no other slot is handed out meanwhile.
-	zero := make([]byte, slotGrow*slotSize)
-	k.io.Lock()
-	_, err := k.f.WriteAt(zero, slotsHdr+int64(from)*slotSize)
-	k.io.Unlock()
-	if err != nil {
-		return 0, fmt.Errorf("grow key slots: %w", err)
-	}
-	k.mu.Lock()
-	k.n = from + slotGrow
-	for i := k.n - 1; i > from; i-- { // descending: the lowest free index ends on top
-		k.free = append(k.free, i)
-	}
-	k.mu.Unlock()
-	return from, nil
 }
 
 // release returns wiped slots to the free list.

@@ -10,7 +10,9 @@ import (
 
 // RotateKEK re-wraps every key of the store under next, while the store
 // is in use. Card seals, destroys and opens wait for the few milliseconds
-// it takes (it holds the key file); the database is not touched.
+// it takes (it holds the key file); the database is not touched. It
+// returns how many card keys it re-wrapped; keys written ahead for cards
+// not yet sealed (Options.KeyPool) are re-wrapped too but not counted.
 //
 // Each key file is written anew beside the old one (dek.slots.tmp,
 // mac.key.tmp), fsynced, and renamed over it: until the rename is durable
@@ -45,6 +47,7 @@ func (db *DB) RotateKEK(ctx context.Context, next *KEK) (rewrapped int, err erro
 	}
 	defer clear(data)
 	out := slotsHeader(k.storeID, next)
+	ahead := db.pool.slots() // re-wrapped too, but not counted: no card uses them yet
 	damagedSlots := 0
 	for off := 0; off < len(data); off += slotSize {
 		s := data[off:min(len(data), off+slotSize)]
@@ -64,7 +67,9 @@ func (db *DB) RotateKEK(ctx context.Context, next *KEK) (rewrapped int, err erro
 		out = append(out, s[:keyIDSize]...)
 		out = append(out, next.wrap(ad, key)...)
 		clear(key)
-		rewrapped++
+		if !ahead[i] {
+			rewrapped++
+		}
 	}
 
 	// dek.slots: the new file keeps its descriptor, which becomes the

@@ -1,0 +1,60 @@
+package offline
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+)
+
+// TestAllocConcurrent: the committer and the key pool's filler allocate
+// slots at the same time, across the file's growth: no slot is handed out
+// twice and the file grows by whole steps.
+func TestAllocConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	kek, err := NewKEK(bytes.Repeat([]byte{7}, KEKSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := newStoreID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := createKeyring(dir, id, kek, true); err != nil {
+		t.Fatal(err)
+	}
+	k, err := openKeyring(dir, id, []*KEK{kek}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+	const workers, each = 4, slotGrow * 3 / 4
+	got := make([][]uint32, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				s, err := k.alloc()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[w] = append(got[w], s)
+			}
+		}()
+	}
+	wg.Wait()
+	seen := make(map[uint32]bool)
+	for _, g := range got {
+		for _, s := range g {
+			if seen[s] {
+				t.Fatalf("slot %d handed out twice", s)
+			}
+			seen[s] = true
+		}
+	}
+	if k.n != 3*slotGrow {
+		t.Errorf("the file has %d slots after %d allocations, want %d", k.n, workers*each, 3*slotGrow)
+	}
+}
