@@ -44,9 +44,14 @@
 // data. Track 2 and chip data are never sealed. Full card numbers are
 // never written in clear anywhere.
 //
-//   - Seal: allocate a free slot (or append one), write the key, fsync the
-//     slot file, then commit the record. A crash before the commit leaves
-//     a key no record references.
+//   - Seal: the key is in its slot and fsynced before the record commits.
+//     Keys are written ahead (Options.KeyPool): a filler writes a batch of
+//     fresh keys to free slots with one fsync, and a card is sealed under
+//     one of them, so its commit syncs only bbolt. With none ready, the
+//     committer allocates a slot, writes the key and fsyncs the slot file
+//     before the commit. A crash before the commit leaves a key no record
+//     references; so does a key written ahead and never used (Close wipes
+//     those).
 //   - Destroy: delete the record and commit, then overwrite the slot with
 //     zeros in place and fsync; the slot is then reused. A crash in between
 //     leaves a key no record references. Sealing an owner that has a card
@@ -59,8 +64,8 @@
 //     does not unwrap is lost (sterad.ErrCardKeyLost, DB.LostCardKeys).
 //
 // A group commit fsyncs the slot file at most twice however many cards it
-// seals or destroys: once before the bbolt commit (new keys) and once after
-// (wiped keys).
+// seals or destroys: once before the bbolt commit (new keys not written
+// ahead) and once after (wiped keys).
 //
 // # Apply and group commit
 //
