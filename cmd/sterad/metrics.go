@@ -38,6 +38,7 @@ type daemonMetrics struct {
 	terminal  *prometheus.HistogramVec
 	retention *prometheus.CounterVec
 	lastRet   prometheus.Gauge
+	commit    prometheus.Histogram
 
 	mu       sync.Mutex
 	inFlight map[string]bool // transactions seen unfinished since the start
@@ -70,12 +71,15 @@ func newDaemonMetrics() *daemonMetrics {
 			Help: "Retention runs by result (ok, failed)."}, []string{"result"}),
 		lastRet: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sterad_retention_last_success_timestamp_seconds",
 			Help: "When retention last ran without error (Unix time; 0: not since the start)."}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sterad_store_commit_duration_seconds",
+			Help:    "Changes written to the store: from the request to the commit, durable (the wait for the group commit and the disk's fsyncs). Each payment waits for two.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1}}),
 		inFlight: map[string]bool{},
 	}
 }
 
 func (d *daemonMetrics) register(reg *prometheus.Registry) {
-	reg.MustRegister(d.txns, d.api, d.acquirer, d.terminal, d.retention, d.lastRet)
+	reg.MustRegister(d.txns, d.api, d.acquirer, d.terminal, d.retention, d.lastRet, d.commit)
 }
 
 // ending returns the transactions that puts would finish that were
@@ -129,7 +133,8 @@ func (d *daemonMetrics) applied(c *sterad.Change, ending map[string]bool) {
 	}
 }
 
-// meteredStore counts the transactions' outcomes as they are committed.
+// meteredStore counts the transactions' outcomes as they are committed,
+// and times the commits.
 type meteredStore struct {
 	sterad.Store
 	d *daemonMetrics
@@ -137,8 +142,10 @@ type meteredStore struct {
 
 func (s meteredStore) Apply(ctx context.Context, c sterad.Change) error {
 	ending := s.d.ending(ctx, s.Store, c.Put)
+	start := time.Now()
 	err := s.Store.Apply(ctx, c)
 	if err == nil {
+		s.d.commit.Observe(time.Since(start).Seconds())
 		s.d.applied(&c, ending)
 	}
 	return err

@@ -121,6 +121,7 @@ func TestMetricsAfterOperations(t *testing.T) {
 		{"sterad_acquirer_exchange_duration_seconds", map[string]string{"mti_class": "05"}, atLeast(1), "the batch close's 0500s"},
 		{"sterad_terminal_operation_duration_seconds", map[string]string{"op": "read_card"}, eq(2), "2 cards read"},
 		{"sterad_terminal_operation_duration_seconds", map[string]string{"op": "show_outcome"}, eq(2), "2 outcomes shown"},
+		{"sterad_store_commit_duration_seconds", nil, atLeast(8), "at least two commits for each of the 4 payments"},
 		{"sterad_batch_close_failures_total", nil, eq(0), "no failed close"},
 		{"sterad_batch_open_age_seconds", nil, func(v float64) bool { return v >= 0 && v < 3600 }, "the batch opened by the close: seconds old"},
 		{"sterad_batch_closing", nil, eq(0), "no batch closing"},
@@ -207,7 +208,7 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 	}
 	// Every family the issue asks for has a panel.
 	for _, n := range []string{"sterad_transactions_total", "sterad_api_request_duration_seconds_bucket",
-		"sterad_acquirer_exchange_duration_seconds_bucket", "sterad_terminal_operation_duration_seconds_bucket",
+		"sterad_acquirer_exchange_duration_seconds_bucket", "sterad_terminal_operation_duration_seconds_bucket", "sterad_store_commit_duration_seconds_bucket",
 		"sterad_batch_close_failures_total", "sterad_batch_open_age_seconds", "sterad_vault_guarantees",
 		"sterad_store_size_bytes", "sterad_open_holds", "sterad_open_holds_old"} {
 		if !used[n] {
