@@ -134,10 +134,11 @@ func (c *chaos) event() {
 		h.note("drop %d", n)
 		c.check(h.drop(n))
 		c.stats.Drops++
-	case "unplug": // terminal cable pulled
+	case "unplug": // a terminal's cable pulled
 		ms := int(c.between(200, 1500))
-		h.note("unplug terminal for %d ms", ms)
-		c.check(h.unplug(ms))
+		i := c.rng.IntN(len(deskTIDs))
+		h.note("unplug terminal %s for %d ms", deskTIDs[i], ms)
+		c.check(h.unplug(i, ms))
 		c.stats.Unplugs++
 	case "close": // the batch closes while all this goes on
 		if *flagNoClose {

@@ -109,8 +109,8 @@ type Input struct {
 	// Batches are the daemon's batches (GET /v1/batches): its own totals,
 	// live for a batch not closed yet. Optional.
 	Batches []api.BatchView
-	// Slips are the terminal's printed slips (its GET /slips keeps the
-	// last terminal.MaxSlips). Optional.
+	// Slips are the terminals' printed slips (each one's GET /slips keeps
+	// its last terminal.MaxSlips). Optional.
 	Slips []terminal.Slip
 }
 

@@ -403,13 +403,17 @@ func gather(t testing.TB, h *harness, w *workload) Input {
 	if err != nil {
 		t.Fatalf("read the daemon's batches: %v", err)
 	}
-	var slips struct {
-		Slips []terminal.Slip `json:"slips"`
+	var slips []terminal.Slip
+	for _, st := range h.terms {
+		var got struct {
+			Slips []terminal.Slip `json:"slips"`
+		}
+		if err := h.getJSON(st.ctl, "/slips", &got); err != nil {
+			t.Fatalf("read terminal %s's slips: %v", st.id, err)
+		}
+		slips = append(slips, got.Slips...)
 	}
-	if err := h.getJSON(h.termCtl, "/slips", &slips); err != nil {
-		t.Fatalf("read the terminal's slips: %v", err)
-	}
-	in := Input{Daemon: full, Ledger: l, Records: w.snapshot(), Batches: bs, Slips: slips.Slips}
+	in := Input{Daemon: full, Ledger: l, Records: w.snapshot(), Batches: bs, Slips: slips}
 	for name, v := range map[string]any{"daemon-transactions.json": in.Daemon, "ledger.json": in.Ledger, "records.json": in.Records,
 		"batches.json": in.Batches, "slips.json": in.Slips} {
 		if b, err := json.MarshalIndent(v, "", "  "); err == nil {

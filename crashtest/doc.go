@@ -6,12 +6,13 @@
 //
 // TestCrash builds ./cmd/sterad and runs, as child processes, the test
 // acquirer (`sterad sim acquirer`, with a data directory: it outlives the
-// daemon and is the reference), a simulated fixed terminal FRONT001
-// (`sterad sim terminal`) and the daemon (`sterad serve --config`, with
+// daemon and is the reference), two simulated fixed terminals FRONT001
+// and FRONT002 (`sterad sim terminal`) and the daemon (`sterad serve --config`, with
 // acquirer.timeout 1s). Several concurrent clients drive the HTTP API:
 // keyed sales (approving and declining test cards of docs/acquirer-protocol.md §7,
 // the no-answer and 96 cards included), keyed pre-authorizations followed
-// by completions, card-present sales at FRONT001, refunds and voids of
+// by completions, card-present sales at both terminals (one desk client
+// each; with card_data: blind every debit is one), refunds and voids of
 // earlier approvals, and no-show charges when the daemon accepts them.
 // Every request carries its own Idempotency-Key; when the daemon is dead
 // the client repeats the same request with the same key until it answers.
@@ -22,7 +23,7 @@
 // Meanwhile a seeded chaos loop kills the daemon with SIGKILL at a random
 // moment of every cycle and restarts it, and between kills turns acquirer
 // outages on and off, delays responses around the 1 s timeout, drops
-// responses (processed by the host, answer lost), unplugs the terminal and
+// responses (processed by the host, answer lost), unplugs a terminal and
 // now and then starts a batch close.
 //
 // At the end the chaos stops, the daemon is killed and restarted once more,
@@ -92,7 +93,7 @@
 //	                     (TestRepro*: skipped otherwise; they fail while the bug is there)
 //
 // A failing run prints its seed, the work directory with every child's log
-// (acquirer.log, terminal.log, daemon.log, chaos.log), what was compared
+// (acquirer.log, terminal-FRONT00n.log, daemon.log, chaos.log), what was compared
 // (daemon-transactions.json, ledger.json, records.json, batches.json) and
 // the violations with their evidence (all of them in violations.txt). The
 // same seed replays the same choices (op mix, amounts, chaos schedule);

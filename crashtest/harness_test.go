@@ -38,9 +38,20 @@ const (
 const (
 	merchantID = "HOTEL0000000001"
 	virtualTID = "VIRT0001"
-	deskTID    = "FRONT001"
+	deskTID    = "FRONT001" // the first desk terminal
 	apiToken   = "crashtest-token"
 )
+
+// deskTIDs are the front desk's terminals: two, so that card-present
+// sales (every debit in card_data: blind) run at two terminals at once,
+// each with its own STANs and batch totals.
+var deskTIDs = []string{deskTID, "FRONT002"}
+
+// simTerminal is a terminal simulator the harness runs.
+type simTerminal struct {
+	id, ctl, log string
+	child        *child
+}
 
 // child is a process the harness started.
 type child struct {
@@ -59,7 +70,7 @@ func (c *child) exited() bool {
 	}
 }
 
-// harness runs the acquirer, the terminal and the daemon as children of
+// harness runs the acquirer, the terminals and the daemon as children of
 // the test, in one work directory.
 type harness struct {
 	t        testing.TB
@@ -67,12 +78,13 @@ type harness struct {
 	dir      string
 	cardData string // the daemon's card_data
 
-	acqAddr, acqCtl, termCtl, apiAddr string
-	acqLog, termLog, daemonLog        string
-	chaosLog                          *os.File
-	start                             time.Time
+	acqAddr, acqCtl, apiAddr string
+	acqLog, daemonLog        string
+	chaosLog                 *os.File
+	start                    time.Time
 
-	acq, term *child
+	acq   *child
+	terms []*simTerminal
 
 	mu     sync.Mutex
 	daemon *child
@@ -109,9 +121,12 @@ func newHarness(t testing.TB, bin, name, cardData string) *harness {
 	}
 	h := &harness{
 		t: t, bin: bin, dir: dir, start: time.Now(), cardData: cardData,
-		acqAddr: freeAddr(t), acqCtl: freeAddr(t), termCtl: freeAddr(t), apiAddr: freeAddr(t),
-		acqLog: filepath.Join(dir, "acquirer.log"), termLog: filepath.Join(dir, "terminal.log"), daemonLog: filepath.Join(dir, "daemon.log"),
+		acqAddr: freeAddr(t), acqCtl: freeAddr(t), apiAddr: freeAddr(t),
+		acqLog: filepath.Join(dir, "acquirer.log"), daemonLog: filepath.Join(dir, "daemon.log"),
 		ctl: &http.Client{Timeout: 10 * time.Second},
+	}
+	for _, id := range deskTIDs {
+		h.terms = append(h.terms, &simTerminal{id: id, ctl: freeAddr(t), log: filepath.Join(dir, "terminal-"+id+".log")})
 	}
 	h.api = api.NewClient(h.apiAddr, apiToken)
 	h.api.HTTP = &http.Client{Timeout: 2 * time.Minute}
@@ -122,18 +137,22 @@ func newHarness(t testing.TB, bin, name, cardData string) *harness {
 		h.stopAll()
 		h.chaosLog.Close()
 		if t.Failed() || *flagKeep {
-			t.Logf("work directory kept: %s\n  acquirer log %s\n  terminal log %s\n  daemon log   %s\n  chaos log    %s\n  daemon data  %s\n  host ledger  %s",
-				dir, h.acqLog, h.termLog, h.daemonLog, h.chaosLog.Name(), filepath.Join(dir, "data"), filepath.Join(dir, "acquirer"))
+			t.Logf("work directory kept: %s\n  acquirer log %s\n  terminal logs %s\n  daemon log   %s\n  chaos log    %s\n  daemon data  %s\n  host ledger  %s",
+				dir, h.acqLog, filepath.Join(dir, "terminal-*.log"), h.daemonLog, h.chaosLog.Name(), filepath.Join(dir, "data"), filepath.Join(dir, "acquirer"))
 			return
 		}
 		os.RemoveAll(dir)
 	})
 
 	h.acq = h.spawn("acquirer", h.acqLog, nil, "sim", "acquirer", "--listen", h.acqAddr, "--control", h.acqCtl, "--data", filepath.Join(dir, "acquirer"))
-	h.term = h.spawn("terminal", h.termLog, nil, "sim", "terminal", "--kind", "fixed", "--id", deskTID,
-		"--link", filepath.Join(dir, deskTID+".tty"), "--control", h.termCtl, "--present", "50ms")
+	for _, st := range h.terms {
+		st.child = h.spawn("terminal "+st.id, st.log, nil, "sim", "terminal", "--kind", "fixed", "--id", st.id,
+			"--link", filepath.Join(dir, st.id+".tty"), "--control", st.ctl, "--present", "50ms")
+	}
 	h.waitHealthy(h.acq, "http://"+h.acqCtl+"/healthz")
-	h.waitHealthy(h.term, "http://"+h.termCtl+"/healthz")
+	for _, st := range h.terms {
+		h.waitHealthy(st.child, "http://"+st.ctl+"/healthz")
+	}
 	h.writeConfig()
 	h.startDaemon()
 	return h
@@ -149,19 +168,22 @@ func (h *harness) writeConfig() {
 		h.t.Fatal(err)
 	}
 	cutoff := time.Now().In(loc).Add(12 * time.Hour).Format("15:04")
+	var terms strings.Builder
+	for _, st := range h.terms {
+		fmt.Fprintf(&terms, "  - {id: %s, kind: fixed, port: %s}\n", st.id, filepath.Join(h.dir, st.id+".tty"))
+	}
 	cfg := fmt.Sprintf(`merchant_id: %s
 virtual_terminal_id: %s
 data_dir: %s
 api: {listen: "%s"}
 acquirer: {address: "%s", timeout: 1s}
 terminals:
-  - {id: %s, kind: fixed, port: %s}
-offline: {floor_limit: "5000000", total_limit: "1000000000", max_count: 100000, max_age: 48h}
+%soffline: {floor_limit: "5000000", total_limit: "1000000000", max_count: 100000, max_age: 48h}
 settlement: {cutoff: "%s", timezone: Asia/Tokyo}
 log: {level: info, format: text}
 kek_file: %s
 card_data: %s
-`, merchantID, virtualTID, filepath.Join(h.dir, "data"), h.apiAddr, h.acqAddr, deskTID, filepath.Join(h.dir, deskTID+".tty"), cutoff, h.kekFile(), h.cardData)
+`, merchantID, virtualTID, filepath.Join(h.dir, "data"), h.apiAddr, h.acqAddr, terms.String(), cutoff, h.kekFile(), h.cardData)
 	if err := os.WriteFile(filepath.Join(h.dir, "sterad.yaml"), []byte(cfg), 0o600); err != nil {
 		h.t.Fatal(err)
 	}
@@ -295,7 +317,7 @@ func (h *harness) waitOnline() {
 	})
 }
 
-// waitTerminalReady waits until the daemon sees the terminal connected
+// waitTerminalReady waits until the daemon sees every terminal connected
 // (ready, or busy with a transaction it is reconciling).
 func (h *harness) waitTerminalReady(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
@@ -303,7 +325,13 @@ func (h *harness) waitTerminalReady(timeout time.Duration) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ts, err := h.api.Terminals(ctx)
 		cancel()
-		if err == nil && len(ts) > 0 && ts[0].State != "offline" {
+		connected := 0
+		for _, x := range ts {
+			if x.State != "offline" {
+				connected++
+			}
+		}
+		if err == nil && connected == len(h.terms) {
 			return true
 		}
 		time.Sleep(pollEvery)
@@ -326,7 +354,10 @@ func (h *harness) waitFor(what string, timeout time.Duration, cond func() bool) 
 // stopAll kills every child still running.
 func (h *harness) stopAll() {
 	h.mu.Lock()
-	cs := []*child{h.daemon, h.term, h.acq}
+	cs := []*child{h.daemon, h.acq}
+	for _, st := range h.terms {
+		cs = append(cs, st.child)
+	}
 	h.mu.Unlock()
 	for _, c := range cs {
 		if c != nil && !c.exited() {
@@ -385,19 +416,20 @@ func (h *harness) setDelay(ms int) error {
 
 func (h *harness) drop(n int) error { return h.control(h.acqCtl, "/drop", map[string]int{"count": n}) }
 
-func (h *harness) unplug(ms int) error {
-	return h.control(h.termCtl, "/fault", map[string]any{"kind": "unplug", "count": 1, "ms": ms})
+// unplug pulls the cable of terminal i (an index of deskTIDs) for ms.
+func (h *harness) unplug(i, ms int) error {
+	return h.control(h.terms[i].ctl, "/fault", map[string]any{"kind": "unplug", "count": 1, "ms": ms})
 }
 
-// pushCard queues a card at the terminal. terminal.Card masks its PAN
-// when marshalled, so the body is built here.
-func (h *harness) pushCard(c terminal.Card) error {
-	return h.control(h.termCtl, "/card", map[string]any{"pan": c.PAN.Reveal(), "expiry": c.Expiry, "entry": c.Entry, "action": c.Action})
+// pushCard queues a card at terminal i. terminal.Card masks its PAN when
+// marshalled, so the body is built here.
+func (h *harness) pushCard(i int, c terminal.Card) error {
+	return h.control(h.terms[i].ctl, "/card", map[string]any{"pan": c.PAN.Reveal(), "expiry": c.Expiry, "entry": c.Entry, "action": c.Action})
 }
 
-func (h *harness) terminalState() (terminal.State, error) {
+func (h *harness) terminalState(i int) (terminal.State, error) {
 	var st terminal.State
-	err := h.getJSON(h.termCtl, "/state", &st)
+	err := h.getJSON(h.terms[i].ctl, "/state", &st)
 	return st, err
 }
 

@@ -60,7 +60,7 @@ func TestReproStandInLostAtTerminal(t *testing.T) {
 		if !h.waitTerminalReady(30 * time.Second) {
 			t.Fatal("terminal not ready")
 		}
-		if err := h.pushCard(terminal.Card{PAN: "4111111111111111", Expiry: expiry(), Entry: "chip"}); err != nil {
+		if err := h.pushCard(0, terminal.Card{PAN: "4111111111111111", Expiry: expiry(), Entry: "chip"}); err != nil {
 			t.Fatal(err)
 		}
 		tx, _, err := h.api.CreateTransaction(ctx, api.TransactionRequest{Op: "sale", Terminal: deskTID, Amount: amt(int64(4000000 + attempt))}, api.CreateOptions{NoWait: true})
@@ -69,7 +69,7 @@ func TestReproStandInLostAtTerminal(t *testing.T) {
 		}
 		// Pull the cable as soon as the terminal has queued the CARD.
 		h.waitFor("the terminal sending the card", 10*time.Second, func() bool {
-			st, err := h.terminalState()
+			st, err := h.terminalState(0)
 			if err != nil {
 				return false
 			}
@@ -77,7 +77,7 @@ func TestReproStandInLostAtTerminal(t *testing.T) {
 			// card queued: too late, the sale is over.
 			return st.State == terminal.StateCardSent || st.State == "outcome" || st.State == terminal.StateIdle && st.QueuedCards == 0
 		})
-		if err := h.unplug(300); err != nil {
+		if err := h.unplug(0, 300); err != nil {
 			t.Fatal(err)
 		}
 		var final *api.Transaction
@@ -110,7 +110,7 @@ func TestReproStandInLostAtTerminal(t *testing.T) {
 		for _, e := range l.Approved {
 			charged = charged || e.Amount.Minor() == int64(4000000+attempt)
 		}
-		st, _ := h.terminalState()
+		st, _ := h.terminalState(0)
 		busy, _ := h.api.Transactions(ctx, url.Values{"status": {"cancelled"}})
 		t.Logf("final: %s %s (%q), events %+v; host charged it: %v; terminal state %s (txn %v); cancelled transactions so far %d",
 			final.ID, final.Status, final.Reason, final.Events, charged, st.State, deref(st.CurrentTxn), len(busy))

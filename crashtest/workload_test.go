@@ -64,8 +64,8 @@ type weighted struct {
 	weight int
 }
 
-// mix is the op mix of the clients; the desk client (client 0) does
-// card-present sales too. New ops (incrementals, card checks, ...) are one
+// mix is the op mix of the clients; the desk clients (one per terminal:
+// clients 0 and 1) do card-present sales too. New ops (incrementals, card checks, ...) are one
 // more entry here and one more case in workload.do.
 type mix struct {
 	keyed []weighted
@@ -80,7 +80,7 @@ func defaultMix() mix {
 
 // blindMix is the op mix with card_data: blind: no card is keyed through
 // the API, so every debit is a card-present sale at the encrypting
-// terminal (the desk client's, or any client's when it has nothing to
+// terminals (the desk clients', or any client's when it has nothing to
 // refund or void yet); refunds and voids go by TI.
 func blindMix() mix {
 	linked := []weighted{{kRefund, 10}, {kVoid, 8}}
@@ -155,7 +155,7 @@ func (w *workload) run(ctx context.Context, n int) {
 			rng := rand.New(rand.NewPCG(w.seed, uint64(i)+1))
 			for ctx.Err() == nil {
 				ws := w.mix.keyed
-				if i == 0 {
+				if i < len(deskTIDs) { // one desk client per terminal
 					ws = w.mix.desk
 				}
 				w.do(i, rng, pick(rng, ws, w.enabled))
@@ -223,9 +223,13 @@ func (w *workload) do(client int, rng *rand.Rand, kind string) {
 		c := w.submit(client, api.TransactionRequest{Op: "completion", Original: r.TxnID, Amount: amt(amountFor("completion", m))}, m)
 		w.approved(c, &w.debits)
 	case kDeskSale:
-		w.deskCard(rng)
+		// A desk client sells at its own terminal; another client (one
+		// with nothing to refund or void yet in card_data: blind) at the
+		// terminal its number falls on.
+		term := client % len(deskTIDs)
+		w.deskCard(term, rng)
 		n := w.next()
-		r := w.submit(client, api.TransactionRequest{Op: "sale", Terminal: deskTID, Amount: amt(amountFor("sale", n))}, n)
+		r := w.submit(client, api.TransactionRequest{Op: "sale", Terminal: deskTIDs[term], Amount: amt(amountFor("sale", n))}, n)
 		w.approved(r, &w.debits)
 	case kRefund:
 		o, ok := w.take(rng, &w.debits, false)
@@ -260,10 +264,10 @@ func (w *workload) firstDebit() string {
 
 func amt(n int64) api.FlexAmount { return api.FlexAmount(fmt.Sprint(n)) }
 
-// deskCard queues the card the next customer presents at the terminal,
+// deskCard queues the card the next customer presents at terminal term,
 // unless one is still queued from a request that never reached it.
-func (w *workload) deskCard(rng *rand.Rand) {
-	st, err := w.h.terminalState()
+func (w *workload) deskCard(term int, rng *rand.Rand) {
+	st, err := w.h.terminalState(term)
 	if err != nil || st.QueuedCards > 0 {
 		return
 	}
@@ -275,7 +279,7 @@ func (w *workload) deskCard(rng *rand.Rand) {
 	case x <= 2:
 		c.PAN = decliningCards[rng.IntN(3)] // 05, 51, 54
 	}
-	if err := w.h.pushCard(c); err != nil {
+	if err := w.h.pushCard(term, c); err != nil {
 		w.h.note("push card: %v", err)
 	}
 }
