@@ -377,7 +377,7 @@ func (rq *requests) beginCheckout(ctx context.Context, cp *checkoutPlan, now tim
 		r = &sterad.Reservation{Reference: ref, Stay: cp.vc.Stay, State: sterad.ReservationUnguaranteed, CreatedAt: now}
 	}
 	r.Checkout, r.UpdatedAt = rec, now
-	if r.State == sterad.ReservationGuaranteed {
+	if r.Releasable() {
 		rq.vt.release(r, &change, "checked out", now)
 	} else {
 		change.PutReservations = append(change.PutReservations, r)

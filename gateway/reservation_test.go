@@ -320,6 +320,58 @@ func TestTokenDiesWithItsReservation(t *testing.T) {
 	}
 }
 
+// A reservation charged as a no-show keeps its token (its card is
+// destroyed), so that a charge voided by mistake can be made again. The
+// token still dies with the reservation: the hotel can release it, and
+// the retention purge releases it, whether or not it was ever charged.
+func TestChargedReservationsTokenDies(t *testing.T) {
+	h := newHarness(t)
+	tokenHost(h)
+	a := h.mustSubmit(guarantee("RSV-C", "4111111111111111"))
+	b := h.mustSubmit(guarantee("RSV-D", "5555555555554444"))
+	h.clock.Set(time.Date(2026, 11, 21, 19, 0, 0, 0, jst))
+	for _, ref := range []string{"RSV-C", "RSV-D"} {
+		ns := h.mustSubmit(noShow(ref))
+		if v := h.mustSubmit(sterad.Request{Op: "void", Original: ns.ID}); v.Status != sterad.StatusApproved {
+			t.Fatalf("void of %s's no-show: %+v", ref, v)
+		}
+	}
+	// The charge was voided: the reservation's token charges it again.
+	again := h.mustSubmit(noShow("RSV-C"))
+	if again.Status != sterad.StatusApproved || again.Entry != sterad.EntryToken {
+		t.Fatalf("no-show by reference after the void: %+v", again)
+	}
+	// Charged: the hotel can still release it; the token dies.
+	e, err := h.gw.ReleaseVault(context.Background(), "RSV-C")
+	if err != nil || e.Reference != "RSV-C" {
+		t.Fatalf("release of a charged reservation = %+v, %v", e, err)
+	}
+	r := noShow("RSV-C")
+	r.Token = a.Token
+	if _, err := h.submit(r); sterad.ErrorCode(err) != "reservation_released" {
+		t.Fatalf("its token after the release: %v", err)
+	}
+	// Its charge stands: a released reservation's charge is voided or
+	// refunded as any other.
+	if v := h.mustSubmit(sterad.Request{Op: "void", Original: again.ID}); v.Status != sterad.StatusApproved {
+		t.Fatalf("void after the release: %+v", v)
+	}
+	// The retention purge releases a charged reservation too.
+	h.clock.Set(time.Date(2026, 11, 30, 0, 0, 0, 0, jst))
+	res, err := h.gw.Purge(context.Background())
+	if err != nil || len(res.Vault) != 1 || res.Vault[0].Reference != "RSV-D" {
+		t.Fatalf("purge = %+v, %v; want RSV-D released", res, err)
+	}
+	r = noShow("RSV-D")
+	r.Token = b.Token
+	if _, err := h.submit(r); sterad.ErrorCode(err) != "reservation_released" {
+		t.Fatalf("RSV-D's token after the retention purge: %v", err)
+	}
+	if n := sent(h, sterad.MTIFinancial); n != 3 {
+		t.Fatalf("%d 0200s sent, want 3 (two no-shows, one again after its void)", n)
+	}
+}
+
 // Issue 9 #6: a reference on a card check means "guarantee this
 // reservation", which needs its stay.
 func TestCardCheckReferenceNeedsStay(t *testing.T) {
@@ -461,7 +513,8 @@ func TestReservationRaces(t *testing.T) {
 	switch {
 	case len(charges) > 1:
 		t.Fatalf("%d no-show charges", len(charges))
-	case len(charges) == 1 && (r.State != sterad.ReservationCharged || len(r.Charges) != 1 || r.Charges[0] != charges[0].ID):
+	case len(charges) == 1 && (r.State != sterad.ReservationCharged && r.State != sterad.ReservationReleased || len(r.Charges) != 1 || r.Charges[0] != charges[0].ID):
+		// Charged, and perhaps released after the charge (its token dead).
 		t.Fatalf("charged %s, reservation %+v", charges[0].ID, r)
 	case len(charges) == 0 && r.State != sterad.ReservationReleased:
 		t.Fatalf("nothing charged, reservation %+v", r)

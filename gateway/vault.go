@@ -76,7 +76,7 @@ func (vt *vault) checkNoShow(ctx context.Context, p *plan, t *sterad.Transaction
 	for _, x := range charged {
 		switch x.Status {
 		case sterad.StatusApproved, sterad.StatusStoodIn, sterad.StatusPending, sterad.StatusUnknown:
-			return sterad.Errorf(sterad.EConflict, "already_charged", "reservation %s already has a no-show charge (%s, %s): void or refund it first", p.reference, x.ID, x.Status)
+			return sterad.Errorf(sterad.EConflict, "already_charged", "reservation %s already has a no-show charge (%s, %s): void it first (a refund leaves it charged)", p.reference, x.ID, x.Status)
 		}
 	}
 	switch {
@@ -310,7 +310,7 @@ func (vt *vault) checkedIn(ctx context.Context, t *sterad.Transaction, c *txChan
 		return nil
 	}
 	r, err := vt.loadReservation(ctx, t.Reference)
-	if err != nil || r == nil || r.State != sterad.ReservationGuaranteed {
+	if err != nil || r == nil || !r.Releasable() {
 		return err
 	}
 	vt.release(r, &c.Change, "checked in by "+t.ID, now)
@@ -351,8 +351,8 @@ func (vt *vault) releaseVault(ctx context.Context, ref string) (*sterad.VaultEnt
 		if err != nil {
 			return nil, err
 		}
-		if r == nil || r.State != sterad.ReservationGuaranteed {
-			return nil, sterad.Errorf(sterad.ENotFound, "unknown_reference", "no card is kept for reservation %q", ref)
+		if r == nil || !r.Releasable() {
+			return nil, sterad.Errorf(sterad.ENotFound, "unknown_reference", "no card or token is kept for reservation %q", ref)
 		}
 		if e == nil { // guaranteed by its token only
 			e = r.VaultEntry()
@@ -393,7 +393,7 @@ func (vt *vault) purge(ctx context.Context) (*sterad.PurgeResult, error) {
 		}
 	}
 	for _, r := range rs {
-		if r.State == sterad.ReservationGuaranteed && !r.RetainUntil.IsZero() && !now.Before(r.RetainUntil) && !slices.Contains(due, r.Reference) {
+		if r.Releasable() && !r.RetainUntil.IsZero() && !now.Before(r.RetainUntil) && !slices.Contains(due, r.Reference) {
 			due = append(due, r.Reference)
 		}
 	}
@@ -451,7 +451,7 @@ func (vt *vault) purgeReservation(ctx context.Context, ref string, now time.Time
 		}
 		var c sterad.Change
 		switch {
-		case r != nil && r.State == sterad.ReservationGuaranteed && !now.Before(r.RetainUntil):
+		case r != nil && r.Releasable() && !now.Before(r.RetainUntil):
 			if e == nil {
 				e = r.VaultEntry()
 			}
