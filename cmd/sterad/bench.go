@@ -181,13 +181,19 @@ func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) e
 	}
 
 	// 3. Latency the gateway adds at a steady rate.
+	n0, t0, cerr := d.commits(ctx)
 	host.timer.on.Store(true)
 	r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
 	host.timer.on.Store(false)
+	n1, t1, err := d.commits(ctx)
 	fmt.Fprintf(out, "3. at %d transactions/s for %s: %d approved, %s; API answer p50 %s p99 %s; the acquirer's own time p50 %s p99 %s\n",
 		o.rate, o.rateFor, r.lat.api.n, r.lat.api.failures(), r.lat.api.p(50), r.lat.api.p(99), r.lat.host.p(50), r.lat.host.p(99))
 	fmt.Fprintf(out, "   added by the gateway (API answer − acquirer's time): p50 %s, p99 %s, max %s (loopback network time counts as added)\n",
 		r.lat.added.p(50), r.lat.added.p(99), r.lat.added.p(100))
+	if cerr == nil && err == nil && n1 > n0 && r.lat.api.n > 0 {
+		fmt.Fprintf(out, "   of which the store's commits (sterad_store_commit_duration_seconds): %.1f per sale, %s each on average, %s per sale\n",
+			(n1-n0)/float64(r.lat.api.n), ((t1 - t0) / time.Duration(n1-n0)).Round(time.Microsecond), ((t1 - t0) / time.Duration(r.lat.api.n)).Round(time.Microsecond))
+	}
 	if err := d.stop(time.Minute); err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ func TestBenchCommand(t *testing.T) {
 		`CPU profile of the daemon: ` + regexp.QuoteMeta(cpu),
 		`3\. at 20 transactions/s for 300ms: ` + n + ` approved, 0 failed; API answer p50 ` + d + ` p99 ` + d + `; the acquirer's own time p50 ` + d + ` p99 ` + d,
 		`added by the gateway \(API answer − acquirer's time\): p50 -?` + d + `, p99 -?` + d + `, max -?` + d,
+		`of which the store's commits \(sterad_store_commit_duration_seconds\): 2\.0 per sale, ` + d + ` each on average, ` + d + ` per sale`,
 		`4\. 200 stood-in sales .*: the daemon was up in ` + d + ` and lists 200 queued`,
 		`daemon memory at rest with the queue: RSS ` + mb + ` \(` + mb + ` anonymous, ` + mb + ` file-backed.*peak ` + mb,
 		`drain when the acquirer was back: 200 advices in ` + d + `, ` + n + `/s`,

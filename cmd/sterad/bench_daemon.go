@@ -348,21 +348,37 @@ func (d *daemonProc) memory() (procMemory, error) {
 	return m, nil
 }
 
-// storeUsed is the database's data (sterad_store_used_bytes of /metrics:
-// its high-water mark, free pages below it included; not the room bbolt
-// grows its file ahead).
-func (d *daemonProc) storeUsed(ctx context.Context) (int64, error) {
+// metric returns the value of the sample named name (with its labels, as
+// /metrics writes it) in the daemon's /metrics.
+func (d *daemonProc) metric(ctx context.Context, name string) (float64, error) {
 	var b strings.Builder
 	if _, err := d.c.Do(ctx, http.MethodGet, "/metrics", nil, nil, &b); err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(b.String(), "\n") {
-		if v, ok := strings.CutPrefix(l, "sterad_store_used_bytes "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int64(f), err
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
-	return 0, errors.New("/metrics has no sterad_store_used_bytes")
+	return 0, fmt.Errorf("/metrics has no %s", name)
+}
+
+// commits returns how many store commits the daemon has timed and their
+// total time (sterad_store_commit_duration_seconds).
+func (d *daemonProc) commits(ctx context.Context) (n float64, total time.Duration, err error) {
+	if n, err = d.metric(ctx, "sterad_store_commit_duration_seconds_count"); err != nil {
+		return 0, 0, err
+	}
+	sum, err := d.metric(ctx, "sterad_store_commit_duration_seconds_sum")
+	return n, time.Duration(sum * float64(time.Second)), err
+}
+
+// storeUsed is the database's data (sterad_store_used_bytes of /metrics:
+// its high-water mark, free pages below it included; not the room bbolt
+// grows its file ahead).
+func (d *daemonProc) storeUsed(ctx context.Context) (int64, error) {
+	f, err := d.metric(ctx, "sterad_store_used_bytes")
+	return int64(f), err
 }
 
 // dirBytes is the size of the files under dir.
