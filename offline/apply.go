@@ -75,7 +75,12 @@ func (db *DB) Apply(ctx context.Context, c sterad.Change) error {
 			p.release(db.pool)
 			return ctx.Err()
 		}
-		defer func() { <-db.writer }()
+		defer func() {
+			<-db.writer
+			if db.pool != nil {
+				db.pool.idle()
+			}
+		}()
 		return db.commit([]*request{{p: p}})[0]
 	}
 	r := &request{p: p, done: make(chan error, 1)}
@@ -149,6 +154,9 @@ func (db *DB) committer() {
 			group[i].done <- err
 		}
 		clear(group)
+		if db.pool != nil && len(db.reqs) == 0 {
+			db.pool.idle()
+		}
 	}
 }
 

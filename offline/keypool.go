@@ -22,9 +22,12 @@ type pooledKey struct {
 
 // keyPool keeps up to size keys written and synced ahead. Sealing a card
 // takes one (take); a filler goroutine writes the missing ones in one
-// batch with one sync once fewer than half are left. When the pool is
-// empty (a burst, or right after Open) sealing falls back to a fresh key
-// that the committer writes and syncs before the commit.
+// batch with one sync once fewer than half are left. It starts when the
+// committer has nothing to commit (idle), so that its fsync does not land
+// beside a commit's and delay a sale; under a load that never lets the
+// committer rest it starts anyway once fewer than an eighth are left.
+// When the pool is empty (a burst, or right after Open) sealing falls back
+// to a fresh key that the committer writes and syncs before the commit.
 //
 // Keys that are never used are wiped by Close, or by the next Open after
 // a crash (their slots are referenced by no record: keyring.recover).
@@ -35,6 +38,7 @@ type keyPool struct {
 	mu     sync.Mutex
 	ready  []pooledKey
 	closed bool
+	wanted bool // fewer than half are ready: fill when the committer is idle
 
 	wake chan struct{} // cap 1: a fill is wanted
 	done chan struct{} // closed when the filler has stopped
@@ -60,15 +64,33 @@ func (p *keyPool) take() (pooledKey, bool) {
 		p.ready = p.ready[:n-1]
 		n--
 	}
-	low := !p.closed && n < p.size/2
+	if !p.closed && n < p.size/2 {
+		p.wanted = true
+	}
+	urgent := p.wanted && n < p.size/8
 	p.mu.Unlock()
-	if low {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+	if urgent {
+		p.signal()
 	}
 	return k, ok
+}
+
+// idle is called by the committer when nothing waits to be committed: a
+// fill that is wanted starts now.
+func (p *keyPool) idle() {
+	p.mu.Lock()
+	wanted := p.wanted
+	p.mu.Unlock()
+	if wanted {
+		p.signal()
+	}
+}
+
+func (p *keyPool) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // slots returns the slots of the keys ready in p (none for a nil pool).
@@ -111,6 +133,7 @@ func (p *keyPool) fill() {
 		}
 		p.mu.Lock()
 		missing := p.size - len(p.ready)
+		p.wanted = false
 		p.mu.Unlock()
 		if missing <= 0 {
 			continue

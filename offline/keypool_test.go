@@ -3,6 +3,7 @@ package offline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -140,4 +141,43 @@ func TestKeyPoolKeyOfAFailedChangeIsWiped(t *testing.T) {
 	if n := liveSlots(t, dir); n != 1 {
 		t.Errorf("%d key slots hold keys after Close, want 1 (the first card's)", n)
 	}
+}
+
+// TestKeyPoolFillsWhenTheCommitterRests: a pool down to half is refilled
+// once the committer has nothing to commit, not while it commits (the
+// refill's fsync would land beside the commit's); one down to an eighth
+// is refilled at once.
+func TestKeyPoolFillsWhenTheCommitterRests(t *testing.T) {
+	ctx := context.Background()
+	db, _ := open(t, poolOptions())
+	fillPool(t, db, "first")
+	syncs := db.Stats().SlotSyncs
+	entered, release := holdCommitter(db)
+	defer release()
+	done := make(chan error, testPool)
+	seal := func(owner string) {
+		go func() {
+			done <- db.Apply(ctx, sterad.Change{SealCards: []sterad.SealCard{{Owner: owner, Card: testCard(testPAN())}}})
+		}()
+	}
+	seal("blocker")
+	<-entered
+	// Below half while the committer is held: no fill yet.
+	for i := range testPool / 2 {
+		seal(fmt.Sprintf("queued-%d", i))
+		testutil.Eventually(t, "the change to be queued", func() bool { return offline.Pending(db) == i+1 })
+	}
+	if got := offline.PoolReady(db); got != testPool/2-1 {
+		t.Fatalf("%d keys ready, want %d", got, testPool/2-1)
+	}
+	if st := db.Stats(); st.SlotSyncs != syncs {
+		t.Errorf("the key file was synced %d times while the committer was busy and the pool above an eighth", st.SlotSyncs-syncs)
+	}
+	release()
+	for range testPool/2 + 1 { // the blocker and the queued ones
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, "the pool to be filled once the committer rests", func() bool { return offline.PoolReady(db) == testPool })
 }
