@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +38,8 @@ type benchOptions struct {
 	memProfile  string
 	keep        bool   // keep the temporary directory: stores, configurations, logs
 	daemon      string // the sterad binary run as the daemon; "" for this one
+	compare     string // a second sterad binary: run both alternately (runCompare)
+	rounds      int    // rounds of runCompare
 }
 
 // The goals of the performance issue, each printed met or NOT met.
@@ -73,11 +73,19 @@ acquirer, which the bench runs itself on loopback (or --acquirer), and measure:
      acquirer, and how fast their advices drain when it is back.
 
 Then each goal of the performance issue, met or NOT met. docs/cli.md says
-what each figure means.`,
+what each figure means.
+
+With --compare PATH it runs phases 1 to 3 with the daemon and with the
+sterad binary at PATH in turn, --rounds times (which one goes first
+alternates), and prints each run and both binaries' medians: on a machine
+whose speed drifts, the way to compare two builds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.clients < 1 || o.rate < 1 || o.duration <= 0 || o.rateFor <= 0 || o.rawDuration <= 0 || o.queuedRest <= 0 {
 				return errors.New("--clients and --rate must be at least 1, the durations more than zero")
+			}
+			if o.compare != "" && (o.rounds < 1 || o.cpuProfile != "" || o.memProfile != "") {
+				return errors.New("--compare needs --rounds of at least 1, and takes no --cpuprofile or --memprofile (run the bench on one binary to profile it)")
 			}
 			if o.queued < 0 || o.queued > maxBenchQueued {
 				return fmt.Errorf("--queued must be between 0 and %d", maxBenchQueued)
@@ -100,6 +108,9 @@ what each figure means.`,
 			} else {
 				defer os.RemoveAll(work)
 			}
+			if o.compare != "" {
+				return runCompare(cmd.Context(), cmd.OutOrStdout(), work, *o)
+			}
 			return runBench(cmd.Context(), cmd.OutOrStdout(), work, *o)
 		},
 	}
@@ -116,6 +127,8 @@ what each figure means.`,
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon during the throughput run to this file")
 	f.StringVar(&o.memProfile, "memprofile", "", "write heap profiles of the daemon after the throughput run to this file, and with the queue loaded to FILE-queued")
 	f.StringVar(&o.daemon, "daemon", "", "the sterad binary to run as the daemon, to compare releases (default: this one)")
+	f.StringVar(&o.compare, "compare", "", "another sterad binary: run phases 1–3 with the daemon and with it in turn, --rounds times, and print both one's medians")
+	f.IntVar(&o.rounds, "rounds", 3, "rounds of --compare")
 	f.BoolVar(&o.keep, "keep", false, "keep the temporary directory: the daemons' stores, configurations and logs")
 	return cmd
 }
@@ -134,67 +147,20 @@ func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) e
 	if _, err := offline.CreateKEKFile(kek, ""); err != nil {
 		return err
 	}
-	var host *benchHost
-	var err error
-	if o.acquirer != "" {
-		host, err = startTimingProxy(o.acquirer)
-	} else {
-		host, err = startTestAcquirer()
-	}
+	host, err := startBenchHost(o)
 	if err != nil {
 		return err
 	}
 	defer host.close()
 	var r benchResults
-	// Terminal IDs of this run only: an external acquirer keeps its
-	// ledger, and a STAN used again the same day is a duplicate there.
-	raw := make([]byte, 3)
-	rand.Read(raw)
-	runID := strings.ToUpper(hex.EncodeToString(raw))
+	runID := newRunID()
 
 	// 1. The ISO 8583 connection alone.
 	if r.raw, err = benchRaw(ctx, host.addr, "BR"+runID, o.clients, o.rawDuration); err != nil {
 		return err
 	}
 
-	// The daemon.
-	dataDir := filepath.Join(work, "data")
-	d, err := startDaemonProc(ctx, daemonSpec{exe: o.daemon, name: "daemon", work: work, dataDir: dataDir, kekFile: kek, acquirer: host.addr, virtualTID: "BV" + runID,
-		within: time.Minute, cpuProfile: o.cpuProfile, memProfile: o.memProfile, clients: o.clients})
-	if err != nil {
-		return err
-	}
-	defer d.kill()
-	if err := d.waitOnline(ctx, time.Minute); err != nil {
-		return fmt.Errorf("the daemon's acquirer link: %w\n%s", err, d.lastLines())
-	}
-	fmt.Fprintf(out, "sterad bench: the daemon is its own process (pid %d: %s serve, card_data: clear, durable store in %s);\n",
-		d.pid, filepath.Base(d.cmd.Path), dataDir)
-	fmt.Fprintf(out, "acquirer: %s on %s (loopback); %d clients\n\n", host.what, host.addr, o.clients)
-	fmt.Fprintf(out, "1. raw ISO 8583 round trips, the bench's own acquirer client (%d senders, %s): %d exchanges, %s, %.0f/s, p50 %s, p99 %s\n",
-		o.clients, o.rawDuration, r.raw.n, r.raw.failures(), r.raw.rate(), r.raw.p(50), r.raw.p(99))
-
-	expiry := time.Now().AddDate(2, 0, 0).Format("0601")
-	sale := api.TransactionRequest{Op: "sale", Amount: "12800", Card: &api.CardInput{PAN: "4111111111111111", Expiry: expiry}}
-	if err := benchDaemonThroughput(ctx, out, d, dataDir, sale, o, &r); err != nil {
-		return err
-	}
-
-	// 3. Latency the gateway adds at a steady rate.
-	n0, t0, cerr := d.commits(ctx)
-	host.timer.on.Store(true)
-	r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
-	host.timer.on.Store(false)
-	n1, t1, err := d.commits(ctx)
-	fmt.Fprintf(out, "3. at %d transactions/s for %s: %d approved, %s; API answer p50 %s p99 %s; the acquirer's own time p50 %s p99 %s\n",
-		o.rate, o.rateFor, r.lat.api.n, r.lat.api.failures(), r.lat.api.p(50), r.lat.api.p(99), r.lat.host.p(50), r.lat.host.p(99))
-	fmt.Fprintf(out, "   added by the gateway (API answer − acquirer's time): p50 %s, p99 %s, max %s (loopback network time counts as added)\n",
-		r.lat.added.p(50), r.lat.added.p(99), r.lat.added.p(100))
-	if cerr == nil && err == nil && n1 > n0 && r.lat.api.n > 0 {
-		fmt.Fprintf(out, "   of which the store's commits (sterad_store_commit_duration_seconds): %.1f per sale, %s each on average, %s per sale\n",
-			(n1-n0)/float64(r.lat.api.n), ((t1 - t0) / time.Duration(n1-n0)).Round(time.Microsecond), ((t1 - t0) / time.Duration(r.lat.api.n)).Round(time.Microsecond))
-	}
-	if err := d.stop(time.Minute); err != nil {
+	if err := benchDaemonPhases(ctx, out, host, work, kek, o.daemon, "BV"+runID, o, &r); err != nil {
 		return err
 	}
 
@@ -212,6 +178,57 @@ func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) e
 
 	printGoals(out, o, r)
 	return nil
+}
+
+// startBenchHost starts the acquirer the bench times: the test acquirer
+// here, or a timing proxy in front of o.acquirer.
+func startBenchHost(o benchOptions) (*benchHost, error) {
+	if o.acquirer != "" {
+		return startTimingProxy(o.acquirer)
+	}
+	return startTestAcquirer()
+}
+
+// benchDaemonPhases runs the daemon (exe; "" for this binary) with a new
+// store under work, then phases 2 (throughput) and 3 (latency), into r.
+func benchDaemonPhases(ctx context.Context, out io.Writer, host *benchHost, work, kek, exe, virtualTID string, o benchOptions, r *benchResults) error {
+	dataDir := filepath.Join(work, "data")
+	d, err := startDaemonProc(ctx, daemonSpec{exe: exe, name: "daemon", work: work, dataDir: dataDir, kekFile: kek, acquirer: host.addr, virtualTID: virtualTID,
+		within: time.Minute, cpuProfile: o.cpuProfile, memProfile: o.memProfile, clients: o.clients})
+	if err != nil {
+		return err
+	}
+	defer d.kill()
+	if err := d.waitOnline(ctx, time.Minute); err != nil {
+		return fmt.Errorf("the daemon's acquirer link: %w\n%s", err, d.lastLines())
+	}
+	fmt.Fprintf(out, "sterad bench: the daemon is its own process (pid %d: %s serve, card_data: clear, durable store in %s);\n",
+		d.pid, filepath.Base(d.cmd.Path), dataDir)
+	fmt.Fprintf(out, "acquirer: %s on %s (loopback); %d clients\n\n", host.what, host.addr, o.clients)
+	fmt.Fprintf(out, "1. raw ISO 8583 round trips, the bench's own acquirer client (%d senders, %s): %d exchanges, %s, %.0f/s, p50 %s, p99 %s\n",
+		o.clients, o.rawDuration, r.raw.n, r.raw.failures(), r.raw.rate(), r.raw.p(50), r.raw.p(99))
+
+	expiry := time.Now().AddDate(2, 0, 0).Format("0601")
+	sale := api.TransactionRequest{Op: "sale", Amount: "12800", Card: &api.CardInput{PAN: "4111111111111111", Expiry: expiry}}
+	if err := benchDaemonThroughput(ctx, out, d, dataDir, sale, o, r); err != nil {
+		return err
+	}
+
+	// 3. Latency the gateway adds at a steady rate.
+	n0, t0, cerr := d.commits(ctx)
+	host.timer.on.Store(true)
+	r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
+	host.timer.on.Store(false)
+	n1, t1, err := d.commits(ctx)
+	fmt.Fprintf(out, "3. at %d transactions/s for %s: %d approved, %s; API answer p50 %s p99 %s; the acquirer's own time p50 %s p99 %s\n",
+		o.rate, o.rateFor, r.lat.api.n, r.lat.api.failures(), r.lat.api.p(50), r.lat.api.p(99), r.lat.host.p(50), r.lat.host.p(99))
+	fmt.Fprintf(out, "   added by the gateway (API answer − acquirer's time): p50 %s, p99 %s, max %s (loopback network time counts as added)\n",
+		r.lat.added.p(50), r.lat.added.p(99), r.lat.added.p(100))
+	if cerr == nil && err == nil && n1 > n0 && r.lat.api.n > 0 {
+		fmt.Fprintf(out, "   of which the store's commits (sterad_store_commit_duration_seconds): %.1f per sale, %s each on average, %s per sale\n",
+			(n1-n0)/float64(r.lat.api.n), ((t1 - t0) / time.Duration(n1-n0)).Round(time.Microsecond), ((t1 - t0) / time.Duration(r.lat.api.n)).Round(time.Microsecond))
+	}
+	return d.stop(time.Minute)
 }
 
 // benchDaemonThroughput is part 2: keyed sales from o.clients clients

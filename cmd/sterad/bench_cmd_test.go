@@ -67,3 +67,42 @@ func TestBenchCommand(t *testing.T) {
 		t.Logf("stdout:\n%s\nstderr:\n%s", out, errw)
 	}
 }
+
+// `sterad bench --compare` in miniature: both binaries (here this test
+// binary twice) run every round, and the medians table names every figure
+// for both.
+func TestBenchCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs four daemons as child processes")
+	}
+	t.Setenv(asDaemon, "1")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errw := run15(t, "bench", "--compare", self, "--rounds", "2", "--clients", "4", "--duration", "300ms", "--rate-duration", "300ms", "--raw-duration", "200ms")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errw)
+	}
+	const (
+		n = `[1-9][0-9]*`
+		d = `[0-9.]+(µs|ms|s)`
+	)
+	run := n + ` sales/s \(ratio [0-9.]+\), p50 ` + d + `, p99 ` + d + `, [0-9]+ µs CPU per sale; added at the steady rate p50 -?` + d + `, p99 -?` + d
+	for _, want := range []string{
+		`round 1: raw ` + n + `/s\n  A: ` + run + `\n  B: ` + run,
+		`round 2: raw ` + n + `/s\n  B: ` + run + `\n  A: ` + run, // B first in even rounds
+		`medians of 2 rounds:`,
+		`keyed sales/s at 4 clients +` + n + ` +` + n,
+		`daemon CPU per sale +[0-9]+ µs +[0-9]+ µs`,
+		`added at 20/s, p50 +-?` + d + ` +-?` + d,
+		`store growth per sale +-?[0-9]+ B +-?[0-9]+ B`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("no match for %s in\n%s", want, out)
+		}
+	}
+	if code, _, errw := run15(t, "bench", "--compare", self, "--rounds", "0"); code == 0 || !strings.Contains(errw, "--rounds") {
+		t.Errorf("--rounds 0: exit %d, %s", code, errw)
+	}
+}
