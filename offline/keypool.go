@@ -25,7 +25,7 @@ type pooledKey struct {
 // batch with one sync once fewer than half are left. It starts when the
 // committer has nothing to commit (idle), so that its fsync does not land
 // beside a commit's and delay a sale; under a load that never lets the
-// committer rest it starts anyway once fewer than an eighth are left.
+// committer rest it starts anyway once fewer than a quarter are left.
 // When the pool is empty (a burst, or right after Open) sealing falls back
 // to a fresh key that the committer writes and syncs before the commit.
 //
@@ -67,7 +67,7 @@ func (p *keyPool) take() (pooledKey, bool) {
 	if !p.closed && n < p.size/2 {
 		p.wanted = true
 	}
-	urgent := p.wanted && n < p.size/8
+	urgent := p.wanted && n < p.size/4
 	p.mu.Unlock()
 	if urgent {
 		p.signal()
@@ -164,8 +164,8 @@ func (p *keyPool) close() {
 	p.db.wipeSlots(slots)
 }
 
-// writePooledKeys writes n fresh keys to free slots and syncs the key file
-// once.
+// writePooledKeys writes n fresh keys to free slots (one write per run of
+// adjacent slots) and syncs the key file once.
 func (db *DB) writePooledKeys(n int) (keys []pooledKey, err error) {
 	var slots []uint32
 	defer func() {
@@ -193,9 +193,9 @@ func (db *DB) writePooledKeys(n int) (keys []pooledKey, err error) {
 		}
 		slots = append(slots, k.slot)
 		keys = append(keys, k)
-		if err := db.keys.write(k.slot, k.id, k.key); err != nil {
-			return keys, err
-		}
+	}
+	if err := db.keys.writeMany(keys); err != nil {
+		return keys, err
 	}
 	if err := db.keys.sync(); err != nil {
 		return keys, err

@@ -145,7 +145,7 @@ func TestKeyPoolKeyOfAFailedChangeIsWiped(t *testing.T) {
 
 // TestKeyPoolFillsWhenTheCommitterRests: a pool down to half is refilled
 // once the committer has nothing to commit, not while it commits (the
-// refill's fsync would land beside the commit's); one down to an eighth
+// refill's fsync would land beside the commit's); one down to a quarter
 // is refilled at once.
 func TestKeyPoolFillsWhenTheCommitterRests(t *testing.T) {
 	ctx := context.Background()
@@ -171,7 +171,7 @@ func TestKeyPoolFillsWhenTheCommitterRests(t *testing.T) {
 		t.Fatalf("%d keys ready, want %d", got, testPool/2-1)
 	}
 	if st := db.Stats(); st.SlotSyncs != syncs {
-		t.Errorf("the key file was synced %d times while the committer was busy and the pool above an eighth", st.SlotSyncs-syncs)
+		t.Errorf("the key file was synced %d times while the committer was busy and the pool above a quarter", st.SlotSyncs-syncs)
 	}
 	release()
 	for range testPool/2 + 1 { // the blocker and the queued ones

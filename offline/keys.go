@@ -2,6 +2,7 @@ package offline
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -421,6 +423,32 @@ func (k *keyring) write(i uint32, id keyID, key []byte) error {
 	k.io.Unlock()
 	if err != nil {
 		return fmt.Errorf("write key slot: %w", err)
+	}
+	return nil
+}
+
+// writeMany stores keys in their slots, wrapped, with one pwrite per run
+// of adjacent slots (not synced).
+func (k *keyring) writeMany(keys []pooledKey) error {
+	sorted := slices.SortedFunc(slices.Values(keys), func(a, b pooledKey) int { return cmp.Compare(a.slot, b.slot) })
+	k.io.Lock()
+	defer k.io.Unlock()
+	for len(sorted) > 0 {
+		run := 1
+		for run < len(sorted) && sorted[run].slot == sorted[0].slot+uint32(run) {
+			run++
+		}
+		buf := make([]byte, 0, run*slotSize)
+		for _, x := range sorted[:run] {
+			buf = append(buf, x.id[:]...)
+			buf = append(buf, k.kek.wrap(k.slotAD(x.slot, x.id[:]), x.key)...)
+		}
+		_, err := k.f.WriteAt(buf, slotsHdr+int64(sorted[0].slot)*slotSize)
+		clear(buf)
+		if err != nil {
+			return fmt.Errorf("write key slots: %w", err)
+		}
+		sorted = sorted[run:]
 	}
 	return nil
 }

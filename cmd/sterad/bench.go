@@ -143,11 +143,7 @@ type benchResults struct {
 }
 
 func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) error {
-	kek := filepath.Join(work, "kek")
-	if _, err := offline.CreateKEKFile(kek, ""); err != nil {
-		return err
-	}
-	host, err := startBenchHost(o)
+	kek, host, err := benchSetup(work, o)
 	if err != nil {
 		return err
 	}
@@ -180,13 +176,20 @@ func runBench(ctx context.Context, out io.Writer, work string, o benchOptions) e
 	return nil
 }
 
-// startBenchHost starts the acquirer the bench times: the test acquirer
-// here, or a timing proxy in front of o.acquirer.
-func startBenchHost(o benchOptions) (*benchHost, error) {
-	if o.acquirer != "" {
-		return startTimingProxy(o.acquirer)
+// benchSetup writes the daemons' key-encryption key under work and
+// starts the acquirer the bench times: the test acquirer here, or a
+// timing proxy in front of o.acquirer.
+func benchSetup(work string, o benchOptions) (kek string, host *benchHost, err error) {
+	kek = filepath.Join(work, "kek")
+	if _, err := offline.CreateKEKFile(kek, ""); err != nil {
+		return "", nil, err
 	}
-	return startTestAcquirer()
+	if o.acquirer != "" {
+		host, err = startTimingProxy(o.acquirer)
+	} else {
+		host, err = startTestAcquirer()
+	}
+	return kek, host, err
 }
 
 // benchDaemonPhases runs the daemon (exe; "" for this binary) with a new

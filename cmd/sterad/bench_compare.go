@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/sterad/sterad/offline"
 )
 
 // runCompare runs phases 1 to 3 for two daemon binaries alternately,
@@ -22,11 +20,7 @@ import (
 // interleaving them, and swapping which goes first every round, spreads
 // the drift over both. Phase 4 is not run: memory does not drift.
 func runCompare(ctx context.Context, out io.Writer, work string, o benchOptions) error {
-	kek := filepath.Join(work, "kek")
-	if _, err := offline.CreateKEKFile(kek, ""); err != nil {
-		return err
-	}
-	host, err := startBenchHost(o)
+	kek, host, err := benchSetup(work, o)
 	if err != nil {
 		return err
 	}
