@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestAllocConcurrent: the committer and the key pool's filler allocate
-// slots at the same time, across the file's growth: no slot is handed out
-// twice and the file grows by whole steps.
-func TestAllocConcurrent(t *testing.T) {
+// testKeyring creates the key files of a new store (no fsyncs) and opens
+// them; they are closed at the end of the test.
+func testKeyring(t *testing.T) *keyring {
+	t.Helper()
 	dir := t.TempDir()
 	kek, err := NewKEK(bytes.Repeat([]byte{7}, KEKSize))
 	if err != nil {
@@ -26,7 +26,15 @@ func TestAllocConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer k.close()
+	t.Cleanup(func() { k.close() })
+	return k
+}
+
+// TestAllocConcurrent: the committer and the key pool's filler allocate
+// slots at the same time, across the file's growth: no slot is handed out
+// twice and the file grows by whole steps.
+func TestAllocConcurrent(t *testing.T) {
+	k := testKeyring(t)
 	const workers, each = 4, slotGrow * 3 / 4
 	got := make([][]uint32, workers)
 	var wg sync.WaitGroup
@@ -62,23 +70,7 @@ func TestAllocConcurrent(t *testing.T) {
 // TestWriteMany: keys written in runs of adjacent slots (and alone) read
 // back from their own slots, each under its own ID.
 func TestWriteMany(t *testing.T) {
-	dir := t.TempDir()
-	kek, err := NewKEK(bytes.Repeat([]byte{7}, KEKSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := newStoreID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := createKeyring(dir, id, kek, true); err != nil {
-		t.Fatal(err)
-	}
-	k, err := openKeyring(dir, id, []*KEK{kek}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.close()
+	k := testKeyring(t)
 	var keys []pooledKey
 	for i, slot := range []uint32{9, 0, 1, 2, 5, 6} { // unsorted, three runs
 		pk := pooledKey{slot: slot, key: bytes.Repeat([]byte{byte(i + 1)}, dekSize)}
