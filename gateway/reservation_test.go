@@ -322,8 +322,9 @@ func TestTokenDiesWithItsReservation(t *testing.T) {
 
 // A reservation charged as a no-show keeps its token (its card is
 // destroyed), so that a charge voided by mistake can be made again. The
-// token still dies with the reservation: the hotel can release it, and
-// the retention purge releases it, whether or not it was ever charged.
+// token still dies with the reservation: the hotel can release it, the
+// guest's check-in releases it, and the retention purge releases it,
+// whether or not it was ever charged.
 func TestChargedReservationsTokenDies(t *testing.T) {
 	h := newHarness(t)
 	tokenHost(h)
@@ -356,6 +357,19 @@ func TestChargedReservationsTokenDies(t *testing.T) {
 	if v := h.mustSubmit(sterad.Request{Op: "void", Original: again.ID}); v.Status != sterad.StatusApproved {
 		t.Fatalf("void after the release: %+v", v)
 	}
+	// Charged, voided, and the guest arrives after all: the check-in with
+	// a card at the terminal releases the reservation and its token.
+	e2 := h.mustSubmit(guarantee("RSV-E", "3530111333300000"))
+	if v := h.mustSubmit(sterad.Request{Op: "void", Original: h.mustSubmit(noShow("RSV-E")).ID}); v.Status != sterad.StatusApproved {
+		t.Fatalf("void of RSV-E's no-show: %+v", v)
+	}
+	h.term.present(chipVisa)
+	h.mustSubmit(sterad.Request{Op: "preauth", Terminal: "FRONT001", Amount: "20000", Reference: "RSV-E", CheckIn: "2026-11-21", CheckOut: "2026-11-22"})
+	r = noShow("RSV-E")
+	r.Token = e2.Token
+	if _, err := h.submit(r); sterad.ErrorCode(err) != "reservation_released" {
+		t.Fatalf("RSV-E's token after the check-in: %v", err)
+	}
 	// The retention purge releases a charged reservation too.
 	h.clock.Set(time.Date(2026, 11, 30, 0, 0, 0, 0, jst))
 	res, err := h.gw.Purge(context.Background())
@@ -367,8 +381,8 @@ func TestChargedReservationsTokenDies(t *testing.T) {
 	if _, err := h.submit(r); sterad.ErrorCode(err) != "reservation_released" {
 		t.Fatalf("RSV-D's token after the retention purge: %v", err)
 	}
-	if n := sent(h, sterad.MTIFinancial); n != 3 {
-		t.Fatalf("%d 0200s sent, want 3 (two no-shows, one again after its void)", n)
+	if n := sent(h, sterad.MTIFinancial); n != 4 {
+		t.Fatalf("%d 0200s sent, want 4 (three no-shows, one again after its void)", n)
 	}
 }
 

@@ -175,8 +175,8 @@ func (db *DB) commit(group []*request) []error {
 
 // writeKeys gives every card sealed by group a free key slot, writes its
 // key there and syncs the key file once; cards sealed under a key from
-// the pool need neither. When it fails, the slots it wrote are wiped and the group fails
-// as a whole, like a failed commit.
+// the pool need neither. When it fails, the group's slots are wiped and
+// the group fails as a whole, like a failed commit.
 func (db *DB) writeKeys(group []*request) error {
 	var written []uint32
 	err := func() error {

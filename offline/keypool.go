@@ -122,7 +122,8 @@ func (p *keyPool) giveBack(keys []pooledKey) {
 	p.ready = append(p.ready, keys...)
 }
 
-// fill writes the missing keys whenever take asks, until close.
+// fill writes the missing keys whenever asked (signal: by take when the
+// pool runs out, by idle when the committer rests), until close.
 func (p *keyPool) fill() {
 	defer close(p.done)
 	for {
