@@ -127,7 +127,7 @@ whose speed drifts, the way to compare two builds.`,
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon during the throughput run to this file")
 	f.StringVar(&o.memProfile, "memprofile", "", "write heap profiles of the daemon after the throughput run to this file, and with the queue loaded to FILE-queued")
 	f.StringVar(&o.daemon, "daemon", "", "the sterad binary to run as the daemon, to compare releases (default: this one)")
-	f.StringVar(&o.compare, "compare", "", "another sterad binary: run phases 1–3 with the daemon and with it in turn, --rounds times, and print both one's medians")
+	f.StringVar(&o.compare, "compare", "", "another sterad binary: run phases 1–3 with the daemon and with it in turn, --rounds times, and print the medians of both")
 	f.IntVar(&o.rounds, "rounds", 3, "rounds of --compare")
 	f.BoolVar(&o.keep, "keep", false, "keep the temporary directory: the daemons' stores, configurations and logs")
 	return cmd

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,37 +349,50 @@ func (d *daemonProc) memory() (procMemory, error) {
 	return m, nil
 }
 
-// metric returns the value of the sample named name (with its labels, as
-// /metrics writes it) in the daemon's /metrics.
-func (d *daemonProc) metric(ctx context.Context, name string) (float64, error) {
+// metrics returns the values of the samples named (with their labels, as
+// /metrics writes them), from one read of the daemon's /metrics.
+func (d *daemonProc) metrics(ctx context.Context, names ...string) (map[string]float64, error) {
 	var b strings.Builder
 	if _, err := d.c.Do(ctx, http.MethodGet, "/metrics", nil, nil, &b); err != nil {
-		return 0, err
+		return nil, err
 	}
+	vals := make(map[string]float64, len(names))
 	for _, l := range strings.Split(b.String(), "\n") {
-		if v, ok := strings.CutPrefix(l, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		name, v, ok := strings.Cut(l, " ")
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return nil, fmt.Errorf("/metrics: %s: %w", name, err)
+		}
+		vals[name] = f
+	}
+	for _, name := range names {
+		if _, ok := vals[name]; !ok {
+			return nil, fmt.Errorf("/metrics has no %s", name)
 		}
 	}
-	return 0, fmt.Errorf("/metrics has no %s", name)
+	return vals, nil
 }
 
 // commits returns how many store commits the daemon has timed and their
 // total time (sterad_store_commit_duration_seconds).
 func (d *daemonProc) commits(ctx context.Context) (n float64, total time.Duration, err error) {
-	if n, err = d.metric(ctx, "sterad_store_commit_duration_seconds_count"); err != nil {
+	const count, sum = "sterad_store_commit_duration_seconds_count", "sterad_store_commit_duration_seconds_sum"
+	m, err := d.metrics(ctx, count, sum)
+	if err != nil {
 		return 0, 0, err
 	}
-	sum, err := d.metric(ctx, "sterad_store_commit_duration_seconds_sum")
-	return n, time.Duration(sum * float64(time.Second)), err
+	return m[count], time.Duration(m[sum] * float64(time.Second)), nil
 }
 
 // storeUsed is the database's data (sterad_store_used_bytes of /metrics:
 // its high-water mark, free pages below it included; not the room bbolt
 // grows its file ahead).
 func (d *daemonProc) storeUsed(ctx context.Context) (int64, error) {
-	f, err := d.metric(ctx, "sterad_store_used_bytes")
-	return int64(f), err
+	m, err := d.metrics(ctx, "sterad_store_used_bytes")
+	return int64(m["sterad_store_used_bytes"]), err
 }
 
 // dirBytes is the size of the files under dir.
