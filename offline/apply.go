@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -232,6 +233,10 @@ func (db *DB) commitGroup(group []*request) []error {
 	errs := make([]error, len(group))
 	var slots slotLog
 	applied := 0
+	if slices.ContainsFunc(group, func(r *request) bool { return len(r.p.c.PutBatches) > 0 }) {
+		db.openBatch.begin()
+		defer db.openBatch.end()
+	}
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		w := newWriter(db, tx, &slots)
 		for i, r := range group {

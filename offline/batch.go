@@ -174,7 +174,17 @@ func openBatch(tx *bolt.Tx) (*sterad.Batch, error) {
 // durably, with OpenedAt = the clock's now: batch 1 in a new store, else
 // the number after the newest batch's (999999 wraps to 1).
 func (db *DB) CurrentBatch(ctx context.Context) (*sterad.Batch, error) {
-	var b *sterad.Batch
+	b, gen := db.openBatch.get()
+	if b != nil { // what db.view would check first
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("current batch: %w", err)
+		}
+		if err := db.enter(); err != nil {
+			return nil, fmt.Errorf("current batch: %w", err)
+		}
+		db.leave()
+		return b, nil
+	}
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		b, err = openBatch(tx)
 		return err
@@ -183,6 +193,7 @@ func (db *DB) CurrentBatch(ctx context.Context) (*sterad.Batch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("current batch: %w", err)
 		}
+		db.openBatch.put(b, gen)
 		return b, nil
 	}
 	if err := db.enter(); err != nil {

@@ -159,6 +159,8 @@ type DB struct {
 
 	stan sync.Map // terminal ID → *stanTerminal
 
+	openBatch openBatchCache // CurrentBatch's answer
+
 	applies, commits, slotSyncs atomic.Uint64
 
 	beforeCommit func() // test hook: runs in the committer before each group
@@ -307,6 +309,8 @@ func (db *DB) leave() { db.closeMu.RUnlock() }
 // update runs fn in its own read-write transaction and counts the commit.
 // fn returns errNothing to roll back without an error.
 func (db *DB) update(fn func(*bolt.Tx) error) error {
+	db.openBatch.begin() // any of these may change a batch
+	defer db.openBatch.end()
 	if err := db.bolt.Update(fn); err != nil {
 		if errors.Is(err, errNothing) {
 			return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -556,6 +557,70 @@ func TestCurrentBatch(t *testing.T) {
 	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 1, State: sterad.BatchClosed, OpenedAt: t0, Version: 1}}})
 	if b, err := db.CurrentBatch(ctx); err != nil || b.Number != 2 || !b.OpenedAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("CurrentBatch after close = %+v, %v; want batch 2", b, err)
+	}
+}
+
+// TestCurrentBatchNeverStale: CurrentBatch keeps the open batch in memory
+// (it is read once per sale), yet never answers with a batch older than
+// the last change committed before it was called, whether the change went
+// through the committer (PutBatches) or through the store's own writes
+// (the next batch opened on demand). What it
+// returns is the caller's to change.
+func TestCurrentBatchNeverStale(t *testing.T) {
+	ctx := context.Background()
+	db, _ := open(t, testOptions())
+	b, err := db.CurrentBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.State, b.Attempts = sterad.BatchClosed, 99 // the caller's copy
+	if again, _ := db.CurrentBatch(ctx); again.State != sterad.BatchOpen || again.Attempts != 0 {
+		t.Fatalf("CurrentBatch after the caller changed its copy = %+v", again)
+	}
+
+	// A writer records each attempt count once it is committed; readers
+	// must see at least the one committed before they asked.
+	const writes = 300
+	var committed atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				before := committed.Load()
+				got, err := db.CurrentBatch(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if int64(got.Attempts) < before {
+					t.Errorf("CurrentBatch = attempt %d after attempt %d was committed", got.Attempts, before)
+					return
+				}
+			}
+		})
+	}
+	for i := 1; i <= writes; i++ {
+		apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 1, State: sterad.BatchOpen, OpenedAt: t0, Attempts: i, Version: uint64(i)}}})
+		committed.Store(int64(i))
+	}
+	close(done)
+	wg.Wait()
+
+	// Closed by the committer: the next call opens batch 2 (a write of the
+	// store's own), and then sees it closed too.
+	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 1, State: sterad.BatchClosed, OpenedAt: t0, Version: writes + 1}}})
+	if b, err := db.CurrentBatch(ctx); err != nil || b.Number != 2 || b.State != sterad.BatchOpen {
+		t.Fatalf("CurrentBatch after closing 1 = %+v, %v; want 2 open", b, err)
+	}
+	apply(t, db, sterad.Change{PutBatches: []*sterad.Batch{{Number: 2, State: sterad.BatchClosing, OpenedAt: t0, Version: 1}}})
+	if b, err := db.CurrentBatch(ctx); err != nil || b.Number != 3 || b.State != sterad.BatchOpen {
+		t.Fatalf("CurrentBatch after 2 began closing = %+v, %v; want 3 open", b, err)
 	}
 }
 
