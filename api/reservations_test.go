@@ -78,7 +78,7 @@ func TestHoldsRoute(t *testing.T) {
 	s := server(&fake{t: t})
 	s.Payments = p
 	a := serve(t, s, call{method: "GET", path: "/v1/holds?older_than=7d"})
-	if a.Code != 200 || older != 7*24*time.Hour || !strings.Contains(a.Body, `"age": "8d2h"`) || !strings.Contains(a.Body, `"reference": "RSV-1"`) || !strings.Contains(a.Body, `"amount": "30000"`) {
+	if a.Code != 200 || older != 7*24*time.Hour || !strings.Contains(a.Body, `"age":"8d2h"`) || !strings.Contains(a.Body, `"reference":"RSV-1"`) || !strings.Contains(a.Body, `"amount":"30000"`) {
 		t.Fatalf("holds: %d %v %s", a.Code, older, a.Body)
 	}
 	if a := serve(t, s, call{method: "GET", path: "/v1/holds?older_than=48h"}); a.Code != 200 || older != 48*time.Hour {

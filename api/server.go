@@ -514,10 +514,10 @@ func statusFor(err error) int {
 // WriteJSON answers with v as JSON.
 func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
 
+// writeJSON writes v compact, one line: a program reads it (the CLI
+// indents what it prints).
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
