@@ -73,6 +73,8 @@ func runCompare(ctx context.Context, out io.Writer, work string, o benchOptions)
 	row(fmt.Sprintf("added at %d/s, p50", o.rate), func(r benchResults) float64 { return float64(r.lat.added.p(50)) }, ms)
 	row("  p99", func(r benchResults) float64 { return float64(r.lat.added.p(99)) }, ms)
 	row("store growth per sale", func(r benchResults) float64 { return r.storePerTx }, func(v float64) string { return fmt.Sprintf("%.0f B", v) })
+	row("the disk: one sync, p50", func(r benchResults) float64 { return float64(r.disk.p(50)) }, ms)
+	row("  p99", func(r benchResults) float64 { return float64(r.disk.p(99)) }, ms)
 	return nil
 }
 

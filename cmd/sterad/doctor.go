@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,6 +70,8 @@ var (
 	clockSynchronized = systemClockSynchronized
 	// freeSpace returns the free bytes of dir's file system.
 	freeSpace = statfsFree
+	// syncLatency times durable writes in dir (offline.SyncLatency).
+	syncLatency = offline.SyncLatency
 )
 
 func (d *doctor) add(check, status, msg, fix string) {
@@ -154,6 +157,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.checkTerminals(ctx)
 	d.checkClock()
 	d.checkDisk()
+	d.checkDiskSync(ctx)
 }
 
 // checkConfig loads and validates the configuration: every problem, then
@@ -643,4 +647,35 @@ func (d *doctor) checkDisk() {
 	default:
 		d.add("disk", checkOK, fmt.Sprintf("%d MB free on %s", mb, dir), "")
 	}
+}
+
+// slowSync is the p50 of one sync over which the doctor warns: a payment
+// waits for four (two commits, each syncing twice).
+const slowSync = 20 * time.Millisecond
+
+// checkDiskSync times the syncs the store's commits wait for, in the data
+// directory: a slow disk (an SD card, a busy network volume) shows in every
+// payment.
+func (d *doctor) checkDiskSync(ctx context.Context) {
+	const n = 50
+	dir := d.cfg.DataDir // or where it will be made
+	for !exists(dir) && filepath.Dir(dir) != dir {
+		dir = filepath.Dir(dir)
+	}
+	took, err := syncLatency(ctx, dir, n, 5*time.Millisecond)
+	if err != nil {
+		d.add("disk", checkSkip, fmt.Sprintf("could not time a sync in %s: %v", dir, err),
+			"run the doctor as the daemon's user (sudo -u sterad sterad doctor)")
+		return
+	}
+	slices.Sort(took)
+	p50, worst := took[len(took)/2], took[len(took)-1]
+	msg := fmt.Sprintf("one write made durable in %s: median %s, slowest %s (%d timed); a payment waits for 4",
+		dir, p50.Round(10*time.Microsecond), worst.Round(10*time.Microsecond), len(took))
+	if p50 > slowSync {
+		d.add("disk", checkWarn, msg+fmt.Sprintf(": about %s of disk time per payment", (4*p50).Round(time.Millisecond)),
+			"put data_dir on a local SSD")
+		return
+	}
+	d.add("disk", checkOK, msg, "")
 }

@@ -136,6 +136,7 @@ func TestDoctorAllGood(t *testing.T) {
 		{"terminals", "FRONT001 answered HELLO on " + r.port},
 		{"clock", "synchronised"},
 		{"disk", "MB free"},
+		{"disk", "a payment waits for 4"},
 	} {
 		found := false
 		for _, l := range lines(out, checkOK, want.check) {
@@ -213,6 +214,13 @@ func TestDoctorSaysWhatToFix(t *testing.T) {
 			freeSpace = func(string) (uint64, error) { return 512 << 10, nil }
 			r.t.Cleanup(func() { freeSpace = old })
 		}, checkFail, "disk", "0 MB free", "free space"},
+		{"slow disk", func(r *doctorRig) {
+			old := syncLatency
+			syncLatency = func(context.Context, string, int, time.Duration) ([]time.Duration, error) {
+				return []time.Duration{30 * time.Millisecond, 30 * time.Millisecond, 90 * time.Millisecond}, nil
+			}
+			r.t.Cleanup(func() { syncLatency = old })
+		}, checkWarn, "disk", "median 30ms, slowest 90ms (3 timed); a payment waits for 4: about 120ms", "local SSD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
