@@ -139,6 +139,7 @@ type benchResults struct {
 	lat        latencyRun
 	cpuPerTxn  time.Duration
 	storePerTx float64
+	allocPerTx float64   // bytes the daemon allocated per sale
 	disk       *samples  // the store's disk alone: one page written and synced
 	queued     *queueRun // nil when skipped
 }
@@ -259,6 +260,17 @@ func diskSamples(rateFor time.Duration) int {
 	return max(20, min(400, int(rateFor/(25*time.Millisecond))))
 }
 
+// The daemon's metrics that part 2 reads before and after its run.
+const (
+	mStoreUsed  = "sterad_store_used_bytes"
+	mAllocBytes = "go_memstats_alloc_bytes_total"
+	mMallocs    = "go_memstats_mallocs_total"
+	mCommits    = "sterad_store_commits_total"
+	mChanges    = "sterad_store_changes_total"
+)
+
+var throughputMetrics = []string{mStoreUsed, mAllocBytes, mMallocs, mCommits, mChanges}
+
 // benchDaemonThroughput is part 2: keyed sales from o.clients clients
 // back to back for o.duration, after a short warm-up (connections opened,
 // the store's first pages grown), with the daemon's CPU time, memory and
@@ -266,7 +278,7 @@ func diskSamples(rateFor time.Duration) int {
 func benchDaemonThroughput(ctx context.Context, out io.Writer, d *daemonProc, dataDir string, sale api.TransactionRequest, o benchOptions, r *benchResults) error {
 	warm := min(time.Second, o.duration/10)
 	benchThroughput(ctx, d.c, sale, o.clients, warm)
-	used0, err := d.storeUsed(ctx) // before the CPU count: /metrics has its own cost
+	m0, err := d.metrics(ctx, throughputMetrics...) // before the CPU count: /metrics has its own cost
 	if err != nil {
 		return err
 	}
@@ -290,10 +302,12 @@ func benchDaemonThroughput(ctx context.Context, out io.Writer, d *daemonProc, da
 			return err
 		}
 	}
-	used1, err := d.storeUsed(ctx)
+	m1, err := d.metrics(ctx, throughputMetrics...)
 	if err != nil {
 		return err
 	}
+	delta := func(name string) float64 { return m1[name] - m0[name] }
+	used0, used1 := int64(m0[mStoreUsed]), int64(m1[mStoreUsed])
 	dir1 := dirBytes(dataDir)
 	mem, err := d.memory()
 	if err != nil {
@@ -310,6 +324,13 @@ func benchDaemonThroughput(ctx context.Context, out io.Writer, d *daemonProc, da
 	fmt.Fprintf(out, "   daemon memory: RSS %s (%s anonymous, %s file-backed), peak %s (VmHWM)\n", mbytes(mem.rss), mbytes(mem.anon), mbytes(mem.file), mbytes(mem.hwm))
 	fmt.Fprintf(out, "   store growth: %.0f B per transaction (database data, sterad_store_used_bytes %s → %s); data directory %s → %s (%.0f B per transaction: bbolt grows its file ahead in steps)\n",
 		r.storePerTx, mbytes(used0), mbytes(used1), mbytes(dir0), mbytes(dir1), float64(dir1-dir0)/float64(n))
+	r.allocPerTx = delta(mAllocBytes) / float64(n)
+	fmt.Fprintf(out, "   daemon allocations: %.1f KB and %.0f objects per transaction (go_memstats_alloc_bytes_total, go_memstats_mallocs_total)\n",
+		r.allocPerTx/1e3, delta(mMallocs)/float64(n))
+	if commits := delta(mCommits); commits > 0 {
+		fmt.Fprintf(out, "   store commits: %.2f per transaction, %.1f changes each (sterad_store_commits_total, sterad_store_changes_total)\n",
+			commits/float64(n), delta(mChanges)/commits)
+	}
 	if o.cpuProfile != "" {
 		fmt.Fprintf(out, "   CPU profile of the daemon: %s\n", o.cpuProfile)
 	}

@@ -387,14 +387,6 @@ func (d *daemonProc) commits(ctx context.Context) (n float64, total time.Duratio
 	return m[count], time.Duration(m[sum] * float64(time.Second)), nil
 }
 
-// storeUsed is the database's data (sterad_store_used_bytes of /metrics:
-// its high-water mark, free pages below it included; not the room bbolt
-// grows its file ahead).
-func (d *daemonProc) storeUsed(ctx context.Context) (int64, error) {
-	m, err := d.metrics(ctx, "sterad_store_used_bytes")
-	return int64(m["sterad_store_used_bytes"]), err
-}
-
 // dirBytes is the size of the files under dir.
 func dirBytes(dir string) int64 {
 	var n int64
