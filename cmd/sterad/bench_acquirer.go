@@ -126,13 +126,14 @@ func (c *timedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write times the answers in p before writing them: once they are
+// written, the daemon may commit one and answer its caller, who asks for
+// its time, before this goroutine runs again. (The write itself counts as
+// the gateway's, like the rest of the loopback.)
 func (c *timedConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if n > 0 {
-		now := time.Now()
-		c.out.feed(p[:n], c.t.on.Load(), func(b []byte) { c.t.answer(b, now) })
-	}
-	return n, err
+	now := time.Now()
+	c.out.feed(p, c.t.on.Load(), func(b []byte) { c.t.answer(b, now) })
+	return c.Conn.Write(p)
 }
 
 // timedListener hands out timed connections.
