@@ -311,7 +311,7 @@ func (g *Gateway) Vault(ctx context.Context) ([]*sterad.VaultEntry, error) {
 		kept[e.Reference] = true
 	}
 	for _, r := range rs {
-		if r.State == sterad.ReservationGuaranteed && r.Token != "" && !kept[r.Reference] {
+		if guaranteedByToken(r) && !kept[r.Reference] {
 			entries = append(entries, r.VaultEntry())
 		}
 	}

@@ -15,10 +15,11 @@ import (
 // so that none of them reads the whole store or the whole queue: the IDs
 // of the transactions each list shows (alerts, open pre-authorizations,
 // the unfinished transactions a terminal's reconnection reconciles), the
-// queue's counts and the references the vault lists. It is built once at the start by one walk over the
-// store (Gateway.Start) and then kept by every commit the journal makes
-// (watchedStore). A list loads only its own records, and drops an ID
-// whose record is gone (retention removes old ones).
+// queue's counts and the references the vault lists. It is built once at
+// the start by one walk over the store (Gateway.Start) and then kept by
+// every commit the journal makes (watchedStore). A list loads only its own
+// records, and drops an ID whose record is gone (retention removes old
+// ones).
 //
 // It owns its maps and its lock; it calls nothing.
 type watch struct {

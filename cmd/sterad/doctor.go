@@ -624,10 +624,7 @@ func systemClockSynchronized() (bool, string, error) {
 
 // checkDisk: the free space of data_dir's file system.
 func (d *doctor) checkDisk() {
-	dir := d.cfg.DataDir
-	for !exists(dir) && filepath.Dir(dir) != dir {
-		dir = filepath.Dir(dir)
-	}
+	dir := nearestDir(d.cfg.DataDir)
 	free, err := freeSpace(dir)
 	if err != nil {
 		d.add("disk", checkSkip, fmt.Sprintf("free space of %s: %v", dir, err), "")
@@ -649,6 +646,15 @@ func (d *doctor) checkDisk() {
 	}
 }
 
+// nearestDir is dir, or its closest ancestor that exists: where a data
+// directory not made yet will be.
+func nearestDir(dir string) string {
+	for !exists(dir) && filepath.Dir(dir) != dir {
+		dir = filepath.Dir(dir)
+	}
+	return dir
+}
+
 // slowSync is the p50 of one sync over which the doctor warns: a payment
 // waits for four (two commits, each syncing twice).
 const slowSync = 20 * time.Millisecond
@@ -658,10 +664,7 @@ const slowSync = 20 * time.Millisecond
 // payment.
 func (d *doctor) checkDiskSync(ctx context.Context) {
 	const n = 50
-	dir := d.cfg.DataDir // or where it will be made
-	for !exists(dir) && filepath.Dir(dir) != dir {
-		dir = filepath.Dir(dir)
-	}
+	dir := nearestDir(d.cfg.DataDir)
 	took, err := syncLatency(ctx, dir, n, 5*time.Millisecond)
 	if err != nil {
 		d.add("disk", checkSkip, fmt.Sprintf("could not time a sync in %s: %v", dir, err),
