@@ -139,6 +139,14 @@ type Expiry struct {
 	Month int // 1–12
 }
 
+// Digits is YYYYMM, each part zero-padded (fmt's %04d%02d).
+func (e Expiry) Digits() string {
+	if e.Year < 0 || e.Year > 9999 || e.Month < 0 || e.Month > 99 {
+		return fmt.Sprintf("%04d%02d", e.Year, e.Month)
+	}
+	return string(appendDigits(appendDigits(make([]byte, 0, 6), e.Year, 4), e.Month, 2))
+}
+
 // ParseExpiry parses YYMM (DE 14's form).
 func ParseExpiry(s string) (Expiry, error) {
 	if len(s) != 4 {
@@ -162,7 +170,11 @@ func (e Expiry) String() string {
 	if e.IsZero() {
 		return ""
 	}
-	return fmt.Sprintf("%02d%02d", e.Year%100, e.Month)
+	y, m := e.Year%100, int(e.Month)
+	if y < 0 || m < 0 || m > 99 {
+		return fmt.Sprintf("%02d%02d", y, m)
+	}
+	return string(appendDigits(appendDigits(make([]byte, 0, 4), y, 2), m, 2))
 }
 
 // IsZero reports whether the expiry is unset.

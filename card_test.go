@@ -282,3 +282,25 @@ func TestEncryptedCardValidate(t *testing.T) {
 		}
 	}
 }
+
+// The expiry's and the STAN's digits are formatted by hand: they must
+// read as fmt's verbs did, since stored idempotency fingerprints and the
+// wire compare them.
+func TestDigitsMatchFmt(t *testing.T) {
+	for _, e := range []sterad.Expiry{{2030, 5}, {1999, 12}, {5, 1}, {0, 0}, {12345, 7}, {-3, 4}, {2030, 123}, {2100, 1}} {
+		if got, want := e.Digits(), fmt.Sprintf("%04d%02d", e.Year, e.Month); got != want {
+			t.Errorf("%+v.Digits() = %q, want %q", e, got, want)
+		}
+		if e.IsZero() {
+			continue
+		}
+		if got, want := e.String(), fmt.Sprintf("%02d%02d", e.Year%100, e.Month); got != want {
+			t.Errorf("%+v.String() = %q, want %q", e, got, want)
+		}
+	}
+	for _, s := range []sterad.STAN{0, 1, 42, 999999, 1000000, -5, 123456} {
+		if got, want := s.String(), fmt.Sprintf("%06d", int(s)); got != want {
+			t.Errorf("STAN(%d).String() = %q, want %q", int(s), got, want)
+		}
+	}
+}

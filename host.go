@@ -110,7 +110,23 @@ const (
 type STAN int
 
 // String formats the STAN as six digits.
-func (s STAN) String() string { return fmt.Sprintf("%06d", int(s)) }
+func (s STAN) String() string {
+	if s < 0 || s > MaxSTAN {
+		return fmt.Sprintf("%06d", int(s))
+	}
+	return string(appendDigits(make([]byte, 0, 6), int(s), 6))
+}
+
+// appendDigits appends v (0 or more) in n decimal digits, zeros first;
+// v must have at most n digits.
+func appendDigits(b []byte, v, n int) []byte {
+	b = append(b, make([]byte, n)...)
+	for i := len(b) - 1; i >= len(b)-n; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
+}
 
 // MaxSTAN is the largest STAN.
 const MaxSTAN STAN = 999999

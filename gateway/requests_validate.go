@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -17,7 +16,7 @@ func (p *plan) fingerprint() []byte {
 	var pan, expiry, stay, firstNight string
 	if p.card != nil {
 		pan = string(p.card.PAN)
-		expiry = fmt.Sprintf("%04d%02d", p.card.Expiry.Year, p.card.Expiry.Month)
+		expiry = p.card.Expiry.Digits()
 	}
 	if p.stay != nil {
 		stay = p.stay.CheckIn.String() + "/" + p.stay.CheckOut.String()

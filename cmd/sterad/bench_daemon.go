@@ -293,26 +293,34 @@ func (d *daemonProc) kill() {
 // Linux architecture Go supports.
 const clockTicks = 100
 
-// cpu returns the CPU time the daemon has used, user and system, all its
-// threads (utime + stime of /proc/PID/stat).
-func (d *daemonProc) cpu() (time.Duration, error) {
+// cpuTimes is CPU time the daemon has used, all its threads: in its own
+// code (utime of /proc/PID/stat) and in the kernel on its behalf (stime:
+// its system calls — fdatasync, pwrite, the sockets — and the page
+// faults of the store's memory map).
+type cpuTimes struct{ user, sys time.Duration }
+
+func (c cpuTimes) total() time.Duration { return c.user + c.sys }
+
+func (c cpuTimes) sub(o cpuTimes) cpuTimes { return cpuTimes{c.user - o.user, c.sys - o.sys} }
+
+func (d *daemonProc) cpu() (cpuTimes, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.pid))
 	if err != nil {
-		return 0, fmt.Errorf("daemon CPU time: %w", err)
+		return cpuTimes{}, fmt.Errorf("daemon CPU time: %w", err)
 	}
 	// pid (comm) state ppid … : comm may hold spaces, the fields after
 	// its closing parenthesis do not. utime and stime are fields 14, 15.
 	i := strings.LastIndexByte(string(b), ')')
 	f := strings.Fields(string(b[i+1:]))
 	if i < 0 || len(f) < 13 {
-		return 0, errors.New("daemon CPU time: /proc/PID/stat unreadable")
+		return cpuTimes{}, errors.New("daemon CPU time: /proc/PID/stat unreadable")
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("daemon CPU time: %w", err)
+		return cpuTimes{}, fmt.Errorf("daemon CPU time: %w", err)
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	return cpuTimes{time.Duration(ut) * time.Second / clockTicks, time.Duration(st) * time.Second / clockTicks}, nil
 }
 
 // procMemory is the daemon's resident memory (/proc/PID/status), bytes:

@@ -55,14 +55,13 @@ func (s *journalStore) NextSTAN(ctx context.Context, terminalID string, now time
 
 // note records a write's outcome and returns its error as the API shows it.
 func (s *journalStore) note(err error) error {
-	var de *sterad.Error
-	switch {
-	case err == nil:
+	if err == nil {
 		s.mu.Lock()
 		s.lastErr = nil
 		s.mu.Unlock()
 		return nil
-	case errors.As(err, &de), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	}
+	if _, ok := errors.AsType[*sterad.Error](err); ok || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	s.mu.Lock()
