@@ -206,7 +206,7 @@ func transmitted(m *hostMsg) (string, error) {
 	if m.Transmitted.IsZero() {
 		return "", nil
 	}
-	return m.Transmitted.UTC().Format("0102150405"), nil
+	return mmddhhmmss(m.Transmitted.UTC()), nil
 }
 
 func setTransmitted(m *hostMsg, v string, w *wireMessage) error {
@@ -234,14 +234,16 @@ func localTime(m *hostMsg) (string, error) {
 	if m.LocalTime.IsZero() {
 		return "", nil
 	}
-	return m.LocalTime.Format("150405"), nil
+	h, mi, sec := m.LocalTime.Clock()
+	return twoDigits(h, mi, sec), nil
 }
 
 func localDate(m *hostMsg) (string, error) {
 	if m.LocalTime.IsZero() {
 		return "", nil
 	}
-	return m.LocalTime.Format("0102"), nil
+	_, mo, d := m.LocalTime.Date()
+	return twoDigits(int(mo), d), nil
 }
 
 // setLocalTime reads DE 12 and 13 together.
@@ -313,7 +315,7 @@ func original(m *hostMsg) (string, error) {
 	if !isDigits(string(o.MTI), 4) || o.STAN < 1 || o.STAN > sterad.MaxSTAN || o.Transmitted.IsZero() {
 		return "", errors.New("original MTI, STAN and DE 7 are required")
 	}
-	return string(o.MTI) + zeroFill(int64(o.STAN), 6) + o.Transmitted.UTC().Format("0102150405") + strings.Repeat("0", 22), nil
+	return string(o.MTI) + zeroFill(int64(o.STAN), 6) + mmddhhmmss(o.Transmitted.UTC()) + strings.Repeat("0", 22), nil
 }
 
 func setOriginal(m *hostMsg, v string, w *wireMessage) error {
