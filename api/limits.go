@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"container/list"
 	"context"
 	"io"
@@ -337,23 +336,38 @@ func readBody(b io.ReadCloser) (io.ReadCloser, error) {
 		return b, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(b, MaxBodyBytes+1))
-	var rest io.Reader = eofReader{}
-	if err != nil {
-		rest = errReader{err}
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(data), rest), b}, err
+	return &readAhead{data: data, err: err, Closer: b}, err
 }
 
-type eofReader struct{}
+// readAhead is a body read ahead (readBody): it replays data, then ends
+// with err (io.EOF when the read had none). DecodeJSON takes data as it
+// is instead of reading it again.
+type readAhead struct {
+	data []byte
+	off  int
+	err  error
+	io.Closer
+}
 
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+func (r *readAhead) Read(p []byte) (int, error) {
+	if r.off < len(r.data) {
+		n := copy(p, r.data[r.off:])
+		r.off += n
+		return n, nil
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return 0, io.EOF
+}
 
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+// unread returns the bytes not yet read, and the read's error; it marks
+// them read.
+func (r *readAhead) unread() ([]byte, error) {
+	b := r.data[r.off:]
+	r.off = len(r.data)
+	return b, r.err
+}
 
 // answerDeadline sets the write deadline when the answer starts.
 type answerDeadline struct {

@@ -453,7 +453,13 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 // each named once and in its own case, at most MaxBodyBytes. Errors are *sterad.Error of kind EInvalid and
 // never quote the body (it may hold a card number).
 func DecodeJSON(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	var body []byte
+	var err error
+	if ra, ok := r.Body.(*readAhead); ok {
+		body, err = ra.unread()
+	} else {
+		body, err = io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	}
 	if err != nil {
 		return sterad.Errorf(sterad.EInvalid, "malformed_json", "could not read the request body")
 	}
