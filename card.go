@@ -170,7 +170,7 @@ func (e Expiry) String() string {
 	if e.IsZero() {
 		return ""
 	}
-	y, m := e.Year%100, int(e.Month)
+	y, m := e.Year%100, e.Month
 	if y < 0 || m < 0 || m > 99 {
 		return fmt.Sprintf("%02d%02d", y, m)
 	}

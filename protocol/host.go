@@ -285,16 +285,13 @@ var pow10 = func() (p [19]int64) {
 	return p
 }()
 
-// zeroFill formats v (0 ≤ v < 10^width, checked by the caller) as an n
-// field: right-justified, zero-filled to width digits.
 // twoDigits writes each of vs (0–99: a month, a day, an hour, a minute,
 // a second) in two digits: time.Format's "01", "02", "15", "04" and "05"
-// without its cost on every message (its frames also grew the stack of
-// the goroutine each exchange runs on).
+// without its cost on every message.
 func twoDigits(vs ...int) string {
 	b := make([]byte, 0, 2*len(vs))
 	for _, v := range vs {
-		b = append(b, byte('0'+v/10), byte('0'+v%10))
+		b = appendZeroFilled(b, int64(v), 2)
 	}
 	return string(b)
 }
@@ -306,6 +303,8 @@ func mmddhhmmss(t time.Time) string {
 	return twoDigits(int(mo), d, h, mi, s)
 }
 
+// zeroFill formats v (0 ≤ v < 10^width, checked by the caller) as an n
+// field: right-justified, zero-filled to width digits.
 func zeroFill(v int64, width int) string {
 	return string(appendZeroFilled(make([]byte, 0, width), v, width))
 }
