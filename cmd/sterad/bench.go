@@ -124,7 +124,7 @@ whose speed drifts, the way to compare two builds.`,
 	f.DurationVar(&o.queuedRest, "queued-rest", 30*time.Second, "how long the daemon rests with its queue before its RSS is read")
 	f.BoolVar(&o.drain, "drain", true, "time the drain of the queued advices when the acquirer is back")
 	f.StringVar(&o.acquirer, "acquirer", "", "host:port of an external acquirer (plain TCP) instead of the test acquirer run by the bench")
-	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon during the throughput run to this file")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon during the throughput run to this file, and during the latency run to FILE-latency")
 	f.StringVar(&o.memProfile, "memprofile", "", "write heap profiles of the daemon after the throughput run to this file, and with the queue loaded to FILE-queued")
 	f.StringVar(&o.daemon, "daemon", "", "the sterad binary to run as the daemon, to compare releases (default: this one)")
 	f.StringVar(&o.compare, "compare", "", "another sterad binary: run phases 1–3 with the daemon and with it in turn, --rounds times, and print the medians of both")
@@ -223,19 +223,50 @@ func benchDaemonPhases(ctx context.Context, out io.Writer, host *benchHost, work
 	// The disk's own share, measured while the daemon rests: what four
 	// syncs cost is the least the gateway can add.
 	r.disk = &samples{}
+	rest0, err := d.cpu()
+	if err != nil {
+		return err
+	}
+	restStart := time.Now()
 	took, err := offline.SyncLatency(ctx, dataDir, diskSamples(o.rateFor), diskGap)
 	if err != nil {
 		return err
 	}
+	rest1, err := d.cpu()
+	if err != nil {
+		return err
+	}
+	restFor := time.Since(restStart)
 	for _, t := range took {
 		r.disk.add(t)
 	}
 
 	// 3. Latency the gateway adds at a steady rate.
 	n0, t0, cerr := d.commits(ctx)
+	cpu0, err := d.cpu()
+	if err != nil {
+		return err
+	}
+	if o.cpuProfile != "" {
+		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile started"); err != nil {
+			return err
+		}
+	}
 	host.timer.on.Store(true)
 	r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
 	host.timer.on.Store(false)
+	cpu1, err := d.cpu()
+	if err != nil {
+		return err
+	}
+	if o.cpuProfile != "" {
+		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile written"); err != nil {
+			return err
+		}
+		if err := errors.Join(os.Rename(o.cpuProfile, latencyProfile(o.cpuProfile)), os.Rename(o.cpuProfile+".throughput", o.cpuProfile)); err != nil {
+			return err
+		}
+	}
 	n1, t1, err := d.commits(ctx)
 	fmt.Fprintf(out, "3. at %d transactions/s for %s: %d approved, %s; API answer p50 %s p99 %s; the acquirer's own time p50 %s p99 %s\n",
 		o.rate, o.rateFor, r.lat.api.n, r.lat.api.failures(), r.lat.api.p(50), r.lat.api.p(99), r.lat.host.p(50), r.lat.host.p(99))
@@ -245,10 +276,26 @@ func benchDaemonPhases(ctx context.Context, out io.Writer, host *benchHost, work
 		fmt.Fprintf(out, "   of which the store's commits (sterad_store_commit_duration_seconds): %.1f per sale, %s each on average, %s per sale\n",
 			(n1-n0)/float64(r.lat.api.n), ((t1 - t0) / time.Duration(n1-n0)).Round(time.Microsecond), ((t1 - t0) / time.Duration(r.lat.api.n)).Round(time.Microsecond))
 	}
+	if n := r.lat.api.n; n > 0 {
+		used := cpu1.sub(cpu0)
+		fmt.Fprintf(out, "   the daemon's CPU at this rate: %d µs per sale (%d µs its own code, %d µs the kernel's; over the run, its idle work included); at rest before the run: %s per second\n",
+			(used.total() / time.Duration(n)).Microseconds(), (used.user / time.Duration(n)).Microseconds(), (used.sys / time.Duration(n)).Microseconds(),
+			(rest1.sub(rest0).total() * time.Second / max(restFor, 1)).Round(time.Microsecond))
+	}
+	if o.cpuProfile != "" {
+		fmt.Fprintf(out, "   CPU profile of the daemon during this run: %s\n", latencyProfile(o.cpuProfile))
+	}
 	fmt.Fprintf(out, "   the store's disk alone (a 4 KiB page written and fdatasynced in the data directory, %d times %s apart, the daemon at rest): p50 %s, p99 %s;\n",
 		r.disk.n, diskGap, r.disk.p(50), r.disk.p(99))
 	fmt.Fprintf(out, "   a sale waits for 4 of these (2 commits, each syncing its pages, then its meta page): %s at their p50\n", 4*r.disk.p(50))
 	return d.stop(time.Minute)
+}
+
+// latencyProfile is where the latency run's CPU profile goes: FILE with
+// "-latency" before its extension.
+func latencyProfile(file string) string {
+	ext := filepath.Ext(file)
+	return strings.TrimSuffix(file, ext) + "-latency" + ext
 }
 
 // diskGap paces the disk's samples, as payments arrive rather than back
@@ -300,6 +347,10 @@ func benchDaemonThroughput(ctx context.Context, out io.Writer, d *daemonProc, da
 	}
 	if o.cpuProfile != "" {
 		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile written"); err != nil {
+			return err
+		}
+		// The latency run's profile goes to the same file: set this one aside.
+		if err := os.Rename(o.cpuProfile, o.cpuProfile+".throughput"); err != nil {
 			return err
 		}
 	}

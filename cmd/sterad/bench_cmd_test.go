@@ -42,6 +42,8 @@ func TestBenchCommand(t *testing.T) {
 		`CPU profile of the daemon: ` + regexp.QuoteMeta(cpu),
 		`3\. at 20 transactions/s for 300ms: ` + n + ` approved, 0 failed; API answer p50 ` + d + ` p99 ` + d + `; the acquirer's own time p50 ` + d + ` p99 ` + d,
 		`added by the gateway \(API answer − acquirer's time\): p50 -?` + d + `, p99 -?` + d + `, max -?` + d,
+		`the daemon's CPU at this rate: [0-9]+ µs per sale \([0-9]+ µs its own code, [0-9]+ µs the kernel's; .*\); at rest before the run: ` + d + ` per second`,
+		`CPU profile of the daemon during this run: ` + regexp.QuoteMeta(latencyProfile(cpu)),
 		`of which the store's commits \(sterad_store_commit_duration_seconds\): 2\.0 per sale, ` + d + ` each on average, ` + d + ` per sale`,
 		`the store's disk alone \(a 4 KiB page written and fdatasynced in the data directory, 20 times 5ms apart, the daemon at rest\): p50 ` + d + `, p99 ` + d + `;`,
 		`a sale waits for 4 of these \(2 commits, each syncing its pages, then its meta page\): ` + d + ` at their p50`,
@@ -62,7 +64,7 @@ func TestBenchCommand(t *testing.T) {
 	if strings.Contains(out, "4111111111111111") {
 		t.Error("the output shows a card number")
 	}
-	for _, p := range []string{cpu, heap, filepath.Join(dir, "heap-queued.pprof")} {
+	for _, p := range []string{cpu, latencyProfile(cpu), heap, filepath.Join(dir, "heap-queued.pprof")} {
 		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", p, err)
 		}
