@@ -243,14 +243,14 @@ func benchDaemonPhases(ctx context.Context, out io.Writer, host *benchHost, work
 
 	// 3. Latency the gateway adds at a steady rate.
 	n0, t0, cerr := d.commits(ctx)
-	cpu0, err := d.cpu()
-	if err != nil {
-		return err
-	}
 	if o.cpuProfile != "" {
 		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile started"); err != nil {
 			return err
 		}
+	}
+	cpu0, err := d.cpu()
+	if err != nil {
+		return err
 	}
 	host.timer.on.Store(true)
 	r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
