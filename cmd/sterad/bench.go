@@ -199,8 +199,12 @@ func benchSetup(work string, o benchOptions) (kek string, host *benchHost, err e
 // store under work, then phases 2 (throughput) and 3 (latency), into r.
 func benchDaemonPhases(ctx context.Context, out io.Writer, host *benchHost, work, kek, exe, virtualTID string, o benchOptions, r *benchResults) error {
 	dataDir := filepath.Join(work, "data")
+	daemonProfile := "" // where the daemon writes each CPU profile before it is moved to its place
+	if o.cpuProfile != "" {
+		daemonProfile = o.cpuProfile + ".part"
+	}
 	d, err := startDaemonProc(ctx, daemonSpec{exe: exe, name: "daemon", work: work, dataDir: dataDir, kekFile: kek, acquirer: host.addr, virtualTID: virtualTID,
-		within: time.Minute, cpuProfile: o.cpuProfile, memProfile: o.memProfile, clients: o.clients})
+		within: time.Minute, cpuProfile: daemonProfile, memProfile: o.memProfile, clients: o.clients})
 	if err != nil {
 		return err
 	}
@@ -243,29 +247,13 @@ func benchDaemonPhases(ctx context.Context, out io.Writer, host *benchHost, work
 
 	// 3. Latency the gateway adds at a steady rate.
 	n0, t0, cerr := d.commits(ctx)
-	if o.cpuProfile != "" {
-		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile started"); err != nil {
-			return err
-		}
-	}
-	cpu0, err := d.cpu()
+	used, err := d.measure(latencyProfile(o.cpuProfile), func() {
+		host.timer.on.Store(true)
+		r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
+		host.timer.on.Store(false)
+	})
 	if err != nil {
 		return err
-	}
-	host.timer.on.Store(true)
-	r.lat = benchLatency(ctx, d.c, host.timer, sale, o.rate, o.rateFor)
-	host.timer.on.Store(false)
-	cpu1, err := d.cpu()
-	if err != nil {
-		return err
-	}
-	if o.cpuProfile != "" {
-		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile written"); err != nil {
-			return err
-		}
-		if err := errors.Join(os.Rename(o.cpuProfile, latencyProfile(o.cpuProfile)), os.Rename(o.cpuProfile+".throughput", o.cpuProfile)); err != nil {
-			return err
-		}
 	}
 	n1, t1, err := d.commits(ctx)
 	fmt.Fprintf(out, "3. at %d transactions/s for %s: %d approved, %s; API answer p50 %s p99 %s; the acquirer's own time p50 %s p99 %s\n",
@@ -277,7 +265,6 @@ func benchDaemonPhases(ctx context.Context, out io.Writer, host *benchHost, work
 			(n1-n0)/float64(r.lat.api.n), ((t1 - t0) / time.Duration(n1-n0)).Round(time.Microsecond), ((t1 - t0) / time.Duration(r.lat.api.n)).Round(time.Microsecond))
 	}
 	if n := r.lat.api.n; n > 0 {
-		used := cpu1.sub(cpu0)
 		fmt.Fprintf(out, "   the daemon's CPU at this rate: %d µs per sale (%d µs its own code, %d µs the kernel's; over the run, its idle work included); at rest before the run: %s per second\n",
 			(used.total() / time.Duration(n)).Microseconds(), (used.user / time.Duration(n)).Microseconds(), (used.sys / time.Duration(n)).Microseconds(),
 			(rest1.sub(rest0).total() * time.Second / max(restFor, 1)).Round(time.Microsecond))
@@ -331,28 +318,9 @@ func benchDaemonThroughput(ctx context.Context, out io.Writer, d *daemonProc, da
 		return err
 	}
 	dir0 := dirBytes(dataDir)
-	if o.cpuProfile != "" {
-		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile started"); err != nil {
-			return err
-		}
-	}
-	cpu0, err := d.cpu()
+	used, err := d.measure(o.cpuProfile, func() { r.thr = benchThroughput(ctx, d.c, sale, o.clients, o.duration) })
 	if err != nil {
 		return err
-	}
-	r.thr = benchThroughput(ctx, d.c, sale, o.clients, o.duration)
-	cpu1, err := d.cpu()
-	if err != nil {
-		return err
-	}
-	if o.cpuProfile != "" {
-		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile written"); err != nil {
-			return err
-		}
-		// The latency run's profile goes to the same file: set this one aside.
-		if err := os.Rename(o.cpuProfile, o.cpuProfile+".throughput"); err != nil {
-			return err
-		}
 	}
 	m1, err := d.metrics(ctx, throughputMetrics...)
 	if err != nil {
@@ -366,7 +334,6 @@ func benchDaemonThroughput(ctx context.Context, out io.Writer, d *daemonProc, da
 		return err
 	}
 	n := max(r.thr.n, 1)
-	used := cpu1.sub(cpu0)
 	r.cpuPerTxn, r.sysPerTxn = used.total()/time.Duration(n), used.sys/time.Duration(n)
 	r.storePerTx = float64(used1-used0) / float64(n)
 	fmt.Fprintf(out, "2. keyed sales through the API (%d clients, %s after a %s warm-up): %d approved, %s, %.0f/s, p50 %s, p99 %s\n",

@@ -50,6 +50,7 @@ type daemonProc struct {
 	pid     int
 	c       *api.Client
 	logPath string
+	profile string        // where the daemon writes a CPU profile (cpuProfile of its spec), "" for none
 	exited  chan struct{} // closed when the process has ended
 	err     error         // its exit, once exited is closed
 
@@ -111,7 +112,7 @@ func startDaemonProc(ctx context.Context, s daemonSpec) (*daemonProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemonProc{logPath: filepath.Join(s.work, s.name+".log"), exited: make(chan struct{}), changed: make(chan struct{}), counts: map[string]int{}}
+	d := &daemonProc{logPath: filepath.Join(s.work, s.name+".log"), profile: s.cpuProfile, exited: make(chan struct{}), changed: make(chan struct{}), counts: map[string]int{}}
 	logf, err := os.Create(d.logPath)
 	if err != nil {
 		pr.Close()
@@ -321,6 +322,35 @@ func (d *daemonProc) cpu() (cpuTimes, error) {
 		return cpuTimes{}, fmt.Errorf("daemon CPU time: %w", err)
 	}
 	return cpuTimes{time.Duration(ut) * time.Second / clockTicks, time.Duration(st) * time.Second / clockTicks}, nil
+}
+
+// measure runs run and returns the CPU the daemon used meanwhile. When
+// the daemon profiles, the run's CPU profile is then moved to dest (the
+// daemon writes every profile to the same file).
+func (d *daemonProc) measure(dest string, run func()) (cpuTimes, error) {
+	if d.profile != "" {
+		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile started"); err != nil {
+			return cpuTimes{}, err
+		}
+	}
+	cpu0, err := d.cpu()
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	run()
+	cpu1, err := d.cpu()
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	if d.profile != "" {
+		if err := d.signalLogged(syscall.SIGUSR1, "CPU profile written"); err != nil {
+			return cpuTimes{}, err
+		}
+		if err := os.Rename(d.profile, dest); err != nil {
+			return cpuTimes{}, err
+		}
+	}
+	return cpu1.sub(cpu0), nil
 }
 
 // procMemory is the daemon's resident memory (/proc/PID/status), bytes:
